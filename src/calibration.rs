@@ -1,0 +1,166 @@
+//! Calibration on held-out in-distribution data: the decision threshold and conformal p-values.
+//!
+//! The trainer scores a validation split that the networks never saw and stores the sorted
+//! energies. With `n` such energies `s_(1) ≤ … ≤ s_(n)`:
+//! * the **p-value** of a new energy `e` is `(1 + #{i : s_i ≥ e}) / (n + 1)`, the conformal
+//!   p-value: for an in-distribution row, `P(p ≤ α) ≤ α`;
+//! * the **threshold** at target TPR `t` is `s_(⌈t (n + 1)⌉)` (clipped to `s_(n)`), so that an
+//!   exchangeable in-distribution row has `E ≤ threshold` with probability at least `t`. A row is
+//!   flagged out-of-distribution when `E > threshold`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// What the metadata records about the calibration (the energies themselves are a tensor).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CalibrationSummary {
+    pub threshold: f32,
+    pub target_tpr: f64,
+    pub num_samples: usize,
+}
+
+/// Sorted held-out energies plus the threshold chosen from them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Calibration {
+    sorted: Vec<f32>,
+    threshold: f32,
+    target_tpr: f64,
+}
+
+impl Calibration {
+    /// Calibrates on held-out in-distribution energies at target true-positive rate
+    /// `target_tpr` ∈ (0, 1).
+    pub fn fit(mut energies: Vec<f32>, target_tpr: f64) -> Result<Self> {
+        if energies.is_empty() {
+            return Err(Error::InvalidArgument(
+                "calibration needs at least one held-out energy".into(),
+            ));
+        }
+        if !(target_tpr > 0.0 && target_tpr < 1.0) {
+            return Err(Error::InvalidArgument(format!(
+                "target TPR must be in (0, 1), got {target_tpr}"
+            )));
+        }
+        if let Some(i) = energies.iter().position(|e| !e.is_finite()) {
+            return Err(Error::InvalidArgument(format!(
+                "held-out energy {i} is not finite"
+            )));
+        }
+        energies.sort_by(f32::total_cmp);
+        let n = energies.len();
+        let rank = ((target_tpr * (n + 1) as f64).ceil() as usize).clamp(1, n);
+        let threshold = energies[rank - 1];
+        Ok(Self {
+            sorted: energies,
+            threshold,
+            target_tpr,
+        })
+    }
+
+    /// Rebuilds a calibration read from a model file, checking it is consistent.
+    pub fn from_parts(sorted: Vec<f32>, summary: &CalibrationSummary) -> Result<Self> {
+        if sorted.len() != summary.num_samples || sorted.is_empty() {
+            return Err(Error::bad_model(format!(
+                "calibration declares {} energies but the file holds {}",
+                summary.num_samples,
+                sorted.len()
+            )));
+        }
+        let ordered = sorted.windows(2).all(|w| w[0] <= w[1]);
+        if !ordered || sorted.iter().any(|e| !e.is_finite()) || !summary.threshold.is_finite() {
+            return Err(Error::bad_model(
+                "calibration energies must be finite and sorted",
+            ));
+        }
+        Ok(Self {
+            sorted,
+            threshold: summary.threshold,
+            target_tpr: summary.target_tpr,
+        })
+    }
+
+    pub fn summary(&self) -> CalibrationSummary {
+        CalibrationSummary {
+            threshold: self.threshold,
+            target_tpr: self.target_tpr,
+            num_samples: self.sorted.len(),
+        }
+    }
+
+    pub fn threshold(&self) -> f32 {
+        self.threshold
+    }
+
+    pub fn sorted_energies(&self) -> &[f32] {
+        &self.sorted
+    }
+
+    /// `E > threshold`.
+    pub fn is_ood(&self, energy: f32) -> bool {
+        energy > self.threshold
+    }
+
+    /// Conformal p-value of an energy (small = unlike the held-out in-distribution data).
+    pub fn pvalue(&self, energy: f32) -> f32 {
+        let below = self.sorted.partition_point(|&s| s < energy);
+        let at_or_above = self.sorted.len() - below;
+        (1 + at_or_above) as f32 / (self.sorted.len() + 1) as f32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn threshold_is_the_conformal_order_statistic() {
+        // n = 19, t = 0.95: rank ⌈0.95·20⌉ = 19 → the largest.
+        let e: Vec<f32> = (1..=19).rev().map(|i| i as f32).collect();
+        let c = Calibration::fit(e, 0.95).unwrap();
+        assert_eq!(c.threshold(), 19.0);
+        // n = 99, t = 0.9: rank 90.
+        let c = Calibration::fit((1..=99).map(|i| i as f32).collect(), 0.9).unwrap();
+        assert_eq!(c.threshold(), 90.0);
+        assert!(!c.is_ood(90.0) && c.is_ood(90.5));
+    }
+
+    #[test]
+    fn pvalues_count_energies_at_or_above() {
+        let c = Calibration::fit(vec![3.0, 1.0, 2.0, 2.0], 0.5).unwrap();
+        assert_eq!(c.pvalue(0.0), 1.0); // all 4 ≥ 0 → 5/5
+        assert_eq!(c.pvalue(2.0), 4.0 / 5.0); // 2, 2, 3
+        assert_eq!(c.pvalue(2.5), 2.0 / 5.0); // 3
+        assert_eq!(c.pvalue(10.0), 1.0 / 5.0);
+    }
+
+    #[test]
+    fn pvalues_are_valid_on_exchangeable_data() {
+        // Calibrate on one half of a shuffled sequence, test on the other: P(p ≤ α) ≈ α.
+        let mut vals: Vec<f32> = (0..4000).map(|i| ((i * 7919) % 4000) as f32).collect();
+        let test = vals.split_off(2000);
+        let c = Calibration::fit(vals, 0.95).unwrap();
+        for alpha in [0.05f32, 0.1, 0.5] {
+            let frac =
+                test.iter().filter(|&&e| c.pvalue(e) <= alpha).count() as f32 / test.len() as f32;
+            assert!((frac - alpha).abs() < 0.03, "alpha {alpha}: {frac}");
+        }
+        let tpr = test.iter().filter(|&&e| !c.is_ood(e)).count() as f64 / test.len() as f64;
+        assert!((tpr - 0.95).abs() < 0.02, "tpr {tpr}");
+    }
+
+    #[test]
+    fn rejects_bad_input() {
+        assert!(Calibration::fit(vec![], 0.95).is_err());
+        assert!(Calibration::fit(vec![1.0, f32::NAN], 0.95).is_err());
+        assert!(Calibration::fit(vec![1.0], 1.0).is_err());
+        let s = CalibrationSummary {
+            threshold: 1.0,
+            target_tpr: 0.95,
+            num_samples: 2,
+        };
+        assert!(Calibration::from_parts(vec![2.0, 1.0], &s).is_err());
+        assert!(Calibration::from_parts(vec![1.0], &s).is_err());
+        assert!(Calibration::from_parts(vec![1.0, 2.0], &s).is_ok());
+    }
+}

@@ -1,0 +1,202 @@
+//! [`Model`]: an opened detector. Energy, screening, p-values and sampling on raw features.
+
+use std::path::Path;
+
+use candle::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+
+use crate::calibration::Calibration;
+use crate::error::{Error, Result};
+use crate::model_file::{read_model_file, ModelFileContents, ModelMetadata, CALIBRATION_TENSOR};
+use crate::network::{level_tensor, EnergyNet, Generator};
+use crate::sampling::sample_normalized;
+use crate::schedule::Schedule;
+
+/// Rows scored per forward pass; larger batches are processed in chunks of this size so memory
+/// stays bounded.
+pub const CHUNK_ROWS: usize = 16_384;
+
+/// Energies and in/out decisions for a batch.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Screening {
+    /// `E(x) = −f_θ(x, 0)`; higher = more out-of-distribution.
+    pub energy: Vec<f32>,
+    /// `E(x) > threshold`.
+    pub is_ood: Vec<bool>,
+}
+
+/// A trained detector, immutable once built and safe to share between threads.
+pub struct Model {
+    metadata: ModelMetadata,
+    schedule: Schedule,
+    energy: EnergyNet,
+    generator: Generator,
+    calibration: Calibration,
+    mean: Tensor,
+    std: Tensor,
+    device: Device,
+}
+
+fn bad(what: &str) -> impl Fn(Error) -> Error + '_ {
+    move |e| match e {
+        Error::Candle(c) => Error::bad_model(format!("{what}: {c}")),
+        other => other,
+    }
+}
+
+impl Model {
+    /// Memory-maps and opens a model file on `device`.
+    pub fn open(path: impl AsRef<Path>, device: &Device) -> Result<Self> {
+        let contents = read_model_file(path, device)?;
+        Self::from_contents(contents, device)
+    }
+
+    /// Builds a model from already-loaded metadata and tensors (e.g. fresh from training).
+    pub fn from_contents(contents: ModelFileContents, device: &Device) -> Result<Self> {
+        let ModelFileContents {
+            metadata,
+            mut tensors,
+        } = contents;
+        metadata.validate()?;
+        let schedule = Schedule::new(metadata.schedule.clone()).map_err(bad("schedule"))?;
+        let calib = tensors
+            .remove(CALIBRATION_TENSOR)
+            .ok_or_else(|| Error::bad_model(format!("tensor {CALIBRATION_TENSOR} is missing")))?;
+        let calib = calib
+            .to_vec1::<f32>()
+            .map_err(|e| Error::bad_model(format!("{CALIBRATION_TENSOR}: {e}")))?;
+        let calibration = Calibration::from_parts(calib, &metadata.calibration)?;
+        let levels = schedule.num_timesteps();
+        let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
+        let energy =
+            EnergyNet::new(&metadata.network, levels, vb.pp("energy")).map_err(bad("energy network"))?;
+        let generator = Generator::new(&metadata.network, levels, vb.pp("generator"))
+            .map_err(bad("generator network"))?;
+        let (mean, std) = metadata.normalization.tensors(device)?;
+        Ok(Self {
+            metadata,
+            schedule,
+            energy,
+            generator,
+            calibration,
+            mean,
+            std,
+            device: device.clone(),
+        })
+    }
+
+    pub fn metadata(&self) -> &ModelMetadata {
+        &self.metadata
+    }
+
+    /// The metadata as pretty-printed JSON.
+    pub fn metadata_json(&self) -> String {
+        serde_json::to_string_pretty(&self.metadata).expect("metadata always serialises")
+    }
+
+    pub fn input_dim(&self) -> usize {
+        self.metadata.network.input_dim
+    }
+
+    pub fn threshold(&self) -> f32 {
+        self.calibration.threshold()
+    }
+
+    pub fn calibration(&self) -> &Calibration {
+        &self.calibration
+    }
+
+    pub fn schedule(&self) -> &Schedule {
+        &self.schedule
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    pub fn energy_net(&self) -> &EnergyNet {
+        &self.energy
+    }
+
+    pub fn generator(&self) -> &Generator {
+        &self.generator
+    }
+
+    /// Checks a row-major buffer of `n_rows` rows: length and finiteness.
+    fn check_rows(&self, x: &[f32], n_rows: usize) -> Result<()> {
+        let d = self.input_dim();
+        if n_rows.checked_mul(d) != Some(x.len()) {
+            return Err(Error::ShapeMismatch {
+                expected: format!("{n_rows} rows × {d} features = {} values", n_rows.saturating_mul(d)),
+                got: format!("{} values", x.len()),
+            });
+        }
+        if let Some(i) = x.iter().position(|v| !v.is_finite()) {
+            return Err(Error::NonFinite {
+                row: i / d,
+                col: i % d,
+            });
+        }
+        Ok(())
+    }
+
+    /// Energy of already-normalised rows `(B, d)` on this model's device, shape `(B,)`.
+    pub fn energy_normalized(&self, xs: &Tensor) -> Result<Tensor> {
+        let levels = level_tensor(0, xs.dim(0)?, &self.device)?;
+        Ok(self.energy.log_density(xs, &levels)?.neg()?)
+    }
+
+    /// Normalises raw rows `(B, d)`.
+    pub fn normalize(&self, xs: &Tensor) -> Result<Tensor> {
+        Ok(xs.broadcast_sub(&self.mean)?.broadcast_div(&self.std)?)
+    }
+
+    /// Energy `E(x) = −f_θ(x, 0)` of each of `n_rows` raw rows (row-major, `input_dim` values
+    /// each). Higher means more out-of-distribution.
+    pub fn energy(&self, x: &[f32], n_rows: usize) -> Result<Vec<f32>> {
+        self.check_rows(x, n_rows)?;
+        let d = self.input_dim();
+        let mut out = Vec::with_capacity(n_rows);
+        for chunk in x.chunks(CHUNK_ROWS * d) {
+            let xs = Tensor::from_slice(chunk, (chunk.len() / d, d), &self.device)?;
+            let e = self.energy_normalized(&self.normalize(&xs)?)?;
+            out.extend(e.to_dtype(DType::F32)?.to_vec1::<f32>()?);
+        }
+        Ok(out)
+    }
+
+    /// Energies plus the in/out decision against the calibrated threshold.
+    pub fn screen(&self, x: &[f32], n_rows: usize) -> Result<Screening> {
+        let energy = self.energy(x, n_rows)?;
+        let is_ood = energy.iter().map(|&e| self.calibration.is_ood(e)).collect();
+        Ok(Screening { energy, is_ood })
+    }
+
+    /// Conformal p-values against the held-out in-distribution energies (small = unusual).
+    pub fn pvalues(&self, x: &[f32], n_rows: usize) -> Result<Vec<f32>> {
+        let energy = self.energy(x, n_rows)?;
+        Ok(energy.iter().map(|&e| self.calibration.pvalue(e)).collect())
+    }
+
+    /// Generates `n_rows` rows in the raw feature scale with `T` generator steps. The same seed
+    /// gives the same rows.
+    pub fn sample(&self, n_rows: usize, seed: u64) -> Result<Vec<f32>> {
+        let d = self.input_dim();
+        let mut out = Vec::with_capacity(n_rows * d);
+        for (i, start) in (0..n_rows).step_by(CHUNK_ROWS).enumerate() {
+            let rows = CHUNK_ROWS.min(n_rows - start);
+            let chunk_seed = seed.wrapping_add((i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            let xs = sample_normalized(
+                &self.generator,
+                &self.schedule,
+                rows,
+                d,
+                chunk_seed,
+                &self.device,
+            )?;
+            let raw = xs.broadcast_mul(&self.std)?.broadcast_add(&self.mean)?;
+            out.extend(raw.flatten_all()?.to_vec1::<f32>()?);
+        }
+        Ok(out)
+    }
+}

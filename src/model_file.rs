@@ -1,0 +1,193 @@
+//! The model file: one `.safetensors` file holding every tensor the core needs, plus
+//! `__metadata__` entries:
+//!
+//! | key | value |
+//! |---|---|
+//! | `format` | `"ddaebm"` |
+//! | `format_version` | an integer; files newer than [`FORMAT_VERSION`] are refused |
+//! | `ddaebm` | [`ModelMetadata`] as JSON: network config, schedule, normalisation, calibration, training record |
+//!
+//! Tensors (all f32): `energy.*`, `generator.*` (including BatchNorm running statistics) and
+//! `calibration.energies` (the sorted held-out energies).
+//!
+//! Files are opened by memory-mapping and written atomically (temporary file, fsync, rename), so
+//! a reader never observes a half-written model.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::Write;
+use std::path::Path;
+
+use candle::{DType, Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::calibration::CalibrationSummary;
+use crate::error::{Error, Result};
+use crate::network::NetworkConfig;
+use crate::normalization::Normalization;
+use crate::schedule::ScheduleConfig;
+
+/// The newest format version this library reads and the one it writes.
+pub const FORMAT_VERSION: u32 = 1;
+/// Value of the `format` metadata key.
+pub const FORMAT_NAME: &str = "ddaebm";
+/// Name of the tensor holding the sorted held-out energies.
+pub const CALIBRATION_TENSOR: &str = "calibration.energies";
+
+/// Everything in the model file besides the weights.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelMetadata {
+    pub network: NetworkConfig,
+    pub schedule: ScheduleConfig,
+    pub normalization: Normalization,
+    pub calibration: CalibrationSummary,
+    /// Free-form record of how the model was trained (steps, seed, losses, library version, …).
+    #[serde(default)]
+    pub training: serde_json::Value,
+}
+
+impl ModelMetadata {
+    /// Checks that the parts agree with each other and are in range.
+    pub fn validate(&self) -> Result<()> {
+        self.network
+            .validate()
+            .map_err(|e| Error::bad_model(e.to_string()))?;
+        crate::schedule::Schedule::new(self.schedule.clone())
+            .map_err(|e| Error::bad_model(e.to_string()))?;
+        self.normalization.validate(self.network.input_dim)
+    }
+}
+
+/// A model file's parsed metadata and its tensors, loaded onto a device.
+pub struct ModelFileContents {
+    pub metadata: ModelMetadata,
+    pub tensors: HashMap<String, Tensor>,
+}
+
+fn map_file(path: &Path) -> Result<memmap2::Mmap> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    if len < 8 {
+        return Err(Error::bad_model(format!(
+            "{} is too short to be a model file ({len} bytes)",
+            path.display()
+        )));
+    }
+    // SAFETY: the map is read-only and private to this process. Another process truncating the
+    // file while it is mapped can still raise SIGBUS; model files are written by rename, never
+    // in place, so ddaebm's own writers never do that.
+    unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, e))
+}
+
+/// Parses the `__metadata__` of a safetensors header.
+fn parse_metadata(header: Option<&HashMap<String, String>>) -> Result<ModelMetadata> {
+    let not_ours = || Error::bad_model("not a ddaebm model file (no ddaebm metadata)");
+    let header = header.ok_or_else(not_ours)?;
+    if header.get("format").map(String::as_str) != Some(FORMAT_NAME) {
+        return Err(not_ours());
+    }
+    let version = header
+        .get("format_version")
+        .ok_or_else(|| Error::bad_model("format_version is missing"))?;
+    let version: u32 = version
+        .trim()
+        .parse()
+        .map_err(|_| Error::bad_model(format!("format_version {version:?} is not an integer")))?;
+    if version == 0 || version > FORMAT_VERSION {
+        return Err(Error::UnsupportedVersion {
+            found: version,
+            supported: FORMAT_VERSION,
+        });
+    }
+    let json = header
+        .get("ddaebm")
+        .ok_or_else(|| Error::bad_model("the ddaebm metadata entry is missing"))?;
+    let metadata: ModelMetadata = serde_json::from_str(json)
+        .map_err(|e| Error::bad_model(format!("metadata is not valid: {e}")))?;
+    metadata.validate()?;
+    Ok(metadata)
+}
+
+/// Reads only the metadata of a model file (memory-mapped; tensors are not touched).
+pub fn read_metadata(path: impl AsRef<Path>) -> Result<ModelMetadata> {
+    let path = path.as_ref();
+    let mmap = map_file(path)?;
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&mmap)
+        .map_err(|e| Error::bad_model(format!("{}: {e}", path.display())))?;
+    parse_metadata(meta.metadata().as_ref())
+}
+
+/// Memory-maps a model file, validates its metadata and copies its tensors onto `device`.
+pub fn read_model_file(path: impl AsRef<Path>, device: &Device) -> Result<ModelFileContents> {
+    let path = path.as_ref();
+    let mmap = map_file(path)?;
+    let bad_file = |e: safetensors::SafeTensorError| Error::bad_model(format!("{}: {e}", path.display()));
+    let (_, header) = safetensors::SafeTensors::read_metadata(&mmap).map_err(bad_file)?;
+    let metadata = parse_metadata(header.metadata().as_ref())?;
+    let st = safetensors::SafeTensors::deserialize(&mmap).map_err(bad_file)?;
+    let mut tensors = HashMap::new();
+    for (name, view) in st.tensors() {
+        if view.dtype() != safetensors::Dtype::F32 {
+            return Err(Error::bad_model(format!(
+                "tensor {name} has dtype {:?}, expected F32",
+                view.dtype()
+            )));
+        }
+        let t = Tensor::from_raw_buffer(view.data(), DType::F32, view.shape(), device)?;
+        tensors.insert(name, t);
+    }
+    Ok(ModelFileContents { metadata, tensors })
+}
+
+/// Writes a model file atomically: the bytes go to a temporary file beside `path`, which is
+/// flushed to disk and then renamed over `path`. On error nothing is left behind.
+pub fn write_model_file(
+    path: impl AsRef<Path>,
+    metadata: &ModelMetadata,
+    tensors: &[(String, Tensor)],
+) -> Result<()> {
+    let path = path.as_ref();
+    metadata.validate()?;
+    let mut cpu = Vec::with_capacity(tensors.len());
+    for (name, t) in tensors {
+        let t = t.to_device(&Device::Cpu)?.to_dtype(DType::F32)?.contiguous()?;
+        cpu.push((name.clone(), t));
+    }
+    let json = serde_json::to_string(metadata)
+        .map_err(|e| Error::InvalidArgument(format!("metadata does not serialise: {e}")))?;
+    let info = HashMap::from([
+        ("format".to_string(), FORMAT_NAME.to_string()),
+        ("format_version".to_string(), FORMAT_VERSION.to_string()),
+        ("ddaebm".to_string(), json),
+    ]);
+    let bytes = safetensors::serialize(cpu.iter().map(|(n, t)| (n.as_str(), t)), Some(info))
+        .map_err(|e| Error::InvalidArgument(format!("cannot serialise tensors: {e}")))?;
+    write_atomically(path, &bytes)
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::InvalidArgument(format!("{} is not a file path", path.display())))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let result = (|| {
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::io(path, e));
+    }
+    Ok(())
+}

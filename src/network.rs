@@ -1,0 +1,382 @@
+//! The vector-data networks of SPEC §2.2, generalised to any input dimension `d`.
+//!
+//! Every network is a *time-conditioned MLP*: an x-branch MLP on the input, a t-branch MLP on the
+//! sinusoidal embedding of the integer level `k`, and a head MLP on their concatenation.
+//! Activations are scalar PReLUs initialised at 0.25; linear layers use PyTorch's default
+//! initialisation (uniform in ±1/√fan_in) so the reference hyper-parameters carry over.
+//!
+//! * [`EnergyNet`] `f_θ(x, k)`: a *log-density* (higher = more in-distribution; SPEC pitfall 1).
+//!   The library's energy is `E(x) = −f_θ(x, 0)`.
+//! * [`Generator`] `G_φ([x_{k+1}, z], k)`: predicts clean data; BatchNorm on hidden layers.
+//!
+//! The encoder `q_ψ(z | x_k, x_{k+1}, k)` is only needed for training and lives in
+//! `ddaebm-train`; it is built from the same [`TimeConditionedMlp`].
+
+use candle::{DType, Device, Module, ModuleT, Tensor};
+use candle_nn::{BatchNorm, BatchNormConfig, Init, Linear, PReLU, VarBuilder};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Largest input dimension or layer width a model may declare. Keeps a hostile model file from
+/// asking for absurd allocations before its tensors are checked.
+pub const MAX_WIDTH: usize = 1 << 20;
+
+/// Architecture of the three networks; stored in the model file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkConfig {
+    /// Number of input features `d`.
+    pub input_dim: usize,
+    /// Size of the generator's latent `z` (`nz`).
+    pub latent_dim: usize,
+    /// Width of the sinusoidal level embedding (even, ≥ 4).
+    pub time_embed_dim: usize,
+    /// Widths of the x- and t-branch MLPs; their last entry is the width each branch emits.
+    pub branch_widths: Vec<usize>,
+    /// Hidden widths of the head MLP (its output layer is added on top).
+    pub head_widths: Vec<usize>,
+    /// Width of the encoder head's output, before the μ / log-variance layers.
+    pub encoder_features: usize,
+}
+
+impl NetworkConfig {
+    /// The reference toy networks (SPEC §2.2) for `input_dim` features.
+    pub fn toy(input_dim: usize) -> Self {
+        Self {
+            input_dim,
+            latent_dim: 2,
+            time_embed_dim: 16,
+            branch_widths: vec![16, 32],
+            head_widths: vec![300, 300],
+            encoder_features: 16,
+        }
+    }
+
+    /// Checks every size is in range; called before anything is allocated from a config.
+    pub fn validate(&self) -> Result<()> {
+        let sizes = [
+            self.input_dim,
+            self.latent_dim,
+            self.time_embed_dim,
+            self.encoder_features,
+        ];
+        let widths = self.branch_widths.iter().chain(&self.head_widths);
+        if sizes.iter().chain(widths).any(|&w| w == 0 || w > MAX_WIDTH) {
+            return Err(Error::InvalidArgument(format!(
+                "network sizes must be in 1..={MAX_WIDTH}: {self:?}"
+            )));
+        }
+        if self.branch_widths.is_empty() || self.branch_widths.len() > 16 {
+            return Err(Error::InvalidArgument(
+                "branch_widths needs 1 to 16 entries".into(),
+            ));
+        }
+        if self.head_widths.len() > 16 {
+            return Err(Error::InvalidArgument(
+                "head_widths holds at most 16 entries".into(),
+            ));
+        }
+        if self.time_embed_dim < 4 || self.time_embed_dim % 2 != 0 {
+            return Err(Error::InvalidArgument(format!(
+                "time_embed_dim must be even and >= 4, got {}",
+                self.time_embed_dim
+            )));
+        }
+        Ok(())
+    }
+
+    fn branch_out(&self) -> usize {
+        *self.branch_widths.last().expect("validated non-empty")
+    }
+}
+
+/// Sinusoidal embedding of the integer levels `0..num_levels` (SPEC §2.1): row `k` is
+/// `[sin(k ω_0), …, sin(k ω_{h−1}), cos(k ω_0), …, cos(k ω_{h−1})]` with
+/// `ω_j = exp(−j ln(10000) / (h − 1))`, `h = dim / 2`.
+pub fn timestep_embedding(num_levels: usize, dim: usize, device: &Device) -> Result<Tensor> {
+    let half = dim / 2;
+    let mut table = Vec::with_capacity(num_levels * dim);
+    for k in 0..num_levels {
+        let freqs =
+            (0..half).map(|j| (-(j as f64) * 10000f64.ln() / (half as f64 - 1.0)).exp() * k as f64);
+        let (sin, cos): (Vec<f64>, Vec<f64>) = freqs.map(|a| (a.sin(), a.cos())).unzip();
+        table.extend(sin.into_iter().chain(cos).map(|v| v as f32));
+        table.extend(std::iter::repeat_n(0f32, dim - 2 * half));
+    }
+    Ok(Tensor::from_vec(table, (num_levels, dim), device)?)
+}
+
+/// A linear layer with PyTorch's default initialisation.
+pub fn linear(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Linear> {
+    let bound = 1.0 / (in_dim as f64).sqrt();
+    let init = Init::Uniform {
+        lo: -bound,
+        up: bound,
+    };
+    let weight = vb.get_with_hints((out_dim, in_dim), "weight", init)?;
+    let bias = vb.get_with_hints(out_dim, "bias", init)?;
+    Ok(Linear::new(weight, Some(bias)))
+}
+
+/// A chain of linear layers with (optional BatchNorm, then) PReLU between them and nothing after
+/// the last one.
+#[derive(Clone, Debug)]
+pub struct Mlp {
+    layers: Vec<Linear>,
+    norms: Vec<BatchNorm>,
+    acts: Vec<PReLU>,
+}
+
+impl Mlp {
+    /// Builds `MLP(in_dim, widths)`; tensors are named `linear{i}`, `norm{i}`, `act{i}`.
+    pub fn new(in_dim: usize, widths: &[usize], batch_norm: bool, vb: VarBuilder) -> Result<Self> {
+        let mut layers = Vec::with_capacity(widths.len());
+        let (mut norms, mut acts) = (vec![], vec![]);
+        let mut prev = in_dim;
+        for (i, &w) in widths.iter().enumerate() {
+            layers.push(linear(prev, w, vb.pp(format!("linear{i}")))?);
+            if i + 1 < widths.len() {
+                if batch_norm {
+                    let cfg = BatchNormConfig {
+                        eps: 1e-5,
+                        remove_mean: true,
+                        affine: true,
+                        momentum: 0.1,
+                    };
+                    norms.push(candle_nn::batch_norm(w, cfg, vb.pp(format!("norm{i}")))?);
+                }
+                acts.push(candle_nn::prelu(None, vb.pp(format!("act{i}")))?);
+            }
+            prev = w;
+        }
+        Ok(Self {
+            layers,
+            norms,
+            acts,
+        })
+    }
+}
+
+impl ModuleT for Mlp {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> candle::Result<Tensor> {
+        let mut h = xs.clone();
+        for (i, layer) in self.layers.iter().enumerate() {
+            h = layer.forward(&h)?;
+            if let Some(act) = self.acts.get(i) {
+                if let Some(norm) = self.norms.get(i) {
+                    h = norm.forward_t(&h, train)?;
+                }
+                h = act.forward(&h)?;
+            }
+        }
+        Ok(h)
+    }
+}
+
+/// `head([x_branch(x), t_branch(emb(k))])`: the trunk shared by all three networks.
+#[derive(Clone, Debug)]
+pub struct TimeConditionedMlp {
+    x_branch: Mlp,
+    t_branch: Mlp,
+    head: Mlp,
+    embedding: Tensor,
+}
+
+impl TimeConditionedMlp {
+    /// `in_dim` inputs, `out_dim` outputs, BatchNorm on the hidden layers of the x-branch and the
+    /// head when `batch_norm` (never on the t-branch).
+    pub fn new(
+        cfg: &NetworkConfig,
+        num_levels: usize,
+        in_dim: usize,
+        out_dim: usize,
+        batch_norm: bool,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        cfg.validate()?;
+        let x_branch = Mlp::new(in_dim, &cfg.branch_widths, batch_norm, vb.pp("x_branch"))?;
+        let t_branch = Mlp::new(
+            cfg.time_embed_dim,
+            &cfg.branch_widths,
+            false,
+            vb.pp("t_branch"),
+        )?;
+        let head_widths: Vec<usize> = cfg.head_widths.iter().copied().chain([out_dim]).collect();
+        let head = Mlp::new(2 * cfg.branch_out(), &head_widths, batch_norm, vb.pp("head"))?;
+        let embedding = timestep_embedding(num_levels, cfg.time_embed_dim, vb.device())?;
+        Ok(Self {
+            x_branch,
+            t_branch,
+            head,
+            embedding,
+        })
+    }
+
+    /// `xs`: (B, in_dim) f32; `levels`: (B,) u32 level indices.
+    pub fn forward_t(&self, xs: &Tensor, levels: &Tensor, train: bool) -> Result<Tensor> {
+        let hx = self.x_branch.forward_t(xs, train)?;
+        let emb = self.embedding.index_select(levels, 0)?;
+        let ht = self.t_branch.forward_t(&emb, train)?;
+        let h = Tensor::cat(&[hx, ht], 1)?;
+        Ok(self.head.forward_t(&h, train)?)
+    }
+}
+
+/// The energy network `f_θ(x, k)`: an unnormalised log-density of level `k`.
+#[derive(Clone, Debug)]
+pub struct EnergyNet {
+    trunk: TimeConditionedMlp,
+}
+
+impl EnergyNet {
+    pub fn new(cfg: &NetworkConfig, num_levels: usize, vb: VarBuilder) -> Result<Self> {
+        let trunk = TimeConditionedMlp::new(cfg, num_levels, cfg.input_dim, 1, false, vb)?;
+        Ok(Self { trunk })
+    }
+
+    /// `f_θ(x, k)`, shape (B,). Higher means more in-distribution.
+    pub fn log_density(&self, xs: &Tensor, levels: &Tensor) -> Result<Tensor> {
+        Ok(self.trunk.forward_t(xs, levels, false)?.squeeze(1)?)
+    }
+}
+
+/// The generator `G_φ([x_{k+1}, z], k)`: a clean-data estimate `x̂` from the noisier level.
+#[derive(Clone, Debug)]
+pub struct Generator {
+    trunk: TimeConditionedMlp,
+    latent_dim: usize,
+}
+
+impl Generator {
+    pub fn new(cfg: &NetworkConfig, num_levels: usize, vb: VarBuilder) -> Result<Self> {
+        let d = cfg.input_dim;
+        let trunk = TimeConditionedMlp::new(cfg, num_levels, d + cfg.latent_dim, d, true, vb)?;
+        Ok(Self {
+            trunk,
+            latent_dim: cfg.latent_dim,
+        })
+    }
+
+    pub fn latent_dim(&self) -> usize {
+        self.latent_dim
+    }
+
+    /// `x̂ = G([x_next, z], k)`, shape (B, d). `train` selects batch statistics in BatchNorm
+    /// (and updates the running statistics); `false` uses the running statistics.
+    pub fn forward_t(
+        &self,
+        x_next: &Tensor,
+        z: &Tensor,
+        levels: &Tensor,
+        train: bool,
+    ) -> Result<Tensor> {
+        let input = Tensor::cat(&[x_next, z], 1)?;
+        self.trunk.forward_t(&input, levels, train)
+    }
+}
+
+/// A (B,) u32 tensor filled with `level`.
+pub fn level_tensor(level: usize, batch: usize, device: &Device) -> Result<Tensor> {
+    Ok(Tensor::full(level as u32, batch, device)?.to_dtype(DType::U32)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_nn::VarMap;
+
+    #[test]
+    fn embedding_matches_formula() {
+        let t = timestep_embedding(5, 16, &Device::Cpu).unwrap();
+        assert_eq!(t.dims(), &[5, 16]);
+        let rows: Vec<Vec<f32>> = t.to_vec2().unwrap();
+        // Level 0: sines are 0, cosines are 1.
+        assert!(rows[0][..8].iter().all(|&v| v == 0.0));
+        assert!(rows[0][8..].iter().all(|&v| v == 1.0));
+        // Level 3, j = 1: ω_1 = exp(−ln(10000)/7).
+        let w1 = (-(10000f64.ln()) / 7.0).exp();
+        assert!((rows[3][1] as f64 - (3.0 * w1).sin()).abs() < 1e-6);
+        assert!((rows[3][9] as f64 - (3.0 * w1).cos()).abs() < 1e-6);
+        // j = 0 has ω = 1.
+        assert!((rows[2][0] as f64 - 2f64.sin()).abs() < 1e-6);
+        // Odd widths are zero-padded.
+        let odd = timestep_embedding(2, 7, &Device::Cpu).unwrap();
+        assert_eq!(odd.to_vec2::<f32>().unwrap()[1][6], 0.0);
+    }
+
+    #[test]
+    fn shapes_and_parameter_counts_follow_the_config() {
+        let dev = Device::Cpu;
+        let vm = VarMap::new();
+        let vb = VarBuilder::from_varmap(&vm, DType::F32, &dev);
+        let cfg = NetworkConfig::toy(5);
+        let e = EnergyNet::new(&cfg, 4, vb.pp("energy")).unwrap();
+        let g = Generator::new(&cfg, 4, vb.pp("generator")).unwrap();
+        let x = Tensor::randn(0f32, 1., (7, 5), &dev).unwrap();
+        let z = Tensor::randn(0f32, 1., (7, 2), &dev).unwrap();
+        let k = Tensor::new(&[0u32, 1, 2, 3, 0, 1, 2], &dev).unwrap();
+        assert_eq!(e.log_density(&x, &k).unwrap().dims(), &[7]);
+        assert_eq!(g.forward_t(&x, &z, &k, true).unwrap().dims(), &[7, 5]);
+        assert_eq!(g.forward_t(&x, &z, &k, false).unwrap().dims(), &[7, 5]);
+        let data = vm.data().lock().unwrap();
+        let count = |prefix: &str| -> usize {
+            data.iter()
+                .filter(|(n, _)| n.starts_with(prefix))
+                .map(|(_, v)| v.elem_count())
+                .sum()
+        };
+        // Energy: x-branch 5·16+16 + 16·32+32, t-branch 16·16+16 + 16·32+32,
+        // head 64·300+300 + 300·300+300 + 300+1, plus one PReLU slope per hidden activation (4).
+        let energy = (5 * 16 + 16 + 16 * 32 + 32)
+            + (16 * 16 + 16 + 16 * 32 + 32)
+            + (64 * 300 + 300 + 300 * 300 + 300 + 300 + 1)
+            + 4;
+        assert_eq!(count("energy."), energy);
+        // Generator: input 5+2, output 5, BatchNorm (4 tensors of width w) on hidden layers.
+        let gen = (7 * 16 + 16 + 16 * 32 + 32 + 4 * 16)
+            + (16 * 16 + 16 + 16 * 32 + 32)
+            + (64 * 300 + 300 + 4 * 300 + 300 * 300 + 300 + 4 * 300 + 300 * 5 + 5)
+            + 4;
+        assert_eq!(count("generator."), gen);
+    }
+
+    #[test]
+    fn prelu_slope_starts_at_a_quarter() {
+        let dev = Device::Cpu;
+        let vm = VarMap::new();
+        let vb = VarBuilder::from_varmap(&vm, DType::F32, &dev);
+        let mlp = Mlp::new(1, &[1, 1], false, vb).unwrap();
+        let data = vm.data().lock().unwrap();
+        let slope = data["act0.weight"].to_vec1::<f32>().unwrap();
+        assert_eq!(slope, vec![0.25]);
+        // Set the weights so the first layer is the identity and check the negative side.
+        data["linear0.weight"]
+            .set(&Tensor::new(&[[1f32]], &dev).unwrap())
+            .unwrap();
+        data["linear0.bias"]
+            .set(&Tensor::new(&[0f32], &dev).unwrap())
+            .unwrap();
+        data["linear1.weight"]
+            .set(&Tensor::new(&[[1f32]], &dev).unwrap())
+            .unwrap();
+        data["linear1.bias"]
+            .set(&Tensor::new(&[0f32], &dev).unwrap())
+            .unwrap();
+        let x = Tensor::new(&[[-2f32], [3.0]], &dev).unwrap();
+        let y: Vec<Vec<f32>> = mlp.forward_t(&x, false).unwrap().to_vec2().unwrap();
+        assert_eq!(y, vec![vec![-0.5], vec![3.0]]);
+    }
+
+    #[test]
+    fn rejects_absurd_configs() {
+        let mut cfg = NetworkConfig::toy(2);
+        cfg.input_dim = 1_000_000_000_000;
+        assert!(cfg.validate().is_err());
+        let mut cfg = NetworkConfig::toy(2);
+        cfg.time_embed_dim = 3;
+        assert!(cfg.validate().is_err());
+        let mut cfg = NetworkConfig::toy(2);
+        cfg.branch_widths.clear();
+        assert!(cfg.validate().is_err());
+    }
+}

@@ -1,0 +1,131 @@
+//! The Gaussian helpers and loss terms of SPEC §1.5 and §3, on batches.
+//!
+//! Per-sample schedule coefficients are `(B, 1)` tensors gathered by level (see
+//! [`crate::levels::LevelCoefficients`]); data tensors are `(B, d)`; per-sample results are `(B,)`.
+
+use candle::{Result, Tensor};
+
+const HALF_LN_2PI: f64 = 0.918_938_533_204_672_8;
+
+/// `Σ_dims log N(x_next; a·x, σ²)`: the forward one-step log-density `log q(x_{k+1} | x_k)`
+/// ("p_condition" in the reference code), constants included.
+pub fn log_forward(x: &Tensor, x_next: &Tensor, a: &Tensor, sigma: &Tensor) -> Result<Tensor> {
+    let resid = x_next.sub(&x.broadcast_mul(a)?)?.broadcast_div(sigma)?;
+    let per_dim = (resid.sqr()? * -0.5)?.broadcast_sub(&sigma.log()?)?;
+    per_dim.sum(1)? - HALF_LN_2PI * x.dim(1)? as f64
+}
+
+/// `∇_x log q(x_next | x) = a (x_next − a x) / σ²`, the closed form used in the R1 term.
+pub fn grad_log_forward(x: &Tensor, x_next: &Tensor, a: &Tensor, sigma: &Tensor) -> Result<Tensor> {
+    x_next
+        .sub(&x.broadcast_mul(a)?)?
+        .broadcast_mul(a)?
+        .broadcast_div(&sigma.sqr()?)
+}
+
+/// `Σ_dims log N(x; mean, exp(logvar))` ("q_condition"), constants included. `logvar` is
+/// `(B, 1)` (one variance per sample) or `(B, d)`.
+pub fn log_gaussian(x: &Tensor, mean: &Tensor, logvar: &Tensor) -> Result<Tensor> {
+    let d = x.dim(1)? as f64;
+    let sq = x.sub(mean)?.sqr()?.broadcast_div(&logvar.exp()?)?;
+    let lv_sum = if logvar.dim(1)? == 1 {
+        (logvar.squeeze(1)? * d)?
+    } else {
+        logvar.sum(1)?
+    };
+    ((sq.sum(1)? + lv_sum)? * -0.5)? - HALF_LN_2PI * d
+}
+
+/// `Σ_dims −½ (1 + logvar − μ² − exp(logvar))` = KL(N(μ, e^logvar) ‖ N(0, I)).
+pub fn kl_to_standard_normal(mu: &Tensor, logvar: &Tensor) -> Result<Tensor> {
+    let inner = ((logvar + 1.0)? - mu.sqr()?)?.sub(&logvar.exp()?)?;
+    inner.sum(1)? * -0.5
+}
+
+/// The latent entropy surrogate of SPEC §3.2: `½ Σ logvar + ½ Σ (z − μ)² / (1e-6 + e^logvar)`,
+/// the diagonal-Gaussian NLL of `z` without the log 2π constant.
+pub fn latent_nll(z: &Tensor, mu: &Tensor, logvar: &Tensor) -> Result<Tensor> {
+    let sq = z.sub(mu)?.sqr()?.div(&(logvar.exp()? + 1e-6)?)?;
+    (logvar.sum(1)? + sq.sum(1)?)? * 0.5
+}
+
+/// `(γ/2) · mean_batch ‖g‖²` over a `(B, d)` gradient.
+pub fn r1_penalty(grad: &Tensor, gamma: f64) -> Result<Tensor> {
+    grad.sqr()?.sum(1)?.mean_all()? * (0.5 * gamma)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle::Device;
+
+    fn t2(v: &[&[f32]]) -> Tensor {
+        let rows: Vec<Vec<f32>> = v.iter().map(|r| r.to_vec()).collect();
+        let (b, d) = (rows.len(), rows[0].len());
+        Tensor::from_vec(rows.concat(), (b, d), &Device::Cpu).unwrap()
+    }
+
+    fn close(got: &Tensor, want: &[f64]) {
+        let got: Vec<f32> = got.to_vec1().unwrap();
+        for (g, w) in got.iter().zip(want) {
+            assert!((*g as f64 - w).abs() < 1e-4 * w.abs().max(1.0), "{got:?} vs {want:?}");
+        }
+    }
+
+    #[test]
+    fn log_forward_matches_hand_computation() {
+        // Row 0: x = (1, 0), x_next = (0.5, 1), a = 0.5, σ = 2:
+        // residuals (0, 1) → Σ −½ r²/σ² − ln σ − ½ ln 2π = −0.125 − 2 ln 2 − ln 2π.
+        let x = t2(&[&[1.0, 0.0], &[0.0, 0.0]]);
+        let xn = t2(&[&[0.5, 1.0], &[0.0, 0.0]]);
+        let a = t2(&[&[0.5], &[1.0]]);
+        let s = t2(&[&[2.0], &[1.0]]);
+        let want0 = -0.125 - 2.0 * 2f64.ln() - (2.0 * std::f64::consts::PI).ln();
+        let want1 = -(2.0 * std::f64::consts::PI).ln();
+        close(&log_forward(&x, &xn, &a, &s).unwrap(), &[want0, want1]);
+        // Gradient: a (x_next − a x)/σ² = 0.5·(0, 1)/4 = (0, 0.125).
+        let g: Vec<Vec<f32>> = grad_log_forward(&x, &xn, &a, &s).unwrap().to_vec2().unwrap();
+        assert_eq!(g[0], vec![0.0, 0.125]);
+    }
+
+    #[test]
+    fn log_gaussian_and_kl_match_hand_computation() {
+        let x = t2(&[&[1.0, 2.0]]);
+        let m = t2(&[&[0.0, 0.0]]);
+        let lv = t2(&[&[0.0]]);
+        // −½(1 + 4) − ln 2π
+        close(
+            &log_gaussian(&x, &m, &lv).unwrap(),
+            &[-2.5 - (2.0 * std::f64::consts::PI).ln()],
+        );
+        // Per-dim log-variance ln 4 on dim 1: −½(1 + 4/4 + ln 4) − ln 2π.
+        let lv2 = t2(&[&[0.0, 4f32.ln()]]);
+        close(
+            &log_gaussian(&x, &m, &lv2).unwrap(),
+            &[-0.5 * (2.0 + 4f64.ln()) - (2.0 * std::f64::consts::PI).ln()],
+        );
+        // KL(N(1, e^0) ‖ N(0,1)) = ½; KL(N(0, e^{ln 2}) ‖ N(0,1)) = ½(2 − 1 − ln 2).
+        let mu = t2(&[&[1.0, 0.0]]);
+        let lv = t2(&[&[0.0, 2f32.ln()]]);
+        close(
+            &kl_to_standard_normal(&mu, &lv).unwrap(),
+            &[0.5 + 0.5 * (1.0 - 2f64.ln())],
+        );
+    }
+
+    #[test]
+    fn latent_nll_and_r1_match_hand_computation() {
+        let z = t2(&[&[1.0, -1.0]]);
+        let mu = t2(&[&[0.0, 0.0]]);
+        let lv = t2(&[&[0.0, 2f32.ln()]]);
+        // ½(0 + ln 2) + ½(1/(1+1e-6) + 1/(2+1e-6))
+        close(
+            &latent_nll(&z, &mu, &lv).unwrap(),
+            &[0.5 * 2f64.ln() + 0.5 * (1.0 / (1.0 + 1e-6) + 1.0 / (2.0 + 1e-6))],
+        );
+        // γ/2 · mean(‖(3,4)‖², ‖(0,0)‖²) = 0.01 · 12.5
+        let g = t2(&[&[3.0, 4.0], &[0.0, 0.0]]);
+        let r1: f32 = r1_penalty(&g, 0.02).unwrap().to_scalar().unwrap();
+        assert!((r1 - 0.125).abs() < 1e-6);
+    }
+}

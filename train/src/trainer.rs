@@ -1,0 +1,491 @@
+//! One DDAEBM training iteration (SPEC §3), exactly:
+//!
+//! 1. **Energy step.** Real term `f(x_k, k)`, fake term `f(sg(x̃_k), k)` on the generator's
+//!    posterior sample, and the R1 penalty `(γ/2)·mean‖∇_{x_k}[f(x_k,k) + log q(x_{k+1}|x_k)]‖²`.
+//!    The gradient of `f` is taken with the autodiff graph kept (`CANDLE_GRAD_DO_NOT_DETACH`),
+//!    so R1 back-propagates into θ: a real second-order gradient. `∇ log q` is closed form.
+//! 2. **Generator + encoder step**, with the *updated* θ and the same `x̃_k` and `z`:
+//!    `L_G = −mean[f(x̃_k,k) + log q(x_{k+1}|x̃_k)] + 0.1·NLL(z | q_ψ(x̃_k, x_{k+1}))
+//!    + KL(q_ψ(x_k, x_{k+1}) ‖ N(0,I)) − mean log q(x_k | x_{k+1}, G(x_{k+1}, z_e))`.
+//!    The reconstruction is the ELBO form of the toy code (SPEC §3.2), not the CIFAR MSE that
+//!    leaves the encoder unopposed (pitfall 7).
+//!
+//! Adam with β = (0, 0.9) for both steps; optional EMA of the energy and generator weights.
+
+use std::collections::HashMap;
+
+use anyhow::{bail, Context, Result};
+use candle::{DType, Device, Tensor, Var};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
+use ddaebm::network::EnergyNet;
+use ddaebm::sampling::normal_tensor;
+use ddaebm::{Generator, NetworkConfig, Schedule, ScheduleConfig};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+
+use crate::encoder::Encoder;
+use crate::levels::ScheduleTensors;
+use crate::losses::{
+    grad_log_forward, kl_to_standard_normal, latent_nll, log_forward, log_gaussian, r1_penalty,
+};
+
+/// Hyper-parameters of the training loop.
+#[derive(Clone, Debug, Serialize)]
+pub struct TrainConfig {
+    pub steps: usize,
+    pub batch_size: usize,
+    pub lr_energy: f64,
+    pub lr_generator: f64,
+    /// γ of the R1 penalty.
+    pub r1_gamma: f64,
+    /// Weight of the latent entropy surrogate (0.1 in the reference code).
+    pub latent_weight: f64,
+    /// Floor of the reconstruction log-variance (`ln 1e-2` in the toy code).
+    pub rec_logvar_floor: f64,
+    /// EMA decay of the energy and generator weights stored in the model file; `None` stores the
+    /// raw weights.
+    pub ema_decay: Option<f64>,
+    pub seed: u64,
+    pub schedule: ScheduleConfig,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            steps: 20_000,
+            batch_size: 200,
+            lr_energy: 1e-4,
+            lr_generator: 1e-4,
+            r1_gamma: 0.02,
+            latent_weight: 0.1,
+            rec_logvar_floor: 1e-2f64.ln(),
+            ema_decay: None,
+            seed: 0,
+            schedule: ScheduleConfig::default(),
+        }
+    }
+}
+
+/// Losses and diagnostics of one iteration.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct StepStats {
+    pub loss_energy: f32,
+    pub loss_generator: f32,
+    pub r1: f32,
+    /// Mean `f` on real and fake pairs (log-densities; the energy step pushes them apart).
+    pub f_real: f32,
+    pub f_fake: f32,
+}
+
+/// Turns on candle's gradient-graph retention for this process and checks that it works on the
+/// current thread: `d/dx Σ (d/dx x³)² = d/dx Σ 9x⁴ = 36 x³`.
+pub fn enable_second_order_gradients() -> Result<()> {
+    // candle reads the variable once per thread, the first time that thread runs a backward pass.
+    std::env::set_var("CANDLE_GRAD_DO_NOT_DETACH", "1");
+    let x = Var::new(&[2f32], &Device::Cpu)?;
+    let g = x.as_tensor().powf(3.0)?.sum_all()?.backward()?;
+    let gx = g.get(x.as_tensor()).context("no first-order gradient")?;
+    let g2 = gx.sqr()?.sum_all()?.backward()?;
+    let second = g2
+        .get(x.as_tensor())
+        .map(|t| t.to_vec1::<f32>())
+        .transpose()?
+        .unwrap_or_default();
+    if second != [36.0 * 8.0] {
+        bail!(
+            "second-order gradients are unavailable on this thread: a candle backward pass ran \
+             before CANDLE_GRAD_DO_NOT_DETACH=1 was set; set it in the environment"
+        );
+    }
+    Ok(())
+}
+
+/// The networks, optimisers and random stream of a training run.
+pub struct Trainer {
+    cfg: TrainConfig,
+    network: NetworkConfig,
+    device: Device,
+    schedule: Schedule,
+    levels: ScheduleTensors,
+    energy_vars: VarMap,
+    generator_vars: VarMap,
+    energy: EnergyNet,
+    /// The same weights as `energy`, detached: the generator step sees the updated θ without
+    /// back-propagating into it.
+    energy_frozen: EnergyNet,
+    generator: Generator,
+    encoder: Encoder,
+    opt_energy: AdamW,
+    opt_generator: AdamW,
+    ema: Option<Ema>,
+    rng: ChaCha8Rng,
+    step: usize,
+}
+
+struct Ema {
+    decay: f64,
+    /// (name, live variable, running average)
+    entries: Vec<(String, Var, Tensor)>,
+}
+
+fn adam(vars: Vec<Var>, lr: f64) -> Result<AdamW> {
+    let params = ParamsAdamW {
+        lr,
+        beta1: 0.0,
+        beta2: 0.9,
+        eps: 1e-8,
+        weight_decay: 0.0,
+    };
+    Ok(AdamW::new(vars, params)?)
+}
+
+/// Re-draws every linear layer's weight and bias from `rng` with PyTorch's default
+/// initialisation (uniform in ±1/√fan_in), in name order: candle's CPU generator cannot be
+/// seeded, and training must be reproducible from `--seed`.
+fn reinit_linear_layers(vm: &VarMap, rng: &mut ChaCha8Rng) -> Result<()> {
+    let data = vm.data().lock().expect("var map lock");
+    let mut names: Vec<&String> = data.keys().filter(|n| n.ends_with(".weight")).collect();
+    names.sort();
+    for name in names {
+        let weight = &data[name.as_str()];
+        let Ok((out_dim, in_dim)) = weight.dims2() else {
+            continue; // PReLU slopes and BatchNorm scales keep their constant init.
+        };
+        let bound = 1.0 / (in_dim as f32).sqrt();
+        let mut draw = |n: usize| -> Vec<f32> {
+            (0..n).map(|_| rng.random_range(-bound..bound)).collect()
+        };
+        weight.set(&Tensor::from_vec(draw(out_dim * in_dim), (out_dim, in_dim), weight.device())?)?;
+        let bias_name = format!("{}bias", name.trim_end_matches("weight"));
+        if let Some(bias) = data.get(&bias_name) {
+            bias.set(&Tensor::from_vec(draw(out_dim), out_dim, bias.device())?)?;
+        }
+    }
+    Ok(())
+}
+
+fn is_running_stat(name: &str) -> bool {
+    name.ends_with("running_mean") || name.ends_with("running_var")
+}
+
+impl Trainer {
+    pub fn new(cfg: TrainConfig, network: NetworkConfig, device: &Device) -> Result<Self> {
+        enable_second_order_gradients()?;
+        network.validate()?;
+        if cfg.batch_size < 2 {
+            bail!("batch size must be at least 2 (BatchNorm needs batch statistics)");
+        }
+        let schedule = Schedule::new(cfg.schedule.clone())?;
+        let levels = ScheduleTensors::new(&schedule, cfg.rec_logvar_floor, device)?;
+        let t = schedule.num_timesteps();
+        let energy_vars = VarMap::new();
+        let energy = EnergyNet::new(
+            &network,
+            t,
+            VarBuilder::from_varmap(&energy_vars, DType::F32, device).pp("energy"),
+        )?;
+        let generator_vars = VarMap::new();
+        let gvb = VarBuilder::from_varmap(&generator_vars, DType::F32, device);
+        let generator = Generator::new(&network, t, gvb.pp("generator"))?;
+        let encoder = Encoder::new(&network, t, gvb.pp("encoder"))?;
+        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x5EED_DDAE_B000_0001);
+        reinit_linear_layers(&energy_vars, &mut rng)?;
+        reinit_linear_layers(&generator_vars, &mut rng)?;
+        let frozen: HashMap<String, Tensor> = energy_vars
+            .data()
+            .lock()
+            .expect("var map lock")
+            .iter()
+            .map(|(n, v)| (n.clone(), v.as_tensor().detach()))
+            .collect();
+        let energy_frozen = EnergyNet::new(
+            &network,
+            t,
+            VarBuilder::from_tensors(frozen, DType::F32, device).pp("energy"),
+        )?;
+        let trainable = |vm: &VarMap| -> Vec<Var> {
+            let data = vm.data().lock().expect("var map lock");
+            let mut v: Vec<(String, Var)> = data
+                .iter()
+                .filter(|(n, _)| !is_running_stat(n))
+                .map(|(n, v)| (n.clone(), v.clone()))
+                .collect();
+            v.sort_by(|a, b| a.0.cmp(&b.0));
+            v.into_iter().map(|(_, v)| v).collect()
+        };
+        let opt_energy = adam(trainable(&energy_vars), cfg.lr_energy)?;
+        let opt_generator = adam(trainable(&generator_vars), cfg.lr_generator)?;
+        let ema = match cfg.ema_decay {
+            None => None,
+            Some(decay) => {
+                let mut entries = vec![];
+                for vm in [&energy_vars, &generator_vars] {
+                    for (n, v) in vm.data().lock().expect("var map lock").iter() {
+                        if !is_running_stat(n) && !n.starts_with("encoder.") {
+                            entries.push((n.clone(), v.clone(), v.as_tensor().copy()?));
+                        }
+                    }
+                }
+                Some(Ema { decay, entries })
+            }
+        };
+        Ok(Self {
+            cfg,
+            network,
+            device: device.clone(),
+            schedule,
+            levels,
+            energy_vars,
+            generator_vars,
+            energy,
+            energy_frozen,
+            generator,
+            encoder,
+            opt_energy,
+            opt_generator,
+            ema,
+            rng,
+            step: 0,
+        })
+    }
+
+    pub fn config(&self) -> &TrainConfig {
+        &self.cfg
+    }
+
+    pub fn network(&self) -> &NetworkConfig {
+        &self.network
+    }
+
+    pub fn schedule(&self) -> &Schedule {
+        &self.schedule
+    }
+
+    pub fn steps_done(&self) -> usize {
+        self.step
+    }
+
+    pub fn energy(&self) -> &EnergyNet {
+        &self.energy
+    }
+
+    pub fn generator(&self) -> &Generator {
+        &self.generator
+    }
+
+    pub fn rng(&mut self) -> &mut ChaCha8Rng {
+        &mut self.rng
+    }
+
+    fn normal(&mut self, rows: usize, cols: usize) -> Result<Tensor> {
+        Ok(normal_tensor(&mut self.rng, rows, cols, &self.device)?)
+    }
+
+    /// One energy step and one generator+encoder step on a batch of normalised rows `(B, d)`.
+    pub fn step(&mut self, x: &Tensor) -> Result<StepStats> {
+        let (b, d) = x.dims2()?;
+        let nz = self.network.latent_dim;
+        let t = self.schedule.num_timesteps() as u32;
+        let levels: Vec<u32> = (0..b).map(|_| self.rng.random_range(0..t)).collect();
+        let levels = Tensor::from_vec(levels, b, &self.device)?;
+        let c = self.levels.gather(&levels)?;
+        let (eps1, eps2) = (self.normal(b, d)?, self.normal(b, d)?);
+        let (x_k, x_next) = c.forward_pair(x, &eps1, &eps2)?;
+
+        // --- Energy step (SPEC §3.1) ---
+        let x_k_var = Var::from_tensor(&x_k.detach())?;
+        let real = self.energy.log_density(x_k_var.as_tensor(), &levels)?;
+        let z = self.normal(b, nz)?;
+        let x_hat = self.generator.forward_t(&x_next, &z, &levels, true)?;
+        let noise = self.normal(b, d)?;
+        let x_fake = (c.posterior_mean(&x_hat, &x_next)? + noise.broadcast_mul(&c.post_std)?)?;
+        let fake = self.energy.log_density(&x_fake.detach(), &levels)?;
+        let grad_f = real
+            .sum_all()?
+            .backward()?
+            .remove(x_k_var.as_tensor())
+            .context("the energy has no gradient with respect to its input")?;
+        let grad_u = (grad_f + grad_log_forward(&x_k, &x_next, &c.a_next, &c.sigma_next)?)?;
+        let r1 = r1_penalty(&grad_u, self.cfg.r1_gamma)?;
+        let adv = (&fake - &real)?.mean_all()?;
+        let loss_energy = (&adv + &r1)?;
+        self.opt_energy.backward_step(&loss_energy)?;
+
+        // --- Generator + encoder step (SPEC §3.2), with the updated θ ---
+        let f_fake = self.energy_frozen.log_density(&x_fake, &levels)?;
+        let reward =
+            (f_fake + log_forward(&x_fake, &x_next, &c.a_next, &c.sigma_next)?)?.mean_all()?;
+        let (mu_g, lv_g) = self.encoder.forward_t(&x_fake, &x_next, &levels, true)?;
+        let l_lat = (latent_nll(&z, &mu_g, &lv_g)?.mean_all()? * self.cfg.latent_weight)?;
+        let (mu_e, lv_e) = self.encoder.forward_t(&x_k, &x_next, &levels, true)?;
+        let l_kl = kl_to_standard_normal(&mu_e, &lv_e)?.mean_all()?;
+        let z_e = (&mu_e + (lv_e * 0.5)?.exp()?.mul(&self.normal(b, nz)?)?)?;
+        let x_hat_e = self.generator.forward_t(&x_next, &z_e, &levels, true)?;
+        let rec_mean = c.posterior_mean(&x_hat_e, &x_next)?;
+        let l_rec = log_gaussian(&x_k, &rec_mean, &c.rec_logvar)?
+            .mean_all()?
+            .neg()?;
+        let loss_generator = (((l_lat + l_kl)? + l_rec)? - &reward)?;
+        self.opt_generator.backward_step(&loss_generator)?;
+
+        if let Some(ema) = &mut self.ema {
+            for (_, var, avg) in ema.entries.iter_mut() {
+                let p = var.as_tensor().detach();
+                *avg = ((&*avg * ema.decay)? + (p * (1.0 - ema.decay))?)?;
+            }
+        }
+        self.step += 1;
+        let scalar = |t: &Tensor| -> Result<f32> { Ok(t.to_dtype(DType::F32)?.to_scalar()?) };
+        Ok(StepStats {
+            loss_energy: scalar(&loss_energy)?,
+            loss_generator: scalar(&loss_generator)?,
+            r1: scalar(&r1)?,
+            f_real: scalar(&real.mean_all()?)?,
+            f_fake: scalar(&fake.mean_all()?)?,
+        })
+    }
+
+    /// The tensors the core library needs (`energy.*`, `generator.*`), with EMA weights when
+    /// enabled and the BatchNorm running statistics as trained. Sorted by name.
+    pub fn export_tensors(&self) -> Result<Vec<(String, Tensor)>> {
+        let mut out: HashMap<String, Tensor> = HashMap::new();
+        for vm in [&self.energy_vars, &self.generator_vars] {
+            for (n, v) in vm.data().lock().expect("var map lock").iter() {
+                if !n.starts_with("encoder.") {
+                    out.insert(n.clone(), v.as_tensor().copy()?);
+                }
+            }
+        }
+        if let Some(ema) = &self.ema {
+            for (n, _, avg) in &ema.entries {
+                out.insert(n.clone(), avg.copy()?);
+            }
+        }
+        let mut out: Vec<(String, Tensor)> = out.into_iter().collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn second_order_gradients_are_enabled() {
+        enable_second_order_gradients().unwrap();
+    }
+
+    /// The R1 gradient with respect to θ, from candle's double backward, agrees with central
+    /// finite differences of the R1 value itself.
+    #[test]
+    fn r1_second_order_gradient_matches_finite_differences() {
+        enable_second_order_gradients().unwrap();
+        let dev = Device::Cpu;
+        let vm = VarMap::new();
+        let mut cfg = NetworkConfig::toy(3);
+        cfg.head_widths = vec![8];
+        cfg.branch_widths = vec![4, 4];
+        let e = EnergyNet::new(
+            &cfg,
+            4,
+            VarBuilder::from_varmap(&vm, DType::F32, &dev).pp("energy"),
+        )
+        .unwrap();
+        let x = Tensor::new(&[[0.3f32, -0.7, 1.1], [-0.2, 0.5, 0.9]], &dev).unwrap();
+        let levels = Tensor::new(&[0u32, 2], &dev).unwrap();
+        let r1_of = || -> (Tensor, Var) {
+            let xv = Var::from_tensor(&x).unwrap();
+            let f = e.log_density(xv.as_tensor(), &levels).unwrap();
+            let g = f
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap()
+                .remove(xv.as_tensor())
+                .unwrap();
+            (r1_penalty(&g, 2.0).unwrap(), xv)
+        };
+        let (r1, _) = r1_of();
+        let grads = r1.backward().unwrap();
+        let data = vm.data().lock().unwrap();
+        let mut checked = 0;
+        for name in ["energy.head.linear0.weight", "energy.x_branch.linear0.weight"] {
+            let var = &data[name];
+            let analytic = grads
+                .get(var.as_tensor())
+                .expect("R1 has a gradient with respect to θ")
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+            let base = var.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            for i in [0usize, 3, 7] {
+                let h = 1e-2f32;
+                let eval = |delta: f32| -> f64 {
+                    let mut w = base.clone();
+                    w[i] += delta;
+                    var.set(&Tensor::from_vec(w, var.shape(), &dev).unwrap())
+                        .unwrap();
+                    let v: f32 = r1_of().0.to_scalar().unwrap();
+                    v as f64
+                };
+                let numeric = (eval(h) - eval(-h)) / (2.0 * h as f64);
+                eval(0.0);
+                let a = analytic[i] as f64;
+                assert!(
+                    (a - numeric).abs() <= 2e-2 * numeric.abs().max(1e-2),
+                    "{name}[{i}]: autodiff {a} vs finite differences {numeric}"
+                );
+                if a.abs() > 1e-4 {
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked >= 3, "too few non-zero second-order gradients checked");
+    }
+
+    #[test]
+    fn a_step_updates_both_networks_and_is_finite() {
+        let dev = Device::Cpu;
+        let cfg = TrainConfig {
+            batch_size: 16,
+            ema_decay: Some(0.9),
+            ..Default::default()
+        };
+        let mut tr = Trainer::new(cfg, NetworkConfig::toy(2), &dev).unwrap();
+        let before = tr.export_tensors().unwrap();
+        let x = Tensor::randn(0f32, 1., (16, 2), &dev).unwrap();
+        for _ in 0..3 {
+            let s = tr.step(&x).unwrap();
+            for v in [s.loss_energy, s.loss_generator, s.r1, s.f_real, s.f_fake] {
+                assert!(v.is_finite(), "{s:?}");
+            }
+            assert!(s.r1 > 0.0);
+        }
+        let after = tr.export_tensors().unwrap();
+        let changed = |prefix: &str| {
+            before.iter().zip(&after).any(|((n, a), (_, b))| {
+                n.starts_with(prefix)
+                    && a.sub(b)
+                        .unwrap()
+                        .abs()
+                        .unwrap()
+                        .max_all()
+                        .unwrap()
+                        .to_scalar::<f32>()
+                        .unwrap()
+                        > 0.0
+            })
+        };
+        assert!(changed("energy.") && changed("generator."));
+        assert!(after.iter().all(|(n, _)| !n.starts_with("encoder.")));
+        // The frozen copy follows the updated energy weights.
+        let k = Tensor::new(&[0u32, 1, 2, 3], &dev).unwrap();
+        let xs = Tensor::randn(0f32, 1., (4, 2), &dev).unwrap();
+        let a = tr.energy.log_density(&xs, &k).unwrap().to_vec1::<f32>().unwrap();
+        let b = tr.energy_frozen.log_density(&xs, &k).unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(a, b);
+    }
+}
