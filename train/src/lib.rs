@@ -1,7 +1,12 @@
 //! Training for ddaebm detectors: the DDAEBM training loop, data loading, calibration and the
 //! pieces of the `ddaebm-train` CLI.
 
+pub mod data;
 pub mod encoder;
+pub mod fit;
 pub mod levels;
 pub mod losses;
+pub mod metrics;
+pub mod plot;
+pub mod toy;
 pub mod trainer;

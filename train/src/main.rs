@@ -1,1 +1,477 @@
-fn main() {}
+//! `ddaebm-train`: fit, score, sample, evaluate and inspect ddaebm detectors.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use ddaebm::{parse_device, Model, ScheduleConfig};
+use ddaebm_train::data::{load_matrix, write_npy, Matrix};
+use ddaebm_train::fit::{assemble, default_network, fit, FitConfig, FittedModel};
+use ddaebm_train::metrics::{aupr, auroc, fpr_at_tpr};
+use ddaebm_train::plot::{write_demo_png, View};
+use ddaebm_train::toy;
+use ddaebm_train::trainer::{StepStats, TrainConfig};
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::SeedableRng;
+
+#[derive(Parser)]
+#[command(name = "ddaebm-train", version, about = "Fit and use DDAEBM out-of-distribution detectors")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Fit a detector on in-distribution rows and write a model file.
+    Fit(FitArgs),
+    /// Write the energy of every row (higher = more out-of-distribution) as a 1-D f32 .npy.
+    Score {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        data: PathBuf,
+        /// Array name inside a .npz file.
+        #[arg(long)]
+        key: Option<String>,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value = "cpu")]
+        device: String,
+    },
+    /// Generate rows from the model (raw feature scale) as an (n, d) f32 .npy.
+    Sample {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(short = 'n', long = "num", default_value_t = 1000)]
+        n: usize,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long, default_value = "cpu")]
+        device: String,
+    },
+    /// AUROC, AUPR (OOD positive) and FPR at 95% TPR of in-distribution vs OOD rows.
+    Eval {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        id: PathBuf,
+        #[arg(long)]
+        ood: PathBuf,
+        #[arg(long)]
+        key: Option<String>,
+        /// Print one JSON object instead of lines.
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value = "cpu")]
+        device: String,
+    },
+    /// Print the model's metadata as JSON.
+    Inspect {
+        #[arg(long)]
+        model: PathBuf,
+    },
+    /// Re-calibrate an existing model's threshold and p-values on new in-distribution rows.
+    Calibrate {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        key: Option<String>,
+        #[arg(long, default_value_t = 0.95)]
+        tpr: f64,
+        /// Output path (default: overwrite --model, atomically).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long, default_value = "cpu")]
+        device: String,
+    },
+    /// Fit the built-in 2-D 25-Gaussians data, write a PNG and report mode coverage.
+    Demo(DemoArgs),
+}
+
+#[derive(Args, Clone)]
+struct TrainArgs {
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Training iterations (each one energy step and one generator step).
+    #[arg(long)]
+    steps: Option<usize>,
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Diffusion steps T.
+    #[arg(long, default_value_t = 4)]
+    timesteps: usize,
+    /// Share of rows held out for calibration.
+    #[arg(long, default_value_t = 0.1)]
+    val_fraction: f64,
+    /// Target true-positive rate of the stored threshold.
+    #[arg(long, default_value_t = 0.95)]
+    tpr: f64,
+    /// Adam learning rate of the energy network.
+    #[arg(long)]
+    lr_energy: Option<f64>,
+    /// Adam learning rate of the generator and encoder.
+    #[arg(long)]
+    lr_generator: Option<f64>,
+    /// R1 penalty weight γ.
+    #[arg(long)]
+    r1_gamma: Option<f64>,
+    /// EMA decay of the stored weights (0 disables).
+    #[arg(long)]
+    ema: Option<f64>,
+    /// Hidden width of the head MLPs.
+    #[arg(long)]
+    width: Option<usize>,
+    /// Size of the generator's latent z.
+    #[arg(long)]
+    latent_dim: Option<usize>,
+}
+
+#[derive(Args)]
+struct FitArgs {
+    /// In-distribution rows: .npy (2-D), .npz (array X unless --key) or .csv.
+    #[arg(long)]
+    data: PathBuf,
+    #[arg(long)]
+    key: Option<String>,
+    /// Where to write the model (.safetensors).
+    #[arg(long)]
+    out: PathBuf,
+    #[command(flatten)]
+    train: TrainArgs,
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    /// Folder for demo.png and demo.safetensors.
+    #[arg(long, default_value = "ddaebm-demo")]
+    out_dir: PathBuf,
+    /// Rows of 25-Gaussians data to fit on.
+    #[arg(long, default_value_t = 20_000)]
+    rows: usize,
+    /// Samples drawn for the coverage report.
+    #[arg(long, default_value_t = 4000)]
+    samples: usize,
+    #[command(flatten)]
+    train: TrainArgs,
+}
+
+impl TrainArgs {
+    fn config(&self, dim: usize) -> Result<FitConfig> {
+        let defaults = TrainConfig::default();
+        let mut network = default_network(dim);
+        if let Some(w) = self.width {
+            network.head_widths = vec![w; network.head_widths.len()];
+        }
+        if let Some(nz) = self.latent_dim {
+            network.latent_dim = nz;
+        }
+        let ema_decay = match self.ema {
+            Some(d) if d <= 0.0 => None,
+            Some(d) if d < 1.0 => Some(d),
+            Some(d) => bail!("--ema must be below 1, got {d}"),
+            None => defaults.ema_decay,
+        };
+        if !(self.tpr > 0.0 && self.tpr < 1.0) {
+            bail!("--tpr must be in (0, 1), got {}", self.tpr);
+        }
+        Ok(FitConfig {
+            train: TrainConfig {
+                steps: self.steps.unwrap_or(defaults.steps),
+                batch_size: self.batch_size.unwrap_or(defaults.batch_size),
+                lr_energy: self.lr_energy.unwrap_or(defaults.lr_energy),
+                lr_generator: self.lr_generator.unwrap_or(defaults.lr_generator),
+                r1_gamma: self.r1_gamma.unwrap_or(defaults.r1_gamma),
+                ema_decay,
+                seed: self.seed,
+                schedule: ScheduleConfig::image(self.timesteps),
+                ..defaults
+            },
+            network: Some(network),
+            val_fraction: self.val_fraction,
+            target_tpr: self.tpr,
+        })
+    }
+}
+
+/// Progress display: a bar with live losses on a terminal, plain lines otherwise.
+fn progress(total: usize) -> impl FnMut(usize, &StepStats) {
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = ProgressBar::new(total as u64);
+        bar.set_style(
+            ProgressStyle::with_template("{bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}")
+                .expect("valid template"),
+        );
+        bar
+    });
+    let every = (total / 20).max(1);
+    let start = Instant::now();
+    move |step, s| {
+        let msg = format!(
+            "L_E {:+.3} L_G {:+.3} R1 {:.3} f_real {:+.2} f_fake {:+.2}",
+            s.loss_energy, s.loss_generator, s.r1, s.f_real, s.f_fake
+        );
+        match &bar {
+            Some(bar) => {
+                bar.set_position(step as u64 + 1);
+                if step % 10 == 0 {
+                    bar.set_message(msg);
+                }
+                if step + 1 == total {
+                    bar.finish_and_clear();
+                }
+            }
+            None if (step + 1) % every == 0 || step + 1 == total => eprintln!(
+                "step {}/{total} ({:.0}s) {msg}",
+                step + 1,
+                start.elapsed().as_secs_f64()
+            ),
+            None => {}
+        }
+    }
+}
+
+fn load_rows_for(model: &Model, path: &Path, key: Option<&str>) -> Result<Matrix> {
+    let m = load_matrix(path, key)?;
+    if m.cols != model.input_dim() {
+        bail!(
+            "{}: rows have {} features but the model expects {}",
+            path.display(),
+            m.cols,
+            model.input_dim()
+        );
+    }
+    Ok(m)
+}
+
+fn open_model(path: &Path, device: &str) -> Result<Model> {
+    let device = parse_device(device)?;
+    Model::open(path, &device).with_context(|| path.display().to_string())
+}
+
+fn cmd_fit(args: FitArgs) -> Result<()> {
+    let data = load_matrix(&args.data, args.key.as_deref())?;
+    let cfg = args.train.config(data.cols)?;
+    let device = parse_device(&args.train.device)?;
+    eprintln!(
+        "fitting {} rows × {} features for {} steps (batch {}) on {}",
+        data.rows,
+        data.cols,
+        cfg.train.steps,
+        cfg.train.batch_size.min(data.rows),
+        args.train.device
+    );
+    let (fitted, summary) = fit(&data, &cfg, &device, progress(cfg.train.steps))?;
+    fitted.save(&args.out)?;
+    eprintln!(
+        "wrote {} ({:.1} it/s, {:.0} s; threshold {:.4} at TPR {} on {} held-out rows)",
+        args.out.display(),
+        summary.iterations_per_second,
+        summary.seconds,
+        fitted.metadata.calibration.threshold,
+        cfg.target_tpr,
+        summary.val_rows
+    );
+    Ok(())
+}
+
+fn cmd_demo(args: DemoArgs) -> Result<()> {
+    let cfg = args.train.config(2)?;
+    let device = parse_device(&args.train.device)?;
+    std::fs::create_dir_all(&args.out_dir)
+        .with_context(|| format!("{}: cannot create folder", args.out_dir.display()))?;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(args.train.seed);
+    let data = Matrix::new(args.rows, 2, toy::sample(args.rows, &mut rng))?;
+    eprintln!(
+        "demo: 25-Gaussians, {} rows, {} steps (batch {})",
+        args.rows, cfg.train.steps, cfg.train.batch_size
+    );
+    let (fitted, summary) = fit(&data, &cfg, &device, progress(cfg.train.steps))?;
+    let model_path = args.out_dir.join("demo.safetensors");
+    fitted.save(&model_path)?;
+    let report = demo_report(&fitted, args.samples, args.train.seed, &mut rng)?;
+    let png = args.out_dir.join("demo.png");
+    let n = 150u32;
+    let view = View { min: -2.0, max: 2.0 };
+    let grid: Vec<f32> = (0..n)
+        .flat_map(|j| (0..n).flat_map(move |i| [view.coordinate(i, n), view.coordinate(j, n)]))
+        .collect();
+    let log_density: Vec<f32> = fitted
+        .model
+        .energy(&grid, (n * n) as usize)?
+        .into_iter()
+        .map(|e| -e)
+        .collect();
+    let shown = &data.data[..data.data.len().min(2 * args.samples)];
+    write_demo_png(&png, shown, &report.samples, &log_density, n, view)?;
+    println!("training: {:.1} s, {:.1} iterations/s", summary.seconds, summary.iterations_per_second);
+    println!(
+        "samples ({} steps): {}/25 modes covered, {:.1}% within 3 sigma of a centre",
+        fitted.metadata.schedule.num_timesteps,
+        report.modes.modes_covered,
+        100.0 * report.modes.within_3_sigma
+    );
+    println!(
+        "energy AUROC, data vs points between modes: {:.4}",
+        report.auroc_between_modes
+    );
+    println!("wrote {} and {}", png.display(), model_path.display());
+    Ok(())
+}
+
+struct DemoReport {
+    samples: Vec<f32>,
+    modes: toy::ModeReport,
+    auroc_between_modes: f64,
+}
+
+fn demo_report(
+    fitted: &FittedModel,
+    n: usize,
+    seed: u64,
+    rng: &mut rand_chacha::ChaCha8Rng,
+) -> Result<DemoReport> {
+    let samples = fitted.model.sample(n, seed)?;
+    let modes = toy::mode_report(&samples);
+    let fresh = toy::sample(1000, rng);
+    let between = toy::between_modes(1000, rng);
+    let e_in = fitted.model.energy(&fresh, 1000)?;
+    let e_out = fitted.model.energy(&between, 1000)?;
+    Ok(DemoReport {
+        samples,
+        modes,
+        auroc_between_modes: auroc(&e_in, &e_out),
+    })
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Fit(args) => cmd_fit(args),
+        Command::Demo(args) => cmd_demo(args),
+        Command::Score {
+            model,
+            data,
+            key,
+            out,
+            device,
+        } => {
+            let m = open_model(&model, &device)?;
+            let rows = load_rows_for(&m, &data, key.as_deref())?;
+            let e = m.energy(&rows.data, rows.rows)?;
+            write_npy(&out, &e, &[e.len()])?;
+            eprintln!("wrote {} energies to {}", e.len(), out.display());
+            Ok(())
+        }
+        Command::Sample {
+            model,
+            n,
+            out,
+            seed,
+            device,
+        } => {
+            if n == 0 {
+                bail!("-n must be at least 1");
+            }
+            let m = open_model(&model, &device)?;
+            let s = m.sample(n, seed)?;
+            write_npy(&out, &s, &[n, m.input_dim()])?;
+            eprintln!("wrote {n} samples to {}", out.display());
+            Ok(())
+        }
+        Command::Eval {
+            model,
+            id,
+            ood,
+            key,
+            json,
+            device,
+        } => {
+            let m = open_model(&model, &device)?;
+            let a = load_rows_for(&m, &id, key.as_deref())?;
+            let b = load_rows_for(&m, &ood, key.as_deref())?;
+            let (ea, eb) = (m.energy(&a.data, a.rows)?, m.energy(&b.data, b.rows)?);
+            let (roc, pr, fpr) = (auroc(&ea, &eb), aupr(&ea, &eb), fpr_at_tpr(&ea, &eb, 0.95));
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"auroc": roc, "aupr": pr, "fpr_at_95_tpr": fpr,
+                                       "n_id": a.rows, "n_ood": b.rows})
+                );
+            } else {
+                println!("AUROC        {roc:.4}\nAUPR         {pr:.4}\nFPR@95%TPR   {fpr:.4}");
+            }
+            Ok(())
+        }
+        Command::Inspect { model } => {
+            let meta = ddaebm::read_metadata(&model).with_context(|| model.display().to_string())?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({
+                    "format": ddaebm::model_file::FORMAT_NAME,
+                    "format_version": ddaebm::model_file::FORMAT_VERSION,
+                    "metadata": meta,
+                }))?
+            );
+            Ok(())
+        }
+        Command::Calibrate {
+            model,
+            data,
+            key,
+            tpr,
+            out,
+            device,
+        } => {
+            if !(tpr > 0.0 && tpr < 1.0) {
+                bail!("--tpr must be in (0, 1), got {tpr}");
+            }
+            let dev = parse_device(&device)?;
+            let contents = ddaebm::read_model_file(&model, &dev).with_context(|| model.display().to_string())?;
+            let m = Model::from_contents(
+                ddaebm::model_file::ModelFileContents {
+                    metadata: contents.metadata.clone(),
+                    tensors: contents.tensors.clone(),
+                },
+                &dev,
+            )?;
+            let rows = load_rows_for(&m, &data, key.as_deref())?;
+            let mut tensors: Vec<_> = contents.tensors.into_iter().collect();
+            tensors.sort_by(|a, b| a.0.cmp(&b.0));
+            let fitted = assemble(contents.metadata, tensors, &rows, tpr, &dev)?;
+            let out = out.unwrap_or(model);
+            fitted.save(&out)?;
+            eprintln!(
+                "wrote {}: threshold {:.4} at TPR {tpr} from {} rows",
+                out.display(),
+                fitted.metadata.calibration.threshold,
+                rows.rows
+            );
+            Ok(())
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    // One line, never a backtrace, if something unexpected happens.
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("error: internal error: {info}");
+    }));
+    let cli = Cli::parse();
+    match std::panic::catch_unwind(|| run(cli)) {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+        Err(_) => ExitCode::from(101),
+    }
+}

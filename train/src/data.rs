@@ -1,0 +1,238 @@
+//! Reading feature matrices from `.npy`, `.npz` and `.csv` files, and writing `.npy` results.
+//!
+//! Every error names the file and, for bad values, the row and column, so the CLI can print one
+//! clear line.
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use candle::{DType, Device, Tensor};
+
+/// A dense row-major f32 matrix.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Matrix {
+    pub rows: usize,
+    pub cols: usize,
+    pub data: Vec<f32>,
+}
+
+impl Matrix {
+    pub fn new(rows: usize, cols: usize, data: Vec<f32>) -> Result<Self> {
+        if rows.checked_mul(cols) != Some(data.len()) {
+            bail!("{} values do not make a {rows}×{cols} matrix", data.len());
+        }
+        Ok(Self { rows, cols, data })
+    }
+
+    pub fn row(&self, i: usize) -> &[f32] {
+        &self.data[i * self.cols..(i + 1) * self.cols]
+    }
+
+    /// The rows at `indices`, in that order.
+    pub fn select(&self, indices: &[usize]) -> Self {
+        let mut data = Vec::with_capacity(indices.len() * self.cols);
+        for &i in indices {
+            data.extend_from_slice(self.row(i));
+        }
+        Self {
+            rows: indices.len(),
+            cols: self.cols,
+            data,
+        }
+    }
+
+    /// Errors on the first NaN or ±Inf, naming its (0-based) row and column.
+    pub fn check_finite(&self) -> Result<()> {
+        if let Some(i) = self.data.iter().position(|v| !v.is_finite()) {
+            bail!(
+                "row {} column {} is {} (every value must be finite)",
+                i / self.cols,
+                i % self.cols,
+                self.data[i]
+            );
+        }
+        Ok(())
+    }
+}
+
+fn from_tensor(t: Tensor, what: &str) -> Result<Matrix> {
+    let t = match t.rank() {
+        2 => t,
+        1 => t.unsqueeze(1)?,
+        r => bail!("{what} has {r} dimensions, expected a 2-D (rows × features) array"),
+    };
+    match t.dtype() {
+        DType::F32 | DType::F64 | DType::F16 | DType::BF16 => {}
+        DType::U8 | DType::U32 | DType::I64 => {}
+        other => bail!("{what} has unsupported dtype {other:?}"),
+    }
+    let (rows, cols) = t.dims2()?;
+    let data = t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+    Matrix::new(rows, cols, data)
+}
+
+/// Loads a feature matrix. `.npy`: a 2-D numeric array; `.npz`: the array named `key` (default
+/// `X`); `.csv`: numeric values with an optional header row. Rows with NaN/Inf are an error.
+pub fn load_matrix(path: impl AsRef<Path>, key: Option<&str>) -> Result<Matrix> {
+    let path = path.as_ref();
+    let shown = path.display();
+    if !path.is_file() {
+        bail!("{shown}: no such file");
+    }
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default();
+    let m = match ext.as_str() {
+        "npy" => {
+            let t = Tensor::read_npy(path).with_context(|| format!("{shown}: not a valid .npy file"))?;
+            from_tensor(t, &shown.to_string())?
+        }
+        "npz" => {
+            let key = key.unwrap_or("X");
+            let all = Tensor::read_npz(path).with_context(|| format!("{shown}: not a valid .npz file"))?;
+            let names: Vec<String> = all.iter().map(|(n, _)| n.clone()).collect();
+            let Some((_, t)) = all.into_iter().find(|(n, _)| n == key) else {
+                bail!("{shown}: no array named {key:?} (arrays: {names:?}); choose one with --key");
+            };
+            from_tensor(t, &format!("{shown}[{key}]"))?
+        }
+        "csv" => load_csv(path)?,
+        _ => bail!("{shown}: unsupported file type (expected .npy, .npz or .csv)"),
+    };
+    if m.rows == 0 || m.cols == 0 {
+        bail!("{shown}: the matrix is empty ({}×{})", m.rows, m.cols);
+    }
+    m.check_finite().with_context(|| shown.to_string())?;
+    Ok(m)
+}
+
+fn load_csv(path: &Path) -> Result<Matrix> {
+    let shown = path.display();
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .trim(csv::Trim::All)
+        .from_path(path)
+        .with_context(|| format!("{shown}: cannot open"))?;
+    let mut data = vec![];
+    let (mut rows, mut cols) = (0usize, 0usize);
+    for (line, record) in reader.records().enumerate() {
+        let record = record.with_context(|| format!("{shown}: malformed CSV"))?;
+        if record.iter().all(|f| f.is_empty()) {
+            continue;
+        }
+        let parsed: Vec<Result<f32, _>> = record.iter().map(|f| f.parse::<f32>()).collect();
+        if line == 0 && parsed.iter().any(|p| p.is_err()) {
+            continue; // header row
+        }
+        if rows == 0 {
+            cols = record.len();
+        } else if record.len() != cols {
+            bail!(
+                "{shown}: line {} has {} fields, expected {cols}",
+                line + 1,
+                record.len()
+            );
+        }
+        for (col, (p, field)) in parsed.into_iter().zip(record.iter()).enumerate() {
+            let v = p.map_err(|_| {
+                anyhow::anyhow!(
+                    "{shown}: line {} column {}: {field:?} is not a number",
+                    line + 1,
+                    col + 1
+                )
+            })?;
+            data.push(v);
+        }
+        rows += 1;
+    }
+    Matrix::new(rows, cols, data)
+}
+
+/// Writes a 1-D or 2-D f32 array as `.npy`, atomically (temporary file + rename).
+pub fn write_npy(path: impl AsRef<Path>, data: &[f32], shape: &[usize]) -> Result<()> {
+    let path = path.as_ref();
+    let t = Tensor::from_slice(data, shape, &Device::Cpu)?;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let tmp = tempfile::Builder::new()
+        .prefix(".ddaebm-")
+        .suffix(".npy")
+        .tempfile_in(&dir)
+        .with_context(|| format!("{}: cannot create a file there", dir.display()))?;
+    t.write_npy(tmp.path())?;
+    tmp.persist(path)
+        .with_context(|| format!("{}: cannot write", path.display()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &tempfile::TempDir, name: &str, body: &str) -> std::path::PathBuf {
+        let p = dir.path().join(name);
+        std::fs::write(&p, body).unwrap();
+        p
+    }
+
+    #[test]
+    fn csv_with_and_without_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = load_matrix(write(&dir, "a.csv", "a,b\n1,2\n3.5,-4\n"), None).unwrap();
+        assert_eq!(m, Matrix::new(2, 2, vec![1.0, 2.0, 3.5, -4.0]).unwrap());
+        let m = load_matrix(write(&dir, "b.csv", "1,2\n3,4\n"), None).unwrap();
+        assert_eq!(m.rows, 2);
+    }
+
+    #[test]
+    fn bad_csv_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = load_matrix(write(&dir, "c.csv", "1,2\n3,x\n"), None).unwrap_err();
+        assert!(format!("{e:#}").contains("line 2 column 2"), "{e:#}");
+        let e = load_matrix(write(&dir, "d.csv", "1,2\n3\n"), None).unwrap_err();
+        assert!(format!("{e:#}").contains("fields"), "{e:#}");
+        let e = load_matrix(write(&dir, "e.csv", "1,2\nnan,4\n"), None).unwrap_err();
+        assert!(format!("{e:#}").contains("row 1 column 0"), "{e:#}");
+        let e = load_matrix(dir.path().join("missing.csv"), None).unwrap_err();
+        assert!(format!("{e:#}").contains("no such file"), "{e:#}");
+        let e = load_matrix(write(&dir, "f.npy", "garbage"), None).unwrap_err();
+        assert!(format!("{e:#}").contains("not a valid .npy"), "{e:#}");
+    }
+
+    #[test]
+    fn npy_round_trip_and_npz_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.npy");
+        write_npy(&p, &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[3, 2]).unwrap();
+        let m = load_matrix(&p, None).unwrap();
+        assert_eq!((m.rows, m.cols), (3, 2));
+        assert_eq!(m.row(2), &[5.0, 6.0]);
+        // f64 arrays are converted.
+        let t = Tensor::new(&[[1.5f64, 2.5]], &Device::Cpu).unwrap();
+        let p64 = dir.path().join("y.npy");
+        t.write_npy(&p64).unwrap();
+        assert_eq!(load_matrix(&p64, None).unwrap().data, vec![1.5, 2.5]);
+        let pz = dir.path().join("z.npz");
+        Tensor::write_npz(&[("X", &t), ("y", &t)], &pz).unwrap();
+        assert_eq!(load_matrix(&pz, None).unwrap().data, vec![1.5, 2.5]);
+        let e = load_matrix(&pz, Some("nope")).unwrap_err();
+        assert!(format!("{e:#}").contains("--key"), "{e:#}");
+    }
+
+    #[test]
+    fn reads_the_shared_adbench_files() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/adbench/classical/45_wine.npz");
+        if !p.exists() {
+            eprintln!("skipping: {} is absent", p.display());
+            return;
+        }
+        let m = load_matrix(&p, None).unwrap();
+        assert_eq!((m.rows, m.cols), (129, 13));
+        let y = load_matrix(&p, Some("y")).unwrap();
+        assert_eq!(y.data.iter().filter(|&&v| v == 1.0).count(), 10);
+    }
+}
