@@ -16,9 +16,8 @@ pub fn parse_device(name: &str) -> Result<Device> {
     let ordinal = if name.eq_ignore_ascii_case("cuda") {
         0
     } else if let Some(rest) = name.strip_prefix("cuda:") {
-        rest.parse::<usize>().map_err(|_| {
-            Error::InvalidArgument(format!("bad CUDA ordinal in device {name:?}"))
-        })?
+        rest.parse::<usize>()
+            .map_err(|_| Error::InvalidArgument(format!("bad CUDA ordinal in device {name:?}")))?
     } else {
         return Err(Error::InvalidArgument(format!(
             "unknown device {name:?}: expected \"cpu\", \"cuda\" or \"cuda:N\""
@@ -29,9 +28,8 @@ pub fn parse_device(name: &str) -> Result<Device> {
 
 #[cfg(feature = "cuda")]
 fn open_cuda(ordinal: usize) -> Result<Device> {
-    Device::new_cuda(ordinal).map_err(|e| {
-        Error::DeviceUnavailable(format!("cannot open CUDA device {ordinal}: {e}"))
-    })
+    Device::new_cuda(ordinal)
+        .map_err(|e| Error::DeviceUnavailable(format!("cannot open CUDA device {ordinal}: {e}")))
 }
 
 #[cfg(not(feature = "cuda"))]
@@ -59,7 +57,10 @@ mod tests {
     fn parses_cpu_and_rejects_garbage() {
         assert!(parse_device("cpu").unwrap().is_cpu());
         assert!(parse_device(" CPU ").unwrap().is_cpu());
-        assert!(matches!(parse_device("tpu"), Err(Error::InvalidArgument(_))));
+        assert!(matches!(
+            parse_device("tpu"),
+            Err(Error::InvalidArgument(_))
+        ));
         assert!(matches!(
             parse_device("cuda:x"),
             Err(Error::InvalidArgument(_))

@@ -35,7 +35,9 @@ pub enum Error {
     BadModel(String),
 
     /// The file was written by a newer (or unknown) version of the format.
-    #[error("unsupported model format version {found} (this library reads versions up to {supported})")]
+    #[error(
+        "unsupported model format version {found} (this library reads versions up to {supported})"
+    )]
     UnsupportedVersion { found: u32, supported: u32 },
 
     // === Devices ===

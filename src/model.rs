@@ -68,8 +68,8 @@ impl Model {
         let calibration = Calibration::from_parts(calib, &metadata.calibration)?;
         let levels = schedule.num_timesteps();
         let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
-        let energy =
-            EnergyNet::new(&metadata.network, levels, vb.pp("energy")).map_err(bad("energy network"))?;
+        let energy = EnergyNet::new(&metadata.network, levels, vb.pp("energy"))
+            .map_err(bad("energy network"))?;
         let generator = Generator::new(&metadata.network, levels, vb.pp("generator"))
             .map_err(bad("generator network"))?;
         let (mean, std) = metadata.normalization.tensors(device)?;
@@ -127,7 +127,10 @@ impl Model {
         let d = self.input_dim();
         if n_rows.checked_mul(d) != Some(x.len()) {
             return Err(Error::ShapeMismatch {
-                expected: format!("{n_rows} rows × {d} features = {} values", n_rows.saturating_mul(d)),
+                expected: format!(
+                    "{n_rows} rows × {d} features = {} values",
+                    n_rows.saturating_mul(d)
+                ),
                 got: format!("{} values", x.len()),
             });
         }

@@ -121,7 +121,8 @@ pub fn read_metadata(path: impl AsRef<Path>) -> Result<ModelMetadata> {
 pub fn read_model_file(path: impl AsRef<Path>, device: &Device) -> Result<ModelFileContents> {
     let path = path.as_ref();
     let mmap = map_file(path)?;
-    let bad_file = |e: safetensors::SafeTensorError| Error::bad_model(format!("{}: {e}", path.display()));
+    let bad_file =
+        |e: safetensors::SafeTensorError| Error::bad_model(format!("{}: {e}", path.display()));
     let (_, header) = safetensors::SafeTensors::read_metadata(&mmap).map_err(bad_file)?;
     let metadata = parse_metadata(header.metadata().as_ref())?;
     let st = safetensors::SafeTensors::deserialize(&mmap).map_err(bad_file)?;
@@ -150,7 +151,10 @@ pub fn write_model_file(
     metadata.validate()?;
     let mut cpu = Vec::with_capacity(tensors.len());
     for (name, t) in tensors {
-        let t = t.to_device(&Device::Cpu)?.to_dtype(DType::F32)?.contiguous()?;
+        let t = t
+            .to_device(&Device::Cpu)?
+            .to_dtype(DType::F32)?
+            .contiguous()?;
         cpu.push((name.clone(), t));
     }
     let json = serde_json::to_string(metadata)

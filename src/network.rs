@@ -202,7 +202,12 @@ impl TimeConditionedMlp {
             vb.pp("t_branch"),
         )?;
         let head_widths: Vec<usize> = cfg.head_widths.iter().copied().chain([out_dim]).collect();
-        let head = Mlp::new(2 * cfg.branch_out(), &head_widths, batch_norm, vb.pp("head"))?;
+        let head = Mlp::new(
+            2 * cfg.branch_out(),
+            &head_widths,
+            batch_norm,
+            vb.pp("head"),
+        )?;
         let embedding = timestep_embedding(num_levels, cfg.time_embed_dim, vb.device())?;
         Ok(Self {
             x_branch,

@@ -46,7 +46,8 @@ pub fn sample_normalized(
         let z = normal_tensor(&mut rng, n, generator.latent_dim(), device)?;
         let levels = level_tensor(k, n, device)?;
         let x_hat = generator.forward_t(&x, &z, &levels, false)?;
-        let mean = (x_hat.affine(schedule.post_c1[k], 0.0)? + x.affine(schedule.post_c2[k], 0.0)?)?;
+        let mean =
+            (x_hat.affine(schedule.post_c1[k], 0.0)? + x.affine(schedule.post_c2[k], 0.0)?)?;
         x = if k > 0 {
             let eps = normal_tensor(&mut rng, n, dim, device)?;
             let std = (0.5 * schedule.post_logvar[k]).exp();

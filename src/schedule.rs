@@ -79,7 +79,10 @@ impl ScheduleConfig {
             ));
         }
         if !(self.eps_small > 0.0 && self.eps_small < 1.0) {
-            return bad(format!("eps_small must be in (0, 1), got {}", self.eps_small));
+            return bad(format!(
+                "eps_small must be in (0, 1), got {}",
+                self.eps_small
+            ));
         }
         Ok(())
     }
@@ -235,7 +238,11 @@ mod tests {
             &s.sigmas,
             &[0.00316938, 0.0728882, 0.104312, 0.128133, 0.148068],
         );
-        assert_rel("a_s", &s.a_s, &[0.999995, 0.99734, 0.994545, 0.991757, 0.988977]);
+        assert_rel(
+            "a_s",
+            &s.a_s,
+            &[0.999995, 0.99734, 0.994545, 0.991757, 0.988977],
+        );
         assert_rel(
             "a_s_cum",
             &s.a_s_cum,
@@ -251,7 +258,11 @@ mod tests {
             &s.post_var,
             &[1.00261e-05, 0.00358708, 0.0082072, 0.0132323],
         );
-        assert_rel("post_c1", &s.post_c1, &[0.998118, 0.672126, 0.504199, 0.403014]);
+        assert_rel(
+            "post_c1",
+            &s.post_c1,
+            &[0.998118, 0.672126, 0.504199, 0.403014],
+        );
         assert_rel(
             "post_c2",
             &s.post_c2,
@@ -277,7 +288,11 @@ mod tests {
             &s.sigmas,
             &[0.0104854, 0.69156, 0.921524, 0.977966, 0.993682],
         );
-        assert_rel("a_s", &s.a_s, &[0.999945, 0.722319, 0.388322, 0.208764, 0.112232]);
+        assert_rel(
+            "a_s",
+            &s.a_s,
+            &[0.999945, 0.722319, 0.388322, 0.208764, 0.112232],
+        );
         assert_rel(
             "a_s_cum",
             &s.a_s_cum,

@@ -53,11 +53,14 @@ fn random_model(dim: usize) -> (ModelMetadata, Vec<(String, Tensor)>) {
 }
 
 fn rows(n: usize, dim: usize) -> Vec<f32> {
-    (0..n * dim).map(|i| ((i * 37 % 101) as f32 - 50.0) / 10.0).collect()
+    (0..n * dim)
+        .map(|i| ((i * 37 % 101) as f32 - 50.0) / 10.0)
+        .collect()
 }
 
 fn write_raw(path: &Path, meta: HashMap<String, String>, tensors: &[(String, Tensor)]) {
-    let bytes = safetensors::serialize(tensors.iter().map(|(n, t)| (n.as_str(), t)), Some(meta)).unwrap();
+    let bytes =
+        safetensors::serialize(tensors.iter().map(|(n, t)| (n.as_str(), t)), Some(meta)).unwrap();
     std::fs::write(path, bytes).unwrap();
 }
 
@@ -89,12 +92,19 @@ fn save_then_mmap_load_gives_bit_identical_energies_and_samples() {
     let x = rows(300, 5);
     let a = in_memory.energy(&x, 300).unwrap();
     let b = loaded.energy(&x, 300).unwrap();
-    assert_eq!(a.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), b.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+    assert_eq!(
+        a.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+        b.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+    );
     // Energies depend on the input (not a constant), and rows are scored independently.
     assert!(a.iter().any(|&e| (e - a[0]).abs() > 1e-6));
     // (Only to rounding: the matrix kernels block differently for other batch sizes.)
     let single = loaded.energy(&x[5..10], 1).unwrap()[0];
-    assert!((single - b[1]).abs() <= 1e-5 * b[1].abs().max(1.0), "{single} vs {}", b[1]);
+    assert!(
+        (single - b[1]).abs() <= 1e-5 * b[1].abs().max(1.0),
+        "{single} vs {}",
+        b[1]
+    );
     // Seeded sampling: same seed, same rows; another seed, other rows; raw scale.
     let s1 = loaded.sample(64, 7).unwrap();
     assert_eq!(s1, loaded.sample(64, 7).unwrap());
@@ -103,7 +113,10 @@ fn save_then_mmap_load_gives_bit_identical_energies_and_samples() {
     assert_eq!(s1.len(), 64 * 5);
     assert!(s1.iter().all(|v| v.is_finite()));
     // No temporary files left behind by the atomic write.
-    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(names.len(), 1, "{names:?}");
 }
 
@@ -111,7 +124,10 @@ fn save_then_mmap_load_gives_bit_identical_energies_and_samples() {
 fn energy_is_minus_level0_log_density_of_normalized_input() {
     let (meta, tensors) = random_model(3);
     let model = Model::from_contents(
-        ModelFileContents { metadata: meta.clone(), tensors: tensors.into_iter().collect() },
+        ModelFileContents {
+            metadata: meta.clone(),
+            tensors: tensors.into_iter().collect(),
+        },
         &Device::Cpu,
     )
     .unwrap();
@@ -124,7 +140,12 @@ fn energy_is_minus_level0_log_density_of_normalized_input() {
         .collect();
     let xs = Tensor::from_vec(norm, (4, 3), &Device::Cpu).unwrap();
     let k = Tensor::zeros(4, DType::U32, &Device::Cpu).unwrap();
-    let f: Vec<f32> = model.energy_net().log_density(&xs, &k).unwrap().to_vec1().unwrap();
+    let f: Vec<f32> = model
+        .energy_net()
+        .log_density(&xs, &k)
+        .unwrap()
+        .to_vec1()
+        .unwrap();
     for (a, b) in e.iter().zip(&f) {
         assert!((a + b).abs() < 1e-5, "{a} vs -{b}");
     }
@@ -134,17 +155,20 @@ fn energy_is_minus_level0_log_density_of_normalized_input() {
 fn screening_and_pvalues_follow_the_calibration() {
     let (meta, tensors) = random_model(4);
     let model = Model::from_contents(
-        ModelFileContents { metadata: meta, tensors: tensors.into_iter().collect() },
+        ModelFileContents {
+            metadata: meta,
+            tensors: tensors.into_iter().collect(),
+        },
         &Device::Cpu,
     )
     .unwrap();
     let x = rows(200, 4);
     let s = model.screen(&x, 200).unwrap();
     let p = model.pvalues(&x, 200).unwrap();
-    for i in 0..200 {
-        assert_eq!(s.is_ood[i], s.energy[i] > model.threshold());
-        assert_eq!(p[i], model.calibration().pvalue(s.energy[i]));
-        assert!(p[i] > 0.0 && p[i] <= 1.0);
+    for ((&e, &ood), &pv) in s.energy.iter().zip(&s.is_ood).zip(&p) {
+        assert_eq!(ood, e > model.threshold());
+        assert_eq!(pv, model.calibration().pvalue(e));
+        assert!(pv > 0.0 && pv <= 1.0);
     }
 }
 
@@ -152,11 +176,17 @@ fn screening_and_pvalues_follow_the_calibration() {
 fn bad_inputs_are_typed_errors() {
     let (meta, tensors) = random_model(3);
     let model = Model::from_contents(
-        ModelFileContents { metadata: meta, tensors: tensors.into_iter().collect() },
+        ModelFileContents {
+            metadata: meta,
+            tensors: tensors.into_iter().collect(),
+        },
         &Device::Cpu,
     )
     .unwrap();
-    assert!(matches!(model.energy(&[0.0; 5], 2), Err(Error::ShapeMismatch { .. })));
+    assert!(matches!(
+        model.energy(&[0.0; 5], 2),
+        Err(Error::ShapeMismatch { .. })
+    ));
     let mut x = rows(3, 3);
     x[7] = f32::NAN;
     match model.screen(&x, 3) {
@@ -179,16 +209,33 @@ fn hostile_and_foreign_files_are_clean_errors() {
     let open = |p: &Path| Model::open(p, &Device::Cpu);
 
     // Missing file.
-    assert!(matches!(open(&dir.path().join("nope")), Err(Error::Io { .. })));
+    assert!(matches!(
+        open(&dir.path().join("nope")),
+        Err(Error::Io { .. })
+    ));
     // Truncated at many points, including inside the header and inside the tensors.
-    for cut in [0, 4, 8, 20, bytes.len() / 3, bytes.len() / 2, bytes.len() - 1] {
+    for cut in [
+        0,
+        4,
+        8,
+        20,
+        bytes.len() / 3,
+        bytes.len() / 2,
+        bytes.len() - 1,
+    ] {
         let p = dir.path().join(format!("cut{cut}"));
         std::fs::write(&p, &bytes[..cut]).unwrap();
         assert!(matches!(open(&p), Err(Error::BadModel(_))), "cut at {cut}");
     }
     // Random bytes.
     let p = dir.path().join("random");
-    std::fs::write(&p, (0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect::<Vec<_>>()).unwrap();
+    std::fs::write(
+        &p,
+        (0..4096u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
     assert!(matches!(open(&p), Err(Error::BadModel(_))));
     // A valid safetensors file that is not a ddaebm model.
     let p = dir.path().join("foreign");
@@ -197,45 +244,78 @@ fn hostile_and_foreign_files_are_clean_errors() {
     assert!(err.to_string().contains("not a ddaebm model"), "{err}");
     // A newer format version is refused with a clear error.
     let p = dir.path().join("future");
-    write_raw(&p, ddaebm_meta(&(FORMAT_VERSION + 1).to_string(), &json), &tensors);
+    write_raw(
+        &p,
+        ddaebm_meta(&(FORMAT_VERSION + 1).to_string(), &json),
+        &tensors,
+    );
     match open(&p) {
         Err(Error::UnsupportedVersion { found, supported }) => {
             assert_eq!((found, supported), (FORMAT_VERSION + 1, FORMAT_VERSION))
         }
         other => panic!("expected UnsupportedVersion, got {:?}", other.err()),
     }
-    assert!(matches!(ddaebm::read_metadata(&p), Err(Error::UnsupportedVersion { .. })));
+    assert!(matches!(
+        ddaebm::read_metadata(&p),
+        Err(Error::UnsupportedVersion { .. })
+    ));
     // Non-JSON metadata, a missing tensor, a tensor of the wrong shape, a wrong dtype.
     let p = dir.path().join("notjson");
     write_raw(&p, ddaebm_meta("1", "{not json"), &tensors);
     assert!(matches!(open(&p), Err(Error::BadModel(_))));
     let p = dir.path().join("missing");
-    let fewer: Vec<_> = tensors.iter().filter(|(n, _)| !n.contains("head.linear0.weight")).cloned().collect();
+    let fewer: Vec<_> = tensors
+        .iter()
+        .filter(|(n, _)| !n.contains("head.linear0.weight"))
+        .cloned()
+        .collect();
     write_raw(&p, ddaebm_meta("1", &json), &fewer);
     assert!(matches!(open(&p), Err(Error::BadModel(_))));
     let p = dir.path().join("shape");
     let reshaped: Vec<_> = tensors
         .iter()
-        .map(|(n, t)| if n == "energy.head.linear0.bias" { (n.clone(), Tensor::zeros(7, DType::F32, &Device::Cpu).unwrap()) } else { (n.clone(), t.clone()) })
+        .map(|(n, t)| {
+            if n == "energy.head.linear0.bias" {
+                (
+                    n.clone(),
+                    Tensor::zeros(7, DType::F32, &Device::Cpu).unwrap(),
+                )
+            } else {
+                (n.clone(), t.clone())
+            }
+        })
         .collect();
     write_raw(&p, ddaebm_meta("1", &json), &reshaped);
     let err = open(&p).err().unwrap();
     assert!(matches!(err, Error::BadModel(_)), "{err}");
     let p = dir.path().join("dtype");
-    let f64s: Vec<_> = tensors.iter().map(|(n, t)| (n.clone(), t.to_dtype(DType::F64).unwrap())).collect();
+    let f64s: Vec<_> = tensors
+        .iter()
+        .map(|(n, t)| (n.clone(), t.to_dtype(DType::F64).unwrap()))
+        .collect();
     write_raw(&p, ddaebm_meta("1", &json), &f64s);
     assert!(matches!(open(&p), Err(Error::BadModel(_))));
     // A config declaring 10^12 inputs is refused before anything is allocated.
     let mut huge = meta.clone();
     huge.network.input_dim = 1_000_000_000_000;
     let p = dir.path().join("huge");
-    write_raw(&p, ddaebm_meta("1", &serde_json::to_string(&huge).unwrap()), &tensors);
+    write_raw(
+        &p,
+        ddaebm_meta("1", &serde_json::to_string(&huge).unwrap()),
+        &tensors,
+    );
     assert!(matches!(open(&p), Err(Error::BadModel(_))));
     // Calibration energies that are not sorted.
     let p = dir.path().join("unsorted");
     let unsorted: Vec<_> = tensors
         .iter()
-        .map(|(n, t)| if n == CALIBRATION_TENSOR { (n.clone(), t.flip(&[0]).unwrap()) } else { (n.clone(), t.clone()) })
+        .map(|(n, t)| {
+            if n == CALIBRATION_TENSOR {
+                (n.clone(), t.flip(&[0]).unwrap())
+            } else {
+                (n.clone(), t.clone())
+            }
+        })
         .collect();
     write_raw(&p, ddaebm_meta("1", &json), &unsorted);
     assert!(matches!(open(&p), Err(Error::BadModel(_))));
@@ -244,7 +324,16 @@ fn hostile_and_foreign_files_are_clean_errors() {
 #[test]
 fn calibration_summary_must_match_the_tensor() {
     let (mut meta, tensors) = random_model(2);
-    meta.calibration = CalibrationSummary { num_samples: 3, ..meta.calibration };
-    let r = Model::from_contents(ModelFileContents { metadata: meta, tensors: tensors.into_iter().collect() }, &Device::Cpu);
+    meta.calibration = CalibrationSummary {
+        num_samples: 3,
+        ..meta.calibration
+    };
+    let r = Model::from_contents(
+        ModelFileContents {
+            metadata: meta,
+            tensors: tensors.into_iter().collect(),
+        },
+        &Device::Cpu,
+    );
     assert!(matches!(r, Err(Error::BadModel(_))));
 }

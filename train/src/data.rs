@@ -86,12 +86,14 @@ pub fn load_matrix(path: impl AsRef<Path>, key: Option<&str>) -> Result<Matrix> 
         .unwrap_or_default();
     let m = match ext.as_str() {
         "npy" => {
-            let t = Tensor::read_npy(path).with_context(|| format!("{shown}: not a valid .npy file"))?;
+            let t = Tensor::read_npy(path)
+                .with_context(|| format!("{shown}: not a valid .npy file"))?;
             from_tensor(t, &shown.to_string())?
         }
         "npz" => {
             let key = key.unwrap_or("X");
-            let all = Tensor::read_npz(path).with_context(|| format!("{shown}: not a valid .npz file"))?;
+            let all = Tensor::read_npz(path)
+                .with_context(|| format!("{shown}: not a valid .npz file"))?;
             let names: Vec<String> = all.iter().map(|(n, _)| n.clone()).collect();
             let Some((_, t)) = all.into_iter().find(|(n, _)| n == key) else {
                 bail!("{shown}: no array named {key:?} (arrays: {names:?}); choose one with --key");
@@ -225,7 +227,8 @@ mod tests {
 
     #[test]
     fn reads_the_shared_adbench_files() {
-        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/adbench/classical/45_wine.npz");
+        let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../shared/data/adbench/classical/45_wine.npz");
         if !p.exists() {
             eprintln!("skipping: {} is absent", p.display());
             return;

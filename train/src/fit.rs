@@ -72,16 +72,20 @@ pub fn assemble(
     device: &Device,
 ) -> Result<FittedModel> {
     tensors.retain(|(n, _)| n != CALIBRATION_TENSOR);
-    let build = |meta: &ModelMetadata, energies: Vec<f32>| -> Result<(Vec<(String, Tensor)>, Model)> {
-        let mut all = tensors.clone();
-        let n = energies.len();
-        all.push((CALIBRATION_TENSOR.to_string(), Tensor::from_vec(energies, n, device)?));
-        let contents = ModelFileContents {
-            metadata: meta.clone(),
-            tensors: all.iter().cloned().collect(),
+    let build =
+        |meta: &ModelMetadata, energies: Vec<f32>| -> Result<(Vec<(String, Tensor)>, Model)> {
+            let mut all = tensors.clone();
+            let n = energies.len();
+            all.push((
+                CALIBRATION_TENSOR.to_string(),
+                Tensor::from_vec(energies, n, device)?,
+            ));
+            let contents = ModelFileContents {
+                metadata: meta.clone(),
+                tensors: all.iter().cloned().collect(),
+            };
+            Ok((all, Model::from_contents(contents, device)?))
         };
-        Ok((all, Model::from_contents(contents, device)?))
-    };
     // A provisional calibration to score the held-out rows, then the real one.
     metadata.calibration = CalibrationSummary {
         threshold: 0.0,
@@ -137,7 +141,10 @@ pub fn fit(
     let (train_idx, val_idx) = split_indices(data.rows, cfg.val_fraction, cfg.train.seed)?;
     let train = data.select(&train_idx);
     let normalization = Normalization::fit(&train.data, train.rows, train.cols)?;
-    let network = cfg.network.clone().unwrap_or_else(|| default_network(data.cols));
+    let network = cfg
+        .network
+        .clone()
+        .unwrap_or_else(|| default_network(data.cols));
     if network.input_dim != data.cols {
         bail!(
             "the network expects {} features but the data has {}",
@@ -162,12 +169,21 @@ pub fn fit(
             order.shuffle(trainer.rng());
             cursor = 0;
         }
-        let batch_idx = Tensor::from_slice(&order[cursor..cursor + tc.batch_size], tc.batch_size, device)?;
+        let batch_idx = Tensor::from_slice(
+            &order[cursor..cursor + tc.batch_size],
+            tc.batch_size,
+            device,
+        )?;
         cursor += tc.batch_size;
         let batch = xs.index_select(&batch_idx, 0)?;
         last = trainer.step(&batch)?;
-        if ![last.loss_energy, last.loss_generator].iter().all(|v| v.is_finite()) {
-            bail!("training diverged at step {step} (non-finite loss): try a smaller learning rate");
+        if ![last.loss_energy, last.loss_generator]
+            .iter()
+            .all(|v| v.is_finite())
+        {
+            bail!(
+                "training diverged at step {step} (non-finite loss): try a smaller learning rate"
+            );
         }
         on_step(step, &last);
     }
@@ -192,8 +208,18 @@ pub fn fit(
         }),
     };
     // Without a held-out split, calibrate on the training rows (documented as optimistic).
-    let cal = if val_idx.is_empty() { train.clone() } else { data.select(&val_idx) };
-    let fitted = assemble(metadata, trainer.export_tensors()?, &cal, cfg.target_tpr, device)?;
+    let cal = if val_idx.is_empty() {
+        train.clone()
+    } else {
+        data.select(&val_idx)
+    };
+    let fitted = assemble(
+        metadata,
+        trainer.export_tensors()?,
+        &cal,
+        cfg.target_tpr,
+        device,
+    )?;
     let summary = FitSummary {
         seconds,
         iterations_per_second: tc.steps as f64 / seconds.max(1e-9),

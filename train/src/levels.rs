@@ -80,7 +80,12 @@ impl ScheduleTensors {
 
 impl LevelCoefficients {
     /// The forward pair `(x_k, x_{k+1})` from clean `x` and two independent noises.
-    pub fn forward_pair(&self, x: &Tensor, eps1: &Tensor, eps2: &Tensor) -> Result<(Tensor, Tensor)> {
+    pub fn forward_pair(
+        &self,
+        x: &Tensor,
+        eps1: &Tensor,
+        eps2: &Tensor,
+    ) -> Result<(Tensor, Tensor)> {
         let x_k = (x.broadcast_mul(&self.a_s_cum)? + eps1.broadcast_mul(&self.sigmas_cum)?)?;
         let x_next = (x_k.broadcast_mul(&self.a_next)? + eps2.broadcast_mul(&self.sigma_next)?)?;
         Ok((x_k, x_next))

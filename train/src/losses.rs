@@ -68,7 +68,10 @@ mod tests {
     fn close(got: &Tensor, want: &[f64]) {
         let got: Vec<f32> = got.to_vec1().unwrap();
         for (g, w) in got.iter().zip(want) {
-            assert!((*g as f64 - w).abs() < 1e-4 * w.abs().max(1.0), "{got:?} vs {want:?}");
+            assert!(
+                (*g as f64 - w).abs() < 1e-4 * w.abs().max(1.0),
+                "{got:?} vs {want:?}"
+            );
         }
     }
 
@@ -84,7 +87,10 @@ mod tests {
         let want1 = -(2.0 * std::f64::consts::PI).ln();
         close(&log_forward(&x, &xn, &a, &s).unwrap(), &[want0, want1]);
         // Gradient: a (x_next − a x)/σ² = 0.5·(0, 1)/4 = (0, 0.125).
-        let g: Vec<Vec<f32>> = grad_log_forward(&x, &xn, &a, &s).unwrap().to_vec2().unwrap();
+        let g: Vec<Vec<f32>> = grad_log_forward(&x, &xn, &a, &s)
+            .unwrap()
+            .to_vec2()
+            .unwrap();
         assert_eq!(g[0], vec![0.0, 0.125]);
     }
 

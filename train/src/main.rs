@@ -18,7 +18,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 
 #[derive(Parser)]
-#[command(name = "ddaebm-train", version, about = "Fit and use DDAEBM out-of-distribution detectors")]
+#[command(
+    name = "ddaebm-train",
+    version,
+    about = "Fit and use DDAEBM out-of-distribution detectors"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -134,6 +138,12 @@ struct TrainArgs {
     /// Size of the generator's latent z.
     #[arg(long)]
     latent_dim: Option<usize>,
+    /// β_max of the VP schedule (β_min is 0.1).
+    #[arg(long, hide = true)]
+    beta_max: Option<f64>,
+    /// Floor of the reconstruction variance (natural log).
+    #[arg(long, hide = true, allow_hyphen_values = true)]
+    rec_logvar_floor: Option<f64>,
 }
 
 #[derive(Args)]
@@ -184,6 +194,12 @@ impl TrainArgs {
         if !(self.tpr > 0.0 && self.tpr < 1.0) {
             bail!("--tpr must be in (0, 1), got {}", self.tpr);
         }
+        if !(0.0..1.0).contains(&self.val_fraction) {
+            bail!(
+                "--val-fraction must be in [0, 1), got {}",
+                self.val_fraction
+            );
+        }
         Ok(FitConfig {
             train: TrainConfig {
                 steps: self.steps.unwrap_or(defaults.steps),
@@ -193,7 +209,11 @@ impl TrainArgs {
                 r1_gamma: self.r1_gamma.unwrap_or(defaults.r1_gamma),
                 ema_decay,
                 seed: self.seed,
-                schedule: ScheduleConfig::image(self.timesteps),
+                schedule: ScheduleConfig {
+                    beta_max: self.beta_max.unwrap_or(defaults.schedule.beta_max),
+                    ..ScheduleConfig::image(self.timesteps)
+                },
+                rec_logvar_floor: self.rec_logvar_floor.unwrap_or(defaults.rec_logvar_floor),
                 ..defaults
             },
             network: Some(network),
@@ -208,8 +228,10 @@ fn progress(total: usize) -> impl FnMut(usize, &StepStats) {
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = ProgressBar::new(total as u64);
         bar.set_style(
-            ProgressStyle::with_template("{bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}")
-                .expect("valid template"),
+            ProgressStyle::with_template(
+                "{bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}",
+            )
+            .expect("valid template"),
         );
         bar
     });
@@ -301,7 +323,10 @@ fn cmd_demo(args: DemoArgs) -> Result<()> {
     let report = demo_report(&fitted, args.samples, args.train.seed, &mut rng)?;
     let png = args.out_dir.join("demo.png");
     let n = 150u32;
-    let view = View { min: -2.0, max: 2.0 };
+    let view = View {
+        min: -2.0,
+        max: 2.0,
+    };
     let grid: Vec<f32> = (0..n)
         .flat_map(|j| (0..n).flat_map(move |i| [view.coordinate(i, n), view.coordinate(j, n)]))
         .collect();
@@ -313,7 +338,10 @@ fn cmd_demo(args: DemoArgs) -> Result<()> {
         .collect();
     let shown = &data.data[..data.data.len().min(2 * args.samples)];
     write_demo_png(&png, shown, &report.samples, &log_density, n, view)?;
-    println!("training: {:.1} s, {:.1} iterations/s", summary.seconds, summary.iterations_per_second);
+    println!(
+        "training: {:.1} s, {:.1} iterations/s",
+        summary.seconds, summary.iterations_per_second
+    );
     println!(
         "samples ({} steps): {}/25 modes covered, {:.1}% within 3 sigma of a centre",
         fitted.metadata.schedule.num_timesteps,
@@ -412,7 +440,8 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Inspect { model } => {
-            let meta = ddaebm::read_metadata(&model).with_context(|| model.display().to_string())?;
+            let meta =
+                ddaebm::read_metadata(&model).with_context(|| model.display().to_string())?;
             println!(
                 "{}",
                 serde_json::to_string_pretty(&serde_json::json!({
@@ -435,7 +464,8 @@ fn run(cli: Cli) -> Result<()> {
                 bail!("--tpr must be in (0, 1), got {tpr}");
             }
             let dev = parse_device(&device)?;
-            let contents = ddaebm::read_model_file(&model, &dev).with_context(|| model.display().to_string())?;
+            let contents = ddaebm::read_model_file(&model, &dev)
+                .with_context(|| model.display().to_string())?;
             let m = Model::from_contents(
                 ddaebm::model_file::ModelFileContents {
                     metadata: contents.metadata.clone(),
@@ -463,7 +493,8 @@ fn run(cli: Cli) -> Result<()> {
 fn main() -> ExitCode {
     // One line, never a backtrace, if something unexpected happens.
     std::panic::set_hook(Box::new(|info| {
-        eprintln!("error: internal error: {info}");
+        let msg = info.to_string().replace('\n', " ");
+        eprintln!("error: internal error: {msg}");
     }));
     let cli = Cli::parse();
     match std::panic::catch_unwind(|| run(cli)) {

@@ -18,7 +18,7 @@ pub struct View {
 impl View {
     fn to_pixel(self, v: f32) -> Option<u32> {
         let u = (v - self.min) / (self.max - self.min);
-        (0.0..1.0).contains(&u).then(|| (u * PANEL as f32) as u32)
+        (0.0..1.0).contains(&u).then_some((u * PANEL as f32) as u32)
     }
 
     /// Centre of pixel `i` along one axis.
@@ -36,7 +36,11 @@ fn ramp(t: f32) -> Rgb<u8> {
         (1.0, [253.0, 231.0, 37.0]),
     ];
     let t = t.clamp(0.0, 1.0);
-    let i = stops.iter().rposition(|s| s.0 <= t).unwrap_or(0).min(stops.len() - 2);
+    let i = stops
+        .iter()
+        .rposition(|s| s.0 <= t)
+        .unwrap_or(0)
+        .min(stops.len() - 2);
     let (a, b) = (stops[i], stops[i + 1]);
     let w = (t - a.0) / (b.0 - a.0);
     let c = |k: usize| (a.1[k] + w * (b.1[k] - a.1[k])) as u8;
@@ -73,7 +77,10 @@ pub fn write_demo_png(
     scatter(&mut img, 0, data, view, Rgb([31, 119, 180]));
     scatter(&mut img, PANEL + GAP, samples, view, Rgb([214, 39, 40]));
     // Density panel: exp(f) normalised by its maximum.
-    let max = log_density.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let max = log_density
+        .iter()
+        .copied()
+        .fold(f32::NEG_INFINITY, f32::max);
     let x0 = 2 * (PANEL + GAP);
     for py in 0..PANEL {
         for px in 0..PANEL {
@@ -83,5 +90,6 @@ pub fn write_demo_png(
         }
     }
     let path = path.as_ref();
-    img.save(path).with_context(|| format!("{}: cannot write PNG", path.display()))
+    img.save(path)
+        .with_context(|| format!("{}: cannot write PNG", path.display()))
 }

@@ -99,7 +99,11 @@ pub fn mode_report(samples: &[f32]) -> ModeReport {
         .count();
     ModeReport {
         modes_covered,
-        within_3_sigma: if n == 0 { 0.0 } else { within as f64 / n as f64 },
+        within_3_sigma: if n == 0 {
+            0.0
+        } else {
+            within as f64 / n as f64
+        },
         counts,
     }
 }

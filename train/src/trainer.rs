@@ -5,8 +5,8 @@
 //!    The gradient of `f` is taken with the autodiff graph kept (`CANDLE_GRAD_DO_NOT_DETACH`),
 //!    so R1 back-propagates into θ: a real second-order gradient. `∇ log q` is closed form.
 //! 2. **Generator + encoder step**, with the *updated* θ and the same `x̃_k` and `z`:
-//!    `L_G = −mean[f(x̃_k,k) + log q(x_{k+1}|x̃_k)] + 0.1·NLL(z | q_ψ(x̃_k, x_{k+1}))
-//!    + KL(q_ψ(x_k, x_{k+1}) ‖ N(0,I)) − mean log q(x_k | x_{k+1}, G(x_{k+1}, z_e))`.
+//!    `L_G = −mean[f(x̃_k,k) + log q(x_{k+1}|x̃_k)] + 0.1·NLL(z | q_ψ(x̃_k, x_{k+1})) +
+//!    KL(q_ψ(x_k, x_{k+1}) ‖ N(0,I)) − mean log q(x_k | x_{k+1}, G(x_{k+1}, z_e))`.
 //!    The reconstruction is the ELBO form of the toy code (SPEC §3.2), not the CIFAR MSE that
 //!    leaves the encoder unopposed (pitfall 7).
 //!
@@ -153,10 +153,13 @@ fn reinit_linear_layers(vm: &VarMap, rng: &mut ChaCha8Rng) -> Result<()> {
             continue; // PReLU slopes and BatchNorm scales keep their constant init.
         };
         let bound = 1.0 / (in_dim as f32).sqrt();
-        let mut draw = |n: usize| -> Vec<f32> {
-            (0..n).map(|_| rng.random_range(-bound..bound)).collect()
-        };
-        weight.set(&Tensor::from_vec(draw(out_dim * in_dim), (out_dim, in_dim), weight.device())?)?;
+        let mut draw =
+            |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random_range(-bound..bound)).collect() };
+        weight.set(&Tensor::from_vec(
+            draw(out_dim * in_dim),
+            (out_dim, in_dim),
+            weight.device(),
+        )?)?;
         let bias_name = format!("{}bias", name.trim_end_matches("weight"));
         if let Some(bias) = data.get(&bias_name) {
             bias.set(&Tensor::from_vec(draw(out_dim), out_dim, bias.device())?)?;
@@ -411,7 +414,10 @@ mod tests {
         let grads = r1.backward().unwrap();
         let data = vm.data().lock().unwrap();
         let mut checked = 0;
-        for name in ["energy.head.linear0.weight", "energy.x_branch.linear0.weight"] {
+        for name in [
+            "energy.head.linear0.weight",
+            "energy.x_branch.linear0.weight",
+        ] {
             let var = &data[name];
             let analytic = grads
                 .get(var.as_tensor())
@@ -420,7 +426,12 @@ mod tests {
                 .unwrap()
                 .to_vec1::<f32>()
                 .unwrap();
-            let base = var.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let base = var
+                .as_tensor()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
             for i in [0usize, 3, 7] {
                 let h = 1e-2f32;
                 let eval = |delta: f32| -> f64 {
@@ -443,7 +454,10 @@ mod tests {
                 }
             }
         }
-        assert!(checked >= 3, "too few non-zero second-order gradients checked");
+        assert!(
+            checked >= 3,
+            "too few non-zero second-order gradients checked"
+        );
     }
 
     #[test]
@@ -484,8 +498,18 @@ mod tests {
         // The frozen copy follows the updated energy weights.
         let k = Tensor::new(&[0u32, 1, 2, 3], &dev).unwrap();
         let xs = Tensor::randn(0f32, 1., (4, 2), &dev).unwrap();
-        let a = tr.energy.log_density(&xs, &k).unwrap().to_vec1::<f32>().unwrap();
-        let b = tr.energy_frozen.log_density(&xs, &k).unwrap().to_vec1::<f32>().unwrap();
+        let a = tr
+            .energy
+            .log_density(&xs, &k)
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let b = tr
+            .energy_frozen
+            .log_density(&xs, &k)
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
         assert_eq!(a, b);
     }
 }

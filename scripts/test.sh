@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs every check and test of the project on a fresh machine. Used by .ci/run and the README.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "error: cargo not found: install a Rust toolchain (1.85 or newer) first" >&2
+    exit 1
+fi
+# rustfmt and clippy ship with rustup's default profile; add them where they are missing.
+if command -v rustup >/dev/null 2>&1; then
+    rustup component add rustfmt clippy >/dev/null 2>&1 || true
+fi
+
+if [ ! -d ../shared/data ]; then
+    echo "note: ../shared/data is absent; tests that need the evaluation data will say they skip"
+fi
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+echo "== cargo test"
+cargo test --workspace 2>&1 | tee target/test-output.txt
+passed=$(grep -Eo '[0-9]+ passed' target/test-output.txt | awk '{s+=$1} END {print s+0}')
+failed=$(grep -Eo '[0-9]+ failed' target/test-output.txt | awk '{s+=$1} END {print s+0}')
+echo "$passed passed, $failed failed"

@@ -1,0 +1,303 @@
+//! The `ddaebm-train` binary end to end: every subcommand on a small real fit, and bad input
+//! giving one clear error line, a non-zero exit and no output file.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use ddaebm_train::data::{load_matrix, write_npy};
+use rand::SeedableRng;
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ddaebm-train"))
+        .args(args)
+        .output()
+        .expect("binary runs")
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Fails unless the command failed with exactly one `error:` line and no panic or backtrace.
+fn assert_one_error_line(out: &Output, must_contain: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "unexpected success: {stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "expected one line, got:\n{stderr}");
+    assert!(lines[0].starts_with("error: "), "{stderr}");
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("backtrace"),
+        "{stderr}"
+    );
+    assert!(
+        lines[0]
+            .to_lowercase()
+            .contains(&must_contain.to_lowercase()),
+        "{must_contain:?} not in {stderr}"
+    );
+}
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    model: PathBuf,
+    data: PathBuf,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+    let data = dir.path().join("train.npy");
+    write_npy(&data, &ddaebm_train::toy::sample(600, &mut rng), &[600, 2]).unwrap();
+    let model = dir.path().join("m.safetensors");
+    let out = run(&[
+        "fit",
+        "--data",
+        s(&data),
+        "--out",
+        s(&model),
+        "--steps",
+        "60",
+        "--batch-size",
+        "64",
+        "--seed",
+        "1",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Fixture { dir, model, data }
+}
+
+#[test]
+fn every_subcommand_works_on_a_small_fit() {
+    let f = fixture();
+    let p = |n: &str| f.dir.path().join(n);
+    let inspect = run(&["inspect", "--model", s(&f.model)]);
+    assert!(inspect.status.success());
+    let meta: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
+    assert_eq!(meta["format_version"], 1);
+    assert_eq!(meta["metadata"]["network"]["input_dim"], 2);
+    assert_eq!(meta["metadata"]["calibration"]["num_samples"], 60);
+    assert_eq!(meta["metadata"]["training"]["config"]["steps"], 60);
+
+    let out = run(&[
+        "score",
+        "--model",
+        s(&f.model),
+        "--data",
+        s(&f.data),
+        "--out",
+        s(&p("e.npy")),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let scores = load_matrix(p("e.npy"), None).unwrap();
+    assert_eq!((scores.rows, scores.cols), (600, 1));
+    // The CLI's energies are the library's energies.
+    let model = ddaebm::Model::open(&f.model, &candle::Device::Cpu).unwrap();
+    let rows = load_matrix(&f.data, None).unwrap();
+    assert_eq!(scores.data, model.energy(&rows.data, rows.rows).unwrap());
+
+    let out = run(&[
+        "sample",
+        "--model",
+        s(&f.model),
+        "-n",
+        "50",
+        "--seed",
+        "4",
+        "--out",
+        s(&p("s.npy")),
+    ]);
+    assert!(out.status.success());
+    let samples = load_matrix(p("s.npy"), None).unwrap();
+    assert_eq!((samples.rows, samples.cols), (50, 2));
+    assert_eq!(samples.data, model.sample(50, 4).unwrap());
+
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+    let far: Vec<f32> = ddaebm_train::toy::sample(200, &mut rng)
+        .iter()
+        .map(|v| v * 4.0 + 3.0)
+        .collect();
+    write_npy(p("far.npy"), &far, &[200, 2]).unwrap();
+    let out = run(&[
+        "eval",
+        "--model",
+        s(&f.model),
+        "--id",
+        s(&f.data),
+        "--ood",
+        s(&p("far.npy")),
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let roc = m["auroc"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&roc) && m["fpr_at_95_tpr"].as_f64().is_some());
+
+    let out = run(&[
+        "calibrate",
+        "--model",
+        s(&f.model),
+        "--data",
+        s(&f.data),
+        "--tpr",
+        "0.9",
+        "--out",
+        s(&p("c.safetensors")),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let recal = ddaebm::Model::open(p("c.safetensors"), &candle::Device::Cpu).unwrap();
+    assert_eq!(recal.metadata().calibration.num_samples, 600);
+    assert_eq!(recal.metadata().calibration.target_tpr, 0.9);
+    let e = recal.energy(&rows.data, rows.rows).unwrap();
+    let accepted = e.iter().filter(|&&v| v <= recal.threshold()).count() as f64 / 600.0;
+    assert!(
+        (accepted - 0.9).abs() < 0.01,
+        "TPR on the calibration rows: {accepted}"
+    );
+}
+
+#[test]
+fn fit_is_reproducible_from_its_seed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+    let data = dir.path().join("d.npy");
+    write_npy(&data, &ddaebm_train::toy::sample(300, &mut rng), &[300, 2]).unwrap();
+    let fit = |name: &str, seed: &str| {
+        let out = dir.path().join(name);
+        let r = run(&[
+            "fit",
+            "--data",
+            s(&data),
+            "--out",
+            s(&out),
+            "--steps",
+            "20",
+            "--batch-size",
+            "32",
+            "--seed",
+            seed,
+        ]);
+        assert!(r.status.success());
+        ddaebm::Model::open(&out, &candle::Device::Cpu)
+            .unwrap()
+            .energy(&[0.1, 0.2, -0.3, 0.4], 2)
+            .unwrap()
+    };
+    assert_eq!(fit("a", "7"), fit("b", "7"));
+    assert_ne!(fit("a", "7"), fit("c", "8"));
+}
+
+#[test]
+fn bad_input_gives_one_clear_error_line_and_no_output() {
+    let f = fixture();
+    let p = |n: &str| f.dir.path().join(n);
+    let write = |n: &str, body: &[u8]| {
+        std::fs::write(p(n), body).unwrap();
+        p(n)
+    };
+    let out_model = p("out.safetensors");
+    let out_npy = p("out.npy");
+    let score = |model: &Path, data: &Path| {
+        run(&[
+            "score",
+            "--model",
+            s(model),
+            "--data",
+            s(data),
+            "--out",
+            s(&out_npy),
+        ])
+    };
+    let fit = |data: &Path, out: &Path| run(&["fit", "--data", s(data), "--out", s(out)]);
+
+    // Missing data file.
+    assert_one_error_line(&fit(&p("missing.csv"), &out_model), "no such file");
+    // Non-numeric CSV.
+    let bad_csv = write("bad.csv", b"a,b\n1,2\n3,abc\n");
+    assert_one_error_line(&fit(&bad_csv, &out_model), "not a number");
+    // NaN and Inf rows.
+    let nan_csv = write("nan.csv", b"1,2\nnan,4\n5,6\n");
+    assert_one_error_line(&fit(&nan_csv, &out_model), "row 1 column 0");
+    write_npy(p("inf.npy"), &[1.0, f32::INFINITY, 0.0, 0.0], &[2, 2]).unwrap();
+    assert_one_error_line(&score(&f.model, &p("inf.npy")), "finite");
+    // Wrong dimension.
+    let three = write("three.csv", b"1,2,3\n4,5,6\n");
+    assert_one_error_line(&score(&f.model, &three), "expects 2");
+    // Truncated model, random bytes, and a safetensors file that is not a ddaebm model.
+    let bytes = std::fs::read(&f.model).unwrap();
+    let truncated = write("trunc.safetensors", &bytes[..bytes.len() / 2]);
+    assert_one_error_line(&score(&truncated, &f.data), "bad model file");
+    let junk = write("junk.safetensors", b"this is not a model at all, just text");
+    assert_one_error_line(&run(&["inspect", "--model", s(&junk)]), "bad model file");
+    let t = candle::Tensor::zeros(3, candle::DType::F32, &candle::Device::Cpu).unwrap();
+    let foreign = p("foreign.safetensors");
+    candle::safetensors::save(
+        &std::collections::HashMap::from([("w".to_string(), t)]),
+        &foreign,
+    )
+    .unwrap();
+    assert_one_error_line(
+        &run(&[
+            "sample",
+            "--model",
+            s(&foreign),
+            "-n",
+            "3",
+            "--out",
+            s(&out_npy),
+        ]),
+        "not a ddaebm model",
+    );
+    // Bad options.
+    assert_one_error_line(
+        &run(&[
+            "fit",
+            "--data",
+            s(&f.data),
+            "--out",
+            s(&out_model),
+            "--val-fraction",
+            "1.5",
+        ]),
+        "val-fraction",
+    );
+    assert_one_error_line(
+        &run(&[
+            "fit",
+            "--data",
+            s(&f.data),
+            "--out",
+            s(&out_model),
+            "--device",
+            "cuda",
+        ]),
+        "cuda",
+    );
+    // Nothing was written by any failed command, not even temporary files.
+    assert!(!out_model.exists() && !out_npy.exists());
+    let leftovers: Vec<_> = std::fs::read_dir(f.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+    // A failed fit leaves an existing model untouched.
+    let before = std::fs::read(&f.model).unwrap();
+    assert_one_error_line(&fit(&nan_csv, &f.model), "row 1");
+    assert_eq!(std::fs::read(&f.model).unwrap(), before);
+}
