@@ -208,7 +208,8 @@ impl TimeConditionedMlp {
             batch_norm,
             vb.pp("head"),
         )?;
-        let embedding = timestep_embedding(num_levels, cfg.time_embed_dim, vb.device())?;
+        let embedding = timestep_embedding(num_levels, cfg.time_embed_dim, vb.device())?
+            .to_dtype(vb.dtype())?;
         Ok(Self {
             x_branch,
             t_branch,

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use candle::{DType, Device, Tensor};
+use candle::{Device, Tensor};
 
 /// A dense row-major f32 matrix.
 #[derive(Clone, Debug, PartialEq)]
@@ -55,19 +55,60 @@ impl Matrix {
     }
 }
 
-fn from_tensor(t: Tensor, what: &str) -> Result<Matrix> {
-    let t = match t.rank() {
-        2 => t,
-        1 => t.unsqueeze(1)?,
-        r => bail!("{what} has {r} dimensions, expected a 2-D (rows × features) array"),
+/// Reads a 1-D or 2-D numeric `.npy` stream (C or Fortran order) into a row-major matrix.
+fn from_npy<R: std::io::Read>(npy: npyz::NpyFile<R>, what: &str) -> Result<Matrix> {
+    use npyz::TypeChar::{Bool, Float, Int, Uint};
+    let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
+    let (rows, cols) = match shape[..] {
+        [n] => (n, 1),
+        [r, c] => (r, c),
+        _ => bail!(
+            "{what} has {} dimensions, expected a 2-D (rows × features) array",
+            shape.len()
+        ),
     };
-    match t.dtype() {
-        DType::F32 | DType::F64 | DType::F16 | DType::BF16 => {}
-        DType::U8 | DType::U32 | DType::I64 => {}
-        other => bail!("{what} has unsupported dtype {other:?}"),
-    }
-    let (rows, cols) = t.dims2()?;
-    let data = t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+    let fortran = npy.order() == npyz::Order::Fortran;
+    let npyz::DType::Plain(ts) = npy.dtype() else {
+        bail!("{what} is a structured array; expected plain numbers");
+    };
+    let widen = |v: Vec<f64>| v.into_iter().map(|x| x as f32).collect::<Vec<f32>>();
+    let bad = |e: std::io::Error| anyhow::anyhow!("{what}: cannot read the values: {e}");
+    let values: Vec<f32> = match (ts.type_char(), ts.size_field()) {
+        (Float, 4) => npy.into_vec::<f32>().map_err(bad)?,
+        (Float, 8) => widen(npy.into_vec::<f64>().map_err(bad)?),
+        (Int, 8) => widen(
+            npy.into_vec::<i64>()
+                .map_err(bad)?
+                .into_iter()
+                .map(|x| x as f64)
+                .collect(),
+        ),
+        (Int, 4) => widen(
+            npy.into_vec::<i32>()
+                .map_err(bad)?
+                .into_iter()
+                .map(f64::from)
+                .collect(),
+        ),
+        (Uint, 1) | (Bool, 1) => npy
+            .into_vec::<u8>()
+            .map_err(bad)?
+            .into_iter()
+            .map(f32::from)
+            .collect(),
+        _ => bail!("{what} has unsupported dtype {ts} (expected float32/float64 or integers)"),
+    };
+    let data = if fortran && rows > 1 && cols > 1 {
+        let mut t = vec![0f32; values.len()];
+        for c in 0..cols {
+            for r in 0..rows {
+                t[r * cols + c] = values[c * rows + r];
+            }
+        }
+        t
+    } else {
+        values
+    };
     Matrix::new(rows, cols, data)
 }
 
@@ -86,19 +127,24 @@ pub fn load_matrix(path: impl AsRef<Path>, key: Option<&str>) -> Result<Matrix> 
         .unwrap_or_default();
     let m = match ext.as_str() {
         "npy" => {
-            let t = Tensor::read_npy(path)
+            let file =
+                std::fs::File::open(path).with_context(|| format!("{shown}: cannot open"))?;
+            let npy = npyz::NpyFile::new(std::io::BufReader::new(file))
                 .with_context(|| format!("{shown}: not a valid .npy file"))?;
-            from_tensor(t, &shown.to_string())?
+            from_npy(npy, &shown.to_string())?
         }
         "npz" => {
             let key = key.unwrap_or("X");
-            let all = Tensor::read_npz(path)
+            let mut archive = npyz::npz::NpzArchive::open(path)
                 .with_context(|| format!("{shown}: not a valid .npz file"))?;
-            let names: Vec<String> = all.iter().map(|(n, _)| n.clone()).collect();
-            let Some((_, t)) = all.into_iter().find(|(n, _)| n == key) else {
+            let names: Vec<String> = archive.array_names().map(str::to_string).collect();
+            let npy = archive
+                .by_name(key)
+                .with_context(|| format!("{shown}: array {key:?} is not a valid .npy"))?;
+            let Some(npy) = npy else {
                 bail!("{shown}: no array named {key:?} (arrays: {names:?}); choose one with --key");
             };
-            from_tensor(t, &format!("{shown}[{key}]"))?
+            from_npy(npy, &format!("{shown}[{key}]"))?
         }
         "csv" => load_csv(path)?,
         _ => bail!("{shown}: unsupported file type (expected .npy, .npz or .csv)"),
@@ -235,6 +281,10 @@ mod tests {
         }
         let m = load_matrix(&p, None).unwrap();
         assert_eq!((m.rows, m.cols), (129, 13));
+        // The file is deflate-compressed, float64 and Fortran-ordered; values as numpy reads them.
+        assert_eq!(&m.row(0)[..3], &[13.29, 1.97, 2.68]);
+        assert_eq!(m.row(5)[12], 1060.0);
+        assert_eq!(m.row(128)[0], 14.13);
         let y = load_matrix(&p, Some("y")).unwrap();
         assert_eq!(y.data.iter().filter(|&&v| v == 1.0).count(), 10);
     }
