@@ -61,6 +61,21 @@ impl ScheduleConfig {
         }
     }
 
+    /// ddaebm's default: a geometric variance schedule from 1e-4 to 0.99. Level noise stds are
+    /// 0.010, 0.032, 0.10, 0.31 and 0.995 for T = 4, a constant ratio of ≈ 3.2 per step: the last
+    /// level is (nearly) N(0, I) as sampling assumes, and each lower step is a local refinement,
+    /// so the generator's last steps are close to unimodal. On 25-Gaussians this covered the
+    /// modes with far fewer stray samples than the VP schedules (README, "Choices").
+    pub fn ddaebm(num_timesteps: usize) -> Self {
+        Self {
+            num_timesteps,
+            beta_min: 1e-4,
+            beta_max: 0.99,
+            kind: VarianceKind::Geometric,
+            eps_small: 1e-3,
+        }
+    }
+
     fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::InvalidArgument(format!("schedule: {m}")));
         if self.num_timesteps == 0 || self.num_timesteps > MAX_TIMESTEPS {
@@ -90,7 +105,7 @@ impl ScheduleConfig {
 
 impl Default for ScheduleConfig {
     fn default() -> Self {
-        Self::image(4)
+        Self::ddaebm(4)
     }
 }
 
@@ -341,6 +356,22 @@ mod tests {
         for k in 0..=4 {
             assert!((s.a_s_cum[k].powi(2) - (1.0 - s.var[k])).abs() < 1e-12);
         }
+    }
+
+    #[test]
+    fn default_schedule_reaches_noise_with_even_steps() {
+        let s = Schedule::new(ScheduleConfig::default()).unwrap();
+        assert_eq!(s.num_timesteps(), 4);
+        // Level T is nearly N(0, I): signal scale 0.1, noise std 0.995.
+        assert!((s.a_s_cum[4] - 0.1).abs() < 1e-3 && s.sigmas_cum[4] > 0.99);
+        // Noise stds grow by a constant factor (geometric variance).
+        let ratios: Vec<f64> = (1..=4)
+            .map(|k| s.sigmas_cum[k] / s.sigmas_cum[k - 1])
+            .collect();
+        for r in &ratios[..3] {
+            assert!((r - ratios[0]).abs() < 0.02, "{ratios:?}");
+        }
+        assert!((s.var[0] - 1e-4 * 9900f64.powf(1e-3)).abs() < 1e-12);
     }
 
     #[test]

@@ -36,3 +36,41 @@ impl Encoder {
         Ok((self.mu.forward(&h)?, self.logvar.forward(&h)?))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle::{DType, Device};
+    use candle_nn::VarMap;
+
+    #[test]
+    fn outputs_mean_and_log_variance_per_latent_dim() {
+        let dev = Device::Cpu;
+        let vm = VarMap::new();
+        let mut cfg = NetworkConfig::toy(3);
+        cfg.latent_dim = 5;
+        let enc = Encoder::new(&cfg, 4, VarBuilder::from_varmap(&vm, DType::F32, &dev)).unwrap();
+        let x = Tensor::randn(0f32, 1., (6, 3), &dev).unwrap();
+        let xn = Tensor::randn(0f32, 1., (6, 3), &dev).unwrap();
+        let k = Tensor::new(&[0u32, 1, 2, 3, 0, 1], &dev).unwrap();
+        let (mu, lv) = enc.forward_t(&x, &xn, &k, true).unwrap();
+        assert_eq!(mu.dims(), &[6, 5]);
+        assert_eq!(lv.dims(), &[6, 5]);
+        // The encoder reads both members of the pair: changing x_{k+1} changes μ.
+        let (mu2, _) = enc.forward_t(&x, &(&xn + 1.0).unwrap(), &k, true).unwrap();
+        let diff: f32 = (mu - mu2)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar()
+            .unwrap();
+        assert!(diff > 0.0);
+        // Input width 2d: the first layer of the x-branch has 6 inputs.
+        let w = vm.data().lock().unwrap()["trunk.x_branch.linear0.weight"]
+            .shape()
+            .clone();
+        assert_eq!(w.dims(), &[16, 6]);
+    }
+}

@@ -138,9 +138,15 @@ struct TrainArgs {
     /// Size of the generator's latent z.
     #[arg(long)]
     latent_dim: Option<usize>,
-    /// β_max of the VP schedule (β_min is 0.1).
+    /// β_max of the schedule.
     #[arg(long, hide = true)]
     beta_max: Option<f64>,
+    /// β_min of the schedule.
+    #[arg(long, hide = true)]
+    beta_min: Option<f64>,
+    /// Variance schedule: vp or geometric.
+    #[arg(long, hide = true)]
+    schedule_kind: Option<String>,
     /// Floor of the reconstruction variance (natural log).
     #[arg(long, hide = true, allow_hyphen_values = true)]
     rec_logvar_floor: Option<f64>,
@@ -210,8 +216,16 @@ impl TrainArgs {
                 ema_decay,
                 seed: self.seed,
                 schedule: ScheduleConfig {
+                    num_timesteps: self.timesteps,
                     beta_max: self.beta_max.unwrap_or(defaults.schedule.beta_max),
-                    ..ScheduleConfig::image(self.timesteps)
+                    beta_min: self.beta_min.unwrap_or(defaults.schedule.beta_min),
+                    kind: match self.schedule_kind.as_deref() {
+                        None => defaults.schedule.kind,
+                        Some("vp") => ddaebm::VarianceKind::Vp,
+                        Some("geometric") => ddaebm::VarianceKind::Geometric,
+                        Some(other) => bail!("unknown schedule kind {other:?}"),
+                    },
+                    ..defaults.schedule.clone()
                 },
                 rec_logvar_floor: self.rec_logvar_floor.unwrap_or(defaults.rec_logvar_floor),
                 ..defaults

@@ -93,3 +93,35 @@ pub fn write_demo_png(
     img.save(path)
         .with_context(|| format!("{}: cannot write PNG", path.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_three_panels_with_points_where_the_data_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.png");
+        let view = View {
+            min: -1.0,
+            max: 1.0,
+        };
+        // One data point at the origin, one sample at (0.5, 0.5), a density peaked top-right.
+        let n = 10u32;
+        let density: Vec<f32> = (0..n * n)
+            .map(|i| if i == n * n - 1 { 0.0 } else { -10.0 })
+            .collect();
+        write_demo_png(&path, &[0.0, 0.0], &[0.5, 0.5], &density, n, view).unwrap();
+        let img = image::open(&path).unwrap().to_rgb8();
+        assert_eq!(img.dimensions(), (3 * PANEL + 2 * GAP, PANEL));
+        let centre = PANEL / 2;
+        assert_eq!(img.get_pixel(centre, centre - 1), &Rgb([31, 119, 180]));
+        assert_eq!(img.get_pixel(10, 10), &Rgb([255, 255, 255]));
+        let (sx, sy) = (PANEL + GAP + 3 * PANEL / 4, PANEL / 4 - 1);
+        assert_eq!(img.get_pixel(sx, sy), &Rgb([214, 39, 40]));
+        // Density: brightest (yellow) in the top-right corner, darkest elsewhere.
+        let x0 = 2 * (PANEL + GAP);
+        assert_eq!(img.get_pixel(x0 + PANEL - 1, 0), &ramp(1.0));
+        assert_eq!(img.get_pixel(x0, PANEL - 1), &ramp((-10f32).exp()));
+    }
+}

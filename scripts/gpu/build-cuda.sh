@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Builds the `cuda` feature of ddaebm-train on a machine without a GPU (see ../shared/GPU.md):
+# installs the CUDA 13 toolchain wheels into .cuda/, links against a stub libcuda.so generated
+# from cudarc's driver bindings, and leaves a stripped binary in gpu-artifacts/.
+# Takes ≈ 12 minutes on 2 cores the first time.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+if [ ! -x .cuda/nvidia/cu13/bin/nvcc ] || [ ! -e .cuda/nvidia/cu13/include/nv/target ]; then
+    python3 -m pip install -q --target .cuda "nvidia-cuda-nvcc==13.0.88" "nvidia-cuda-runtime==13.0.*" \
+        "nvidia-nvvm==13.0.*" "nvidia-cuda-crt==13.0.*" "nvidia-cuda-nvrtc==13.0.*" \
+        "nvidia-cublas>=13.0,<13.1" nvidia-curand "nvidia-cuda-cccl==13.0.*"
+fi
+H=$PWD/.cuda/nvidia/cu13
+(cd "$H/lib" && for l in cublas cublasLt cudart nvrtc; do ln -sf "lib$l.so.13" "lib$l.so"; done \
+    && ln -sf libcurand.so.10 libcurand.so)
+# The driver library comes with the NVIDIA driver, absent here: link against a stub that
+# defines every driver-API function cudarc declares. The real libcuda.so.1 is used at run time.
+mkdir -p "$H/lib/stubs"
+cudarc=$(cargo metadata --format-version 1 --features cuda 2>/dev/null \
+    | python3 -c "import json,sys; print(next(p['manifest_path'] for p in json.load(sys.stdin)['packages'] if p['name']=='cudarc'))")
+grep -oE "^\s+fn (cu[A-Za-z0-9_]+)\(" "$(dirname "$cudarc")/src/driver/sys/mod.rs" \
+    | sed -E 's/^\s+fn (cu[A-Za-z0-9_]+)\(/int \1(void) { return 0; }/' | sort -u > "$H/lib/stubs/stub.c"
+gcc -shared -fPIC -Wl,-soname,libcuda.so.1 "$H/lib/stubs/stub.c" -o "$H/lib/stubs/libcuda.so"
+CUDA_HOME=$H PATH=$H/bin:$PATH LIBRARY_PATH=$H/lib:$H/lib/stubs CUDA_COMPUTE_CAP=${CUDA_COMPUTE_CAP:-90} \
+    cargo build --release -p ddaebm-train --features cuda --target-dir target/cuda
+mkdir -p gpu-artifacts
+strip -o gpu-artifacts/ddaebm-train target/cuda/release/ddaebm-train
+ls -la gpu-artifacts/

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# GPU check, run on the GPU machine from the repository root with gpu-artifacts/ carried over
+# (built by scripts/gpu/build-cuda.sh). Fits a small model on the GPU, then scores the same rows
+# on CPU and GPU with the same binary and compares the energies; prints timings.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+site=$(python3 -c "import nvidia, os; print(os.path.dirname(nvidia.__path__[0]))" 2>/dev/null || true)
+for d in "$site"/nvidia/cu13/lib "$site"/nvidia/*/lib; do
+    [ -d "$d" ] && LD_LIBRARY_PATH="$d:${LD_LIBRARY_PATH:-}"
+done
+export LD_LIBRARY_PATH
+bin=gpu-artifacts/ddaebm-train
+out=${OUT:-/tmp/ddaebm-gpu}
+mkdir -p "$out"
+python3 - "$out" <<'PY'
+import sys, numpy as np
+out = sys.argv[1]
+rng = np.random.default_rng(0)
+c = np.array([(2*i/2.828, 2*j/2.828) for i in range(-2, 3) for j in range(-2, 3)])
+x = c[rng.integers(0, 25, 20000)] + rng.normal(0, 0.1/2.828, (20000, 2))
+np.save(f"{out}/train.npy", x.astype(np.float32))
+np.save(f"{out}/rows.npy", rng.normal(0, 1, (1_000_000, 2)).astype(np.float32))
+PY
+for dev in cuda cpu; do
+    /usr/bin/time -f "fit on $dev: %e s" "$bin" fit --data "$out/train.npy" --out "$out/m-$dev.safetensors" \
+        --steps 3000 --device "$dev" 2>&1 | grep -E "wrote|fit on"
+done
+for dev in cuda cpu; do
+    /usr/bin/time -f "score 1M rows on $dev: %e s" "$bin" score --model "$out/m-cuda.safetensors" \
+        --data "$out/rows.npy" --out "$out/e-$dev.npy" --device "$dev" 2>&1 | grep -E "score"
+done
+python3 - "$out" <<'PY'
+import sys, numpy as np
+out = sys.argv[1]
+a, b = np.load(f"{out}/e-cuda.npy"), np.load(f"{out}/e-cpu.npy")
+rel = np.abs(a - b) / np.maximum(np.abs(b), 1.0)
+print(f"energies cuda vs cpu on {len(a)} rows: max rel diff {rel.max():.2e}, mean {rel.mean():.2e}")
+assert rel.max() < 1e-3, "GPU and CPU energies disagree"
+PY
+"$bin" sample --model "$out/m-cuda.safetensors" -n 1000 --device cuda --out "$out/s.npy"
+echo "GPU check passed"
