@@ -13,7 +13,7 @@
 //! `ddaebm-train`; it is built from the same [`TimeConditionedMlp`].
 
 use candle::{DType, Device, Module, ModuleT, Tensor};
-use candle_nn::{BatchNorm, BatchNormConfig, Init, Linear, PReLU, VarBuilder};
+use candle_nn::{BatchNorm, BatchNormConfig, Init, Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -118,13 +118,36 @@ pub fn linear(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Linear> {
     Ok(Linear::new(weight, Some(bias)))
 }
 
+/// A PReLU with one learnable slope `a`, computed as `max(x, a·x)`: the same function for
+/// `a ∈ [0, 1]` (the slope is clamped to that range) in two tensor operations instead of
+/// candle-nn's five, which matters because these small networks are bound by elementwise
+/// work. The slope is stored as `weight`, shape (1,), initialised to 0.25 like PyTorch's.
+#[derive(Clone, Debug)]
+pub struct Prelu {
+    weight: Tensor,
+}
+
+impl Prelu {
+    pub fn new(vb: VarBuilder) -> Result<Self> {
+        let weight = vb.get_with_hints(1, "weight", Init::Const(0.25))?;
+        Ok(Self { weight })
+    }
+}
+
+impl Module for Prelu {
+    fn forward(&self, xs: &Tensor) -> candle::Result<Tensor> {
+        let slope = self.weight.clamp(0.0, 1.0)?.reshape(())?;
+        xs.maximum(&xs.broadcast_mul(&slope)?)
+    }
+}
+
 /// A chain of linear layers with (optional BatchNorm, then) PReLU between them and nothing after
 /// the last one.
 #[derive(Clone, Debug)]
 pub struct Mlp {
     layers: Vec<Linear>,
     norms: Vec<BatchNorm>,
-    acts: Vec<PReLU>,
+    acts: Vec<Prelu>,
 }
 
 impl Mlp {
@@ -145,7 +168,7 @@ impl Mlp {
                     };
                     norms.push(candle_nn::batch_norm(w, cfg, vb.pp(format!("norm{i}")))?);
                 }
-                acts.push(candle_nn::prelu(None, vb.pp(format!("act{i}")))?);
+                acts.push(Prelu::new(vb.pp(format!("act{i}")))?);
             }
             prev = w;
         }

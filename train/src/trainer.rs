@@ -43,7 +43,8 @@ pub struct TrainConfig {
     pub latent_weight: f64,
     /// Floor of the reconstruction log-variance (`ln 1e-2` in the toy code).
     pub rec_logvar_floor: f64,
-    /// EMA decay of the energy weights stored in the model file; `None` stores the raw weights.
+    /// EMA decay of the energy weights stored in the model file (with the warm-up
+    /// `min(decay, (1 + t) / (10 + t))` at step t); `None` stores the raw weights.
     /// The generator always keeps its raw weights: its BatchNorm running statistics belong to
     /// them, and averaged weights with those statistics gave much worse samples.
     pub ema_decay: Option<f64>,
@@ -61,7 +62,7 @@ impl Default for TrainConfig {
             r1_gamma: 0.002,
             latent_weight: 0.1,
             rec_logvar_floor: 1e-2f64.ln(),
-            ema_decay: None,
+            ema_decay: Some(0.9995),
             seed: 0,
             schedule: ScheduleConfig::default(),
         }
@@ -328,9 +329,13 @@ impl Trainer {
         self.opt_generator.backward_step(&loss_generator)?;
 
         if let Some(ema) = &mut self.ema {
+            // Warm-up: a short run must not store weights dominated by their initial values.
+            let decay = ema
+                .decay
+                .min((1.0 + self.step as f64) / (10.0 + self.step as f64));
             for (_, var, avg) in ema.entries.iter_mut() {
                 let p = var.as_tensor().detach();
-                *avg = ((&*avg * ema.decay)? + (p * (1.0 - ema.decay))?)?;
+                *avg = ((&*avg * decay)? + (p * (1.0 - decay))?)?;
             }
         }
         self.step += 1;
@@ -531,7 +536,8 @@ mod tests {
         let w1 = raw(&tr, name);
         let exported = tr.export_tensors().unwrap();
         let get = |n: &str| exported.iter().find(|(m, _)| m == n).unwrap().1.clone();
-        let want = ((w0 * 0.9).unwrap() + (&w1 * 0.1).unwrap()).unwrap();
+        // First step: the warm-up decay min(0.9, 1/10) applies.
+        let want = ((w0 * 0.1).unwrap() + (&w1 * 0.9).unwrap()).unwrap();
         let err: f32 = (get(name) - want)
             .unwrap()
             .abs()
