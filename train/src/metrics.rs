@@ -1,5 +1,16 @@
 //! Detection metrics on energies (higher = more out-of-distribution; OOD is the positive class).
 
+/// All scores with their label (`true` = OOD), sorted ascending by score.
+fn labelled_sorted(in_dist: &[f32], ood: &[f32]) -> Vec<(f32, bool)> {
+    let mut all: Vec<(f32, bool)> = in_dist
+        .iter()
+        .map(|&s| (s, false))
+        .chain(ood.iter().map(|&s| (s, true)))
+        .collect();
+    all.sort_by(|a, b| a.0.total_cmp(&b.0));
+    all
+}
+
 /// Area under the ROC curve: the probability that a random OOD row scores above a random
 /// in-distribution row, ties counting one half (Mann–Whitney U).
 pub fn auroc(in_dist: &[f32], ood: &[f32]) -> f64 {
@@ -7,12 +18,7 @@ pub fn auroc(in_dist: &[f32], ood: &[f32]) -> f64 {
         return f64::NAN;
     }
     // Rank all scores together (average ranks for ties), sum the ranks of the OOD rows.
-    let mut all: Vec<(f32, bool)> = in_dist
-        .iter()
-        .map(|&s| (s, false))
-        .chain(ood.iter().map(|&s| (s, true)))
-        .collect();
-    all.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let all = labelled_sorted(in_dist, ood);
     let mut rank_sum = 0.0;
     let mut i = 0;
     while i < all.len() {
@@ -34,12 +40,8 @@ pub fn aupr(in_dist: &[f32], ood: &[f32]) -> f64 {
     if ood.is_empty() {
         return f64::NAN;
     }
-    let mut all: Vec<(f32, bool)> = in_dist
-        .iter()
-        .map(|&s| (s, false))
-        .chain(ood.iter().map(|&s| (s, true)))
-        .collect();
-    all.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let mut all = labelled_sorted(in_dist, ood);
+    all.reverse();
     let (mut tp, mut fp, mut ap, mut prev_recall) = (0.0, 0.0, 0.0, 0.0);
     let mut i = 0;
     while i < all.len() {
