@@ -52,6 +52,15 @@ fn random_model(dim: usize) -> (ModelMetadata, Vec<(String, Tensor)>) {
     (metadata, tensors)
 }
 
+/// Builds a model from metadata and tensors without touching the file system.
+fn in_memory(metadata: ModelMetadata, tensors: Vec<(String, Tensor)>) -> ddaebm::Result<Model> {
+    let contents = ModelFileContents {
+        metadata,
+        tensors: tensors.into_iter().collect(),
+    };
+    Model::from_contents(contents, &Device::Cpu)
+}
+
 fn rows(n: usize, dim: usize) -> Vec<f32> {
     (0..n * dim)
         .map(|i| ((i * 37 % 101) as f32 - 50.0) / 10.0)
@@ -77,20 +86,13 @@ fn save_then_mmap_load_gives_bit_identical_energies_and_samples() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.safetensors");
     let (meta, tensors) = random_model(5);
-    let in_memory = Model::from_contents(
-        ModelFileContents {
-            metadata: meta.clone(),
-            tensors: tensors.iter().cloned().collect(),
-        },
-        &Device::Cpu,
-    )
-    .unwrap();
+    let fresh = in_memory(meta.clone(), tensors.clone()).unwrap();
     write_model_file(&path, &meta, &tensors).unwrap();
     let loaded = Model::open(&path, &Device::Cpu).unwrap();
     assert_eq!(loaded.metadata(), &meta);
     assert_eq!(loaded.input_dim(), 5);
     let x = rows(300, 5);
-    let a = in_memory.energy(&x, 300).unwrap();
+    let a = fresh.energy(&x, 300).unwrap();
     let b = loaded.energy(&x, 300).unwrap();
     assert_eq!(
         a.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
@@ -108,7 +110,7 @@ fn save_then_mmap_load_gives_bit_identical_energies_and_samples() {
     // Seeded sampling: same seed, same rows; another seed, other rows; raw scale.
     let s1 = loaded.sample(64, 7).unwrap();
     assert_eq!(s1, loaded.sample(64, 7).unwrap());
-    assert_eq!(s1, in_memory.sample(64, 7).unwrap());
+    assert_eq!(s1, fresh.sample(64, 7).unwrap());
     assert_ne!(s1, loaded.sample(64, 8).unwrap());
     assert_eq!(s1.len(), 64 * 5);
     assert!(s1.iter().all(|v| v.is_finite()));
@@ -123,14 +125,7 @@ fn save_then_mmap_load_gives_bit_identical_energies_and_samples() {
 #[test]
 fn energy_is_minus_level0_log_density_of_normalized_input() {
     let (meta, tensors) = random_model(3);
-    let model = Model::from_contents(
-        ModelFileContents {
-            metadata: meta.clone(),
-            tensors: tensors.into_iter().collect(),
-        },
-        &Device::Cpu,
-    )
-    .unwrap();
+    let model = in_memory(meta.clone(), tensors).unwrap();
     let x = rows(4, 3);
     let e = model.energy(&x, 4).unwrap();
     let norm: Vec<f32> = x
@@ -154,14 +149,7 @@ fn energy_is_minus_level0_log_density_of_normalized_input() {
 #[test]
 fn screening_and_pvalues_follow_the_calibration() {
     let (meta, tensors) = random_model(4);
-    let model = Model::from_contents(
-        ModelFileContents {
-            metadata: meta,
-            tensors: tensors.into_iter().collect(),
-        },
-        &Device::Cpu,
-    )
-    .unwrap();
+    let model = in_memory(meta, tensors).unwrap();
     let x = rows(200, 4);
     let s = model.screen(&x, 200).unwrap();
     let p = model.pvalues(&x, 200).unwrap();
@@ -175,14 +163,7 @@ fn screening_and_pvalues_follow_the_calibration() {
 #[test]
 fn bad_inputs_are_typed_errors() {
     let (meta, tensors) = random_model(3);
-    let model = Model::from_contents(
-        ModelFileContents {
-            metadata: meta,
-            tensors: tensors.into_iter().collect(),
-        },
-        &Device::Cpu,
-    )
-    .unwrap();
+    let model = in_memory(meta, tensors).unwrap();
     assert!(matches!(
         model.energy(&[0.0; 5], 2),
         Err(Error::ShapeMismatch { .. })
@@ -328,12 +309,6 @@ fn calibration_summary_must_match_the_tensor() {
         num_samples: 3,
         ..meta.calibration
     };
-    let r = Model::from_contents(
-        ModelFileContents {
-            metadata: meta,
-            tensors: tensors.into_iter().collect(),
-        },
-        &Device::Cpu,
-    );
+    let r = in_memory(meta, tensors);
     assert!(matches!(r, Err(Error::BadModel(_))));
 }

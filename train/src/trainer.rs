@@ -375,6 +375,11 @@ impl Trainer {
 mod tests {
     use super::*;
 
+    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+        let d = a.sub(b).unwrap().abs().unwrap().max_all().unwrap();
+        d.to_scalar::<f32>().unwrap()
+    }
+
     #[test]
     fn second_order_gradients_are_enabled() {
         enable_second_order_gradients().unwrap();
@@ -481,18 +486,10 @@ mod tests {
         }
         let after = tr.export_tensors().unwrap();
         let changed = |prefix: &str| {
-            before.iter().zip(&after).any(|((n, a), (_, b))| {
-                n.starts_with(prefix)
-                    && a.sub(b)
-                        .unwrap()
-                        .abs()
-                        .unwrap()
-                        .max_all()
-                        .unwrap()
-                        .to_scalar::<f32>()
-                        .unwrap()
-                        > 0.0
-            })
+            before
+                .iter()
+                .zip(&after)
+                .any(|((n, a), (_, b))| n.starts_with(prefix) && max_abs_diff(a, b) > 0.0)
         };
         assert!(changed("energy.") && changed("generator."));
         assert!(after.iter().all(|(n, _)| !n.starts_with("encoder.")));
@@ -538,14 +535,7 @@ mod tests {
         let get = |n: &str| exported.iter().find(|(m, _)| m == n).unwrap().1.clone();
         // First step: the warm-up decay min(0.9, 1/10) applies.
         let want = ((w0 * 0.1).unwrap() + (&w1 * 0.9).unwrap()).unwrap();
-        let err: f32 = (get(name) - want)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar()
-            .unwrap();
+        let err = max_abs_diff(&get(name), &want);
         assert!(err < 1e-6, "EMA off by {err}");
         // The generator is exported raw.
         let g = "generator.head.linear0.weight";
@@ -553,14 +543,6 @@ mod tests {
             .as_tensor()
             .copy()
             .unwrap();
-        let diff: f32 = (get(g) - graw)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar()
-            .unwrap();
-        assert_eq!(diff, 0.0);
+        assert_eq!(max_abs_diff(&get(g), &graw), 0.0);
     }
 }

@@ -14,6 +14,17 @@ fn run(args: &[&str]) -> Output {
         .expect("binary runs")
 }
 
+/// Runs the binary and fails with its stderr unless it succeeded.
+fn run_ok(args: &[&str]) -> Output {
+    let out = run(args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
@@ -49,7 +60,7 @@ fn fixture() -> Fixture {
     let data = dir.path().join("train.npy");
     write_npy(&data, &ddaebm_train::toy::sample(600, &mut rng), &[600, 2]).unwrap();
     let model = dir.path().join("m.safetensors");
-    let out = run(&[
+    run_ok(&[
         "fit",
         "--data",
         s(&data),
@@ -62,11 +73,6 @@ fn fixture() -> Fixture {
         "--seed",
         "1",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     Fixture { dir, model, data }
 }
 
@@ -74,15 +80,14 @@ fn fixture() -> Fixture {
 fn every_subcommand_works_on_a_small_fit() {
     let f = fixture();
     let p = |n: &str| f.dir.path().join(n);
-    let inspect = run(&["inspect", "--model", s(&f.model)]);
-    assert!(inspect.status.success());
+    let inspect = run_ok(&["inspect", "--model", s(&f.model)]);
     let meta: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
     assert_eq!(meta["format_version"], 1);
     assert_eq!(meta["metadata"]["network"]["input_dim"], 2);
     assert_eq!(meta["metadata"]["calibration"]["num_samples"], 60);
     assert_eq!(meta["metadata"]["training"]["config"]["steps"], 60);
 
-    let out = run(&[
+    run_ok(&[
         "score",
         "--model",
         s(&f.model),
@@ -91,11 +96,6 @@ fn every_subcommand_works_on_a_small_fit() {
         "--out",
         s(&p("e.npy")),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let scores = load_matrix(p("e.npy"), None).unwrap();
     assert_eq!((scores.rows, scores.cols), (600, 1));
     // The CLI's energies are the library's energies.
@@ -103,7 +103,7 @@ fn every_subcommand_works_on_a_small_fit() {
     let rows = load_matrix(&f.data, None).unwrap();
     assert_eq!(scores.data, model.energy(&rows.data, rows.rows).unwrap());
 
-    let out = run(&[
+    run_ok(&[
         "sample",
         "--model",
         s(&f.model),
@@ -114,7 +114,6 @@ fn every_subcommand_works_on_a_small_fit() {
         "--out",
         s(&p("s.npy")),
     ]);
-    assert!(out.status.success());
     let samples = load_matrix(p("s.npy"), None).unwrap();
     assert_eq!((samples.rows, samples.cols), (50, 2));
     assert_eq!(samples.data, model.sample(50, 4).unwrap());
@@ -135,16 +134,11 @@ fn every_subcommand_works_on_a_small_fit() {
         s(&p("far.npy")),
         "--json",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let roc = m["auroc"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&roc) && m["fpr_at_95_tpr"].as_f64().is_some());
 
-    let out = run(&[
+    run_ok(&[
         "calibrate",
         "--model",
         s(&f.model),
@@ -155,11 +149,6 @@ fn every_subcommand_works_on_a_small_fit() {
         "--out",
         s(&p("c.safetensors")),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let recal = ddaebm::Model::open(p("c.safetensors"), &candle::Device::Cpu).unwrap();
     assert_eq!(recal.metadata().calibration.num_samples, 600);
     assert_eq!(recal.metadata().calibration.target_tpr, 0.9);
@@ -179,7 +168,7 @@ fn fit_is_reproducible_from_its_seed() {
     write_npy(&data, &ddaebm_train::toy::sample(300, &mut rng), &[300, 2]).unwrap();
     let fit = |name: &str, seed: &str| {
         let out = dir.path().join(name);
-        let r = run(&[
+        run_ok(&[
             "fit",
             "--data",
             s(&data),
@@ -192,7 +181,6 @@ fn fit_is_reproducible_from_its_seed() {
             "--seed",
             seed,
         ]);
-        assert!(r.status.success());
         ddaebm::Model::open(&out, &candle::Device::Cpu)
             .unwrap()
             .energy(&[0.1, 0.2, -0.3, 0.4], 2)
