@@ -19,6 +19,7 @@
 pub mod calibration;
 pub mod device;
 pub mod error;
+pub mod ffi;
 pub mod model;
 pub mod model_file;
 pub mod network;

@@ -1,6 +1,7 @@
 //! [`Model`]: an opened detector. Energy, screening, p-values and sampling on raw features.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use candle::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
@@ -35,6 +36,8 @@ pub struct Model {
     mean: Tensor,
     std: Tensor,
     device: Device,
+    /// Worker threads for CPU compute, when the caller asked for a fixed number.
+    pool: Option<Arc<rayon::ThreadPool>>,
 }
 
 fn bad(what: &str) -> impl Fn(Error) -> Error + '_ {
@@ -82,7 +85,42 @@ impl Model {
             mean,
             std,
             device: device.clone(),
+            pool: None,
         })
+    }
+
+    /// Runs this model's CPU compute on a pool of its own with `threads` workers instead of the
+    /// process-wide one (one worker per core). `0` goes back to the process-wide pool.
+    ///
+    /// Calls from several host threads share the pool, so `threads` bounds the CPU this model
+    /// uses however many callers it has.
+    pub fn with_threads(mut self, threads: usize) -> Result<Self> {
+        self.pool = match threads {
+            0 => None,
+            n => Some(Arc::new(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(n)
+                    .thread_name(|i| format!("ddaebm-{i}"))
+                    .build()
+                    .map_err(|e| {
+                        Error::InvalidArgument(format!("cannot start {n} worker threads: {e}"))
+                    })?,
+            )),
+        };
+        Ok(self)
+    }
+
+    /// Worker threads of this model's own pool, or `0` when it uses the process-wide pool.
+    pub fn threads(&self) -> usize {
+        self.pool.as_ref().map_or(0, |p| p.current_num_threads())
+    }
+
+    /// Runs `f` on this model's pool, if it has one.
+    fn in_pool<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        match &self.pool {
+            Some(pool) => pool.install(f),
+            None => f(),
+        }
     }
 
     pub fn metadata(&self) -> &ModelMetadata {
@@ -159,13 +197,15 @@ impl Model {
     pub fn energy(&self, x: &[f32], n_rows: usize) -> Result<Vec<f32>> {
         self.check_rows(x, n_rows)?;
         let d = self.input_dim();
-        let mut out = Vec::with_capacity(n_rows);
-        for chunk in x.chunks(CHUNK_ROWS * d) {
-            let xs = Tensor::from_slice(chunk, (chunk.len() / d, d), &self.device)?;
-            let e = self.energy_normalized(&self.normalize(&xs)?)?;
-            out.extend(e.to_dtype(DType::F32)?.to_vec1::<f32>()?);
-        }
-        Ok(out)
+        self.in_pool(|| {
+            let mut out = Vec::with_capacity(n_rows);
+            for chunk in x.chunks(CHUNK_ROWS * d) {
+                let xs = Tensor::from_slice(chunk, (chunk.len() / d, d), &self.device)?;
+                let e = self.energy_normalized(&self.normalize(&xs)?)?;
+                out.extend(e.to_dtype(DType::F32)?.to_vec1::<f32>()?);
+            }
+            Ok(out)
+        })
     }
 
     /// Energies plus the in/out decision against the calibrated threshold.
@@ -185,7 +225,20 @@ impl Model {
     /// gives the same rows.
     pub fn sample(&self, n_rows: usize, seed: u64) -> Result<Vec<f32>> {
         let d = self.input_dim();
-        let mut out = Vec::with_capacity(n_rows * d);
+        let total = n_rows.checked_mul(d).ok_or_else(|| {
+            Error::InvalidArgument(format!("{n_rows} rows × {d} features overflows"))
+        })?;
+        self.in_pool(|| self.sample_chunks(n_rows, total, seed))
+    }
+
+    fn sample_chunks(&self, n_rows: usize, total: usize, seed: u64) -> Result<Vec<f32>> {
+        let d = self.input_dim();
+        let mut out = Vec::new();
+        out.try_reserve_exact(total).map_err(|_| {
+            Error::InvalidArgument(format!(
+                "cannot allocate {n_rows} sampled rows × {d} features"
+            ))
+        })?;
         for (i, start) in (0..n_rows).step_by(CHUNK_ROWS).enumerate() {
             let rows = CHUNK_ROWS.min(n_rows - start);
             let chunk_seed = seed.wrapping_add((i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));

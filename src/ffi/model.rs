@@ -1,0 +1,435 @@
+//! The model handle: open options, open/free, getters, and the scoring and sampling calls.
+
+use std::ffi::{c_char, CStr, CString};
+use std::path::PathBuf;
+
+use super::status::{boundary, ddaebm_status, getter, Failure};
+use crate::device::parse_device;
+use crate::model::Model;
+
+use ddaebm_status::*;
+
+/// Options for `ddaebm_model_open`. Get the defaults from `ddaebm_open_options_default()` and
+/// change only the fields you need.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ddaebm_open_options {
+    /// Device: `"cpu"`, `"cuda"` (= `"cuda:0"`) or `"cuda:N"`. NULL means `"cpu"`. Borrowed for
+    /// the duration of the call only. Default: `"cpu"`.
+    pub device: *const c_char,
+    /// Worker threads for this model's CPU compute. `0` (the default) shares the process-wide
+    /// pool, one worker per core (or `RAYON_NUM_THREADS`); `N > 0` gives the model a pool of its
+    /// own with `N` workers, shared by every thread that calls into it.
+    pub threads: u32,
+}
+
+/// An opened detector.
+///
+/// Created by `ddaebm_model_open`, released by `ddaebm_model_free`. Immutable after opening:
+/// every call takes a `const ddaebm_model *`, and any number of threads may score and sample
+/// with one model at the same time.
+pub struct ddaebm_model {
+    model: Model,
+    metadata_json: CString,
+}
+
+// A model handle is shared between host threads; keep that a compile-time fact.
+const _: () = {
+    const fn shareable<T: Send + Sync>() {}
+    shareable::<ddaebm_model>();
+};
+
+const CPU: &[u8] = b"cpu\0";
+
+/// The default open options: device `"cpu"`, `threads` 0 (the process-wide pool).
+///
+/// Returned by value; the `device` string is static. Thread safety: safe from any thread.
+#[no_mangle]
+pub extern "C" fn ddaebm_open_options_default() -> ddaebm_open_options {
+    ddaebm_open_options {
+        device: CPU.as_ptr().cast(),
+        threads: 0,
+    }
+}
+
+/// Reads a NUL-terminated UTF-8 argument.
+///
+/// # Safety
+/// `ptr` is NULL or points to a NUL-terminated string.
+unsafe fn utf8_arg<'a>(ptr: *const c_char, function: &str, name: &str) -> Result<&'a str, Failure> {
+    if ptr.is_null() {
+        return Err(Failure::null(function, name));
+    }
+    CStr::from_ptr(ptr).to_str().map_err(|_| {
+        Failure::new(
+            DDAEBM_ERR_INVALID_ARGUMENT,
+            format!("{function}: `{name}` is not valid UTF-8"),
+        )
+    })
+}
+
+/// Reads a NUL-terminated path; on Unix any bytes are accepted.
+///
+/// # Safety
+/// `ptr` is NULL or points to a NUL-terminated string.
+unsafe fn path_arg(ptr: *const c_char, function: &str) -> Result<PathBuf, Failure> {
+    if ptr.is_null() {
+        return Err(Failure::null(function, "path"));
+    }
+    let bytes = CStr::from_ptr(ptr).to_bytes();
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        Ok(PathBuf::from(std::ffi::OsStr::from_bytes(bytes)))
+    }
+    #[cfg(not(unix))]
+    {
+        std::str::from_utf8(bytes).map(PathBuf::from).map_err(|_| {
+            Failure::new(
+                DDAEBM_ERR_INVALID_ARGUMENT,
+                format!("{function}: `path` is not valid UTF-8"),
+            )
+        })
+    }
+}
+
+/// Opens a model file (memory-mapped) on the device the options name.
+///
+/// - `path`: NUL-terminated file name; borrowed for the call only.
+/// - `opts`: may be NULL for the defaults (`ddaebm_open_options_default()`); borrowed.
+/// - `out`: receives the new model on success and is left untouched on failure.
+///
+/// Ownership: the caller owns the returned model and releases it with `ddaebm_model_free`.
+/// Thread safety: any number of models may be opened concurrently.
+///
+/// Returns `DDAEBM_OK`; `DDAEBM_ERR_NULL_ARGUMENT` (`path` or `out` NULL);
+/// `DDAEBM_ERR_INVALID_ARGUMENT` (unknown device name, thread pool cannot start);
+/// `DDAEBM_ERR_IO` (file missing or unreadable); `DDAEBM_ERR_BAD_MODEL` (not a ddaebm model,
+/// truncated, damaged); `DDAEBM_ERR_UNSUPPORTED_VERSION` (written by a newer format);
+/// `DDAEBM_ERR_DEVICE_UNAVAILABLE` (CUDA asked for but not usable); `DDAEBM_ERR_INTERNAL`;
+/// `DDAEBM_ERR_PANIC`.
+///
+/// # Safety
+/// `path` and `opts->device` are NULL or NUL-terminated strings; `opts` is NULL or points to a
+/// `ddaebm_open_options`; `out` is NULL or points to writable storage for one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn ddaebm_model_open(
+    path: *const c_char,
+    opts: *const ddaebm_open_options,
+    out: *mut *mut ddaebm_model,
+) -> ddaebm_status {
+    const F: &str = "ddaebm_model_open";
+    boundary(F, || {
+        let path = path_arg(path, F)?;
+        if out.is_null() {
+            return Err(Failure::null(F, "out"));
+        }
+        let opts = if opts.is_null() {
+            ddaebm_open_options_default()
+        } else {
+            *opts
+        };
+        let device_name = if opts.device.is_null() {
+            "cpu"
+        } else {
+            utf8_arg(opts.device, F, "opts->device")?
+        };
+        let device = parse_device(device_name)?;
+        let model = Model::open(&path, &device)?.with_threads(opts.threads as usize)?;
+        let metadata_json = CString::new(model.metadata_json()).map_err(|_| {
+            Failure::new(
+                DDAEBM_ERR_BAD_MODEL,
+                format!("{F}: metadata contains a NUL"),
+            )
+        })?;
+        *out = Box::into_raw(Box::new(ddaebm_model {
+            model,
+            metadata_json,
+        }));
+        Ok(())
+    })
+}
+
+/// Releases a model opened by `ddaebm_model_open`. NULL is a no-op.
+///
+/// Ownership: takes the model back; it must not be used or freed again afterwards, and no other
+/// thread may still be using it. Returns nothing.
+///
+/// # Safety
+/// `m` is NULL or a model returned by `ddaebm_model_open` and not yet freed.
+#[no_mangle]
+pub unsafe extern "C" fn ddaebm_model_free(m: *mut ddaebm_model) {
+    if !m.is_null() {
+        getter((), || drop(Box::from_raw(m)));
+    }
+}
+
+/// The number of features per row the model expects (`row_len` of every scoring call), or 0
+/// when `m` is NULL. Thread safety: safe to call concurrently.
+///
+/// # Safety
+/// `m` is NULL or a live model.
+#[no_mangle]
+pub unsafe extern "C" fn ddaebm_model_input_dim(m: *const ddaebm_model) -> usize {
+    match m.as_ref() {
+        Some(m) => getter(0, || m.model.input_dim()),
+        None => 0,
+    }
+}
+
+/// The calibrated energy threshold: rows with energy above it are flagged out-of-distribution.
+/// NaN when `m` is NULL. Thread safety: safe to call concurrently.
+///
+/// # Safety
+/// `m` is NULL or a live model.
+#[no_mangle]
+pub unsafe extern "C" fn ddaebm_model_threshold(m: *const ddaebm_model) -> f32 {
+    match m.as_ref() {
+        Some(m) => getter(f32::NAN, || m.model.threshold()),
+        None => f32::NAN,
+    }
+}
+
+/// The model's metadata (network, schedule, normalisation, calibration, training) as a
+/// NUL-terminated JSON document, or NULL when `m` is NULL.
+///
+/// Ownership: the string belongs to the model and lives until `ddaebm_model_free`.
+/// Thread safety: safe to call concurrently.
+///
+/// # Safety
+/// `m` is NULL or a live model.
+#[no_mangle]
+pub unsafe extern "C" fn ddaebm_model_metadata(m: *const ddaebm_model) -> *const c_char {
+    match m.as_ref() {
+        Some(m) => m.metadata_json.as_ptr(),
+        None => std::ptr::null(),
+    }
+}
+
+/// Borrows the model and the `n_rows × row_len` input of a scoring call after checking them.
+///
+/// # Safety
+/// `m` is NULL or a live model; `x` is NULL or points to `n_rows * row_len` readable floats.
+unsafe fn scoring_args<'a>(
+    function: &str,
+    m: *const ddaebm_model,
+    x: *const f32,
+    n_rows: usize,
+    row_len: usize,
+) -> Result<(&'a Model, &'a [f32]), Failure> {
+    let m = m.as_ref().ok_or_else(|| Failure::null(function, "m"))?;
+    let d = m.model.input_dim();
+    if row_len != d {
+        return Err(Failure::new(
+            DDAEBM_ERR_SHAPE_MISMATCH,
+            format!("{function}: row_len is {row_len} but the model expects {d} features per row"),
+        ));
+    }
+    let len = n_rows
+        .checked_mul(row_len)
+        .filter(|&n| n <= isize::MAX as usize / std::mem::size_of::<f32>())
+        .ok_or_else(|| {
+            Failure::new(
+                DDAEBM_ERR_INVALID_ARGUMENT,
+                format!("{function}: {n_rows} rows × {row_len} features is too large"),
+            )
+        })?;
+    Ok((&m.model, input_slice(function, "x", x, len)?))
+}
+
+/// Borrows `len` floats at `ptr`; NULL is allowed only when `len` is 0.
+///
+/// # Safety
+/// `ptr` is NULL or points to `len` readable floats.
+unsafe fn input_slice<'a>(
+    function: &str,
+    name: &str,
+    ptr: *const f32,
+    len: usize,
+) -> Result<&'a [f32], Failure> {
+    if len == 0 {
+        return Ok(&[]);
+    }
+    if ptr.is_null() {
+        return Err(Failure::null(function, name));
+    }
+    if !ptr.is_aligned() {
+        return Err(Failure::new(
+            DDAEBM_ERR_INVALID_ARGUMENT,
+            format!("{function}: `{name}` is not aligned to a float"),
+        ));
+    }
+    Ok(std::slice::from_raw_parts(ptr, len))
+}
+
+/// Checks an output pointer for `len` values of `T`: non-NULL (unless `len` is 0) and aligned.
+fn check_output<T>(function: &str, name: &str, ptr: *mut T, len: usize) -> Result<(), Failure> {
+    if len > 0 && ptr.is_null() {
+        return Err(Failure::null(function, name));
+    }
+    if !ptr.is_null() && !ptr.is_aligned() {
+        return Err(Failure::new(
+            DDAEBM_ERR_INVALID_ARGUMENT,
+            format!("{function}: `{name}` is not suitably aligned"),
+        ));
+    }
+    Ok(())
+}
+
+/// Copies `values` to `ptr` (checked by [`check_output`] for `values.len()` elements).
+///
+/// # Safety
+/// `ptr` points to `values.len()` writable values of `T`, or `values` is empty.
+unsafe fn write_output<T: Copy>(ptr: *mut T, values: &[T]) {
+    if !values.is_empty() {
+        std::ptr::copy_nonoverlapping(values.as_ptr(), ptr, values.len());
+    }
+}
+
+/// Energy of each row: `E(x) = −f(x, 0)`, higher = more out-of-distribution.
+///
+/// - `x`: `n_rows × row_len` floats, row-major; borrowed for the call only. May be NULL when
+///   `n_rows` is 0.
+/// - `row_len`: must equal `ddaebm_model_input_dim(m)`.
+/// - `out_energy`: `n_rows` floats, written only on success.
+///
+/// Thread safety: any number of threads may call this on one model at once.
+///
+/// Returns `DDAEBM_OK`; `DDAEBM_ERR_NULL_ARGUMENT` (`m`, `x` or `out_energy` NULL);
+/// `DDAEBM_ERR_SHAPE_MISMATCH` (wrong `row_len`); `DDAEBM_ERR_NON_FINITE` (NaN or Inf in `x`;
+/// the message names the row and column); `DDAEBM_ERR_INVALID_ARGUMENT` (misaligned buffers,
+/// sizes that overflow); `DDAEBM_ERR_INTERNAL`; `DDAEBM_ERR_PANIC`.
+///
+/// # Safety
+/// `m` is NULL or a live model; `x` is NULL or points to `n_rows * row_len` readable floats;
+/// `out_energy` is NULL or points to `n_rows` writable floats.
+#[no_mangle]
+pub unsafe extern "C" fn ddaebm_energy(
+    m: *const ddaebm_model,
+    x: *const f32,
+    n_rows: usize,
+    row_len: usize,
+    out_energy: *mut f32,
+) -> ddaebm_status {
+    const F: &str = "ddaebm_energy";
+    boundary(F, || {
+        let (model, x) = scoring_args(F, m, x, n_rows, row_len)?;
+        check_output(F, "out_energy", out_energy, n_rows)?;
+        let energy = model.energy(x, n_rows)?;
+        write_output(out_energy, &energy);
+        Ok(())
+    })
+}
+
+/// Energy of each row plus the in/out decision against the calibrated threshold
+/// (`1` = out-of-distribution: energy above `ddaebm_model_threshold(m)`).
+///
+/// Arguments as for `ddaebm_energy`; either output may be NULL when it is not wanted.
+/// `out_energy` receives `n_rows` floats and `out_is_ood` `n_rows` bytes (0 or 1), written only
+/// on success.
+///
+/// Thread safety: any number of threads may call this on one model at once.
+///
+/// Returns the same codes as `ddaebm_energy` (outputs are never NULL-checked).
+///
+/// # Safety
+/// As for `ddaebm_energy`; `out_is_ood` is NULL or points to `n_rows` writable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn ddaebm_screen(
+    m: *const ddaebm_model,
+    x: *const f32,
+    n_rows: usize,
+    row_len: usize,
+    out_energy: *mut f32,
+    out_is_ood: *mut u8,
+) -> ddaebm_status {
+    const F: &str = "ddaebm_screen";
+    boundary(F, || {
+        let (model, x) = scoring_args(F, m, x, n_rows, row_len)?;
+        check_output(F, "out_energy", out_energy, 0)?;
+        let screening = model.screen(x, n_rows)?;
+        if !out_energy.is_null() {
+            write_output(out_energy, &screening.energy);
+        }
+        if !out_is_ood.is_null() {
+            let flags: Vec<u8> = screening.is_ood.iter().map(|&b| u8::from(b)).collect();
+            write_output(out_is_ood, &flags);
+        }
+        Ok(())
+    })
+}
+
+/// Conformal p-value of each row against the held-out in-distribution energies stored in the
+/// model: `(1 + #{calibration energies ≥ E(x)}) / (n + 1)`. Small = unusual; for
+/// in-distribution rows `P(p ≤ α) ≤ α`.
+///
+/// Arguments and codes as for `ddaebm_energy`, with `out_pvalue` (`n_rows` floats, written
+/// only on success) in place of `out_energy`.
+///
+/// Thread safety: any number of threads may call this on one model at once.
+///
+/// # Safety
+/// As for `ddaebm_energy`.
+#[no_mangle]
+pub unsafe extern "C" fn ddaebm_pvalues(
+    m: *const ddaebm_model,
+    x: *const f32,
+    n_rows: usize,
+    row_len: usize,
+    out_pvalue: *mut f32,
+) -> ddaebm_status {
+    const F: &str = "ddaebm_pvalues";
+    boundary(F, || {
+        let (model, x) = scoring_args(F, m, x, n_rows, row_len)?;
+        check_output(F, "out_pvalue", out_pvalue, n_rows)?;
+        let p = model.pvalues(x, n_rows)?;
+        write_output(out_pvalue, &p);
+        Ok(())
+    })
+}
+
+/// Generates `n_rows` rows from the model (T generator steps), in the raw feature scale.
+///
+/// - `seed`: the same seed gives the same rows, on any thread.
+/// - `out`: room for `out_len` floats; at least `n_rows × ddaebm_model_input_dim(m)` are needed
+///   and exactly that many are written, row-major, only on success.
+///
+/// Thread safety: any number of threads may call this on one model at once.
+///
+/// Returns `DDAEBM_OK`; `DDAEBM_ERR_NULL_ARGUMENT` (`m` or `out` NULL with `n_rows` > 0);
+/// `DDAEBM_ERR_SHAPE_MISMATCH` (`out_len` too small); `DDAEBM_ERR_INVALID_ARGUMENT`
+/// (misaligned `out`, sizes that overflow or cannot be allocated); `DDAEBM_ERR_INTERNAL`;
+/// `DDAEBM_ERR_PANIC`.
+///
+/// # Safety
+/// `m` is NULL or a live model; `out` is NULL or points to `out_len` writable floats.
+#[no_mangle]
+pub unsafe extern "C" fn ddaebm_sample(
+    m: *const ddaebm_model,
+    n_rows: usize,
+    seed: u64,
+    out: *mut f32,
+    out_len: usize,
+) -> ddaebm_status {
+    const F: &str = "ddaebm_sample";
+    boundary(F, || {
+        let m = m.as_ref().ok_or_else(|| Failure::null(F, "m"))?;
+        let d = m.model.input_dim();
+        let needed = n_rows.checked_mul(d).ok_or_else(|| {
+            Failure::new(
+                DDAEBM_ERR_INVALID_ARGUMENT,
+                format!("{F}: {n_rows} rows × {d} features overflows"),
+            )
+        })?;
+        if out_len < needed {
+            return Err(Failure::new(
+                DDAEBM_ERR_SHAPE_MISMATCH,
+                format!("{F}: out_len is {out_len} but {n_rows} rows × {d} features need {needed}"),
+            ));
+        }
+        check_output(F, "out", out, needed)?;
+        let rows = m.model.sample(n_rows, seed)?;
+        write_output(out, &rows);
+        Ok(())
+    })
+}
