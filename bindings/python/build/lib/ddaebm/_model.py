@@ -1,0 +1,175 @@
+"""``Model``: an opened detector."""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import threading
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from . import _ffi
+from ._errors import ShapeMismatchError, Status
+
+
+class Model:
+    """A trained ddaebm detector, memory-mapped from a ``.safetensors`` model file.
+
+    ``device`` is ``"cpu"``, ``"cuda"`` or ``"cuda:N"``; ``threads`` is the number of worker
+    threads for this model's CPU compute (0: the process-wide pool, one per core).
+
+    A model is immutable: any number of Python threads may call its methods at once (the
+    library releases the GIL while it computes). :meth:`close` releases it; it waits for calls
+    in flight, and later calls raise ``ValueError``. Use it as a context manager to close it
+    deterministically.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], device: str = "cpu", threads: int = 0):
+        if not isinstance(threads, int) or threads < 0:
+            raise ValueError(f"threads must be a non-negative integer, got {threads!r}")
+        lib = _ffi.lib()
+        opts = _ffi.OpenOptions(device.encode(), threads)
+        handle = ctypes.c_void_p()
+        self._ptr: int | None = None
+        self._active = 0
+        self._cond = threading.Condition()
+        _ffi.check(lib.ddaebm_model_open(os.fsencode(path), ctypes.byref(opts), ctypes.byref(handle)))
+        self._ptr = handle.value
+        self._input_dim = int(lib.ddaebm_model_input_dim(self._ptr))
+        self._threshold = float(lib.ddaebm_model_threshold(self._ptr))
+        self._metadata_json = lib.ddaebm_model_metadata(self._ptr).decode()
+
+    # --- lifetime -------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Releases the model. Idempotent; waits for calls still running on other threads."""
+        cond = getattr(self, "_cond", None)
+        if cond is None:  # __init__ failed before the handle existed
+            return
+        with cond:
+            ptr, self._ptr = self._ptr, None
+            while self._active:
+                cond.wait()
+        if ptr is not None:
+            _ffi.lib().ddaebm_model_free(ptr)
+
+    @property
+    def closed(self) -> bool:
+        return self._ptr is None
+
+    def __enter__(self) -> Model:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else f"input_dim={self._input_dim}"
+        return f"<ddaebm.Model {state}>"
+
+    def _acquire(self) -> int:
+        with self._cond:
+            if self._ptr is None:
+                raise ValueError("the model is closed")
+            self._active += 1
+            return self._ptr
+
+    def _release(self) -> None:
+        with self._cond:
+            self._active -= 1
+            if not self._active:
+                self._cond.notify_all()
+
+    # --- getters --------------------------------------------------------------------------
+
+    @property
+    def input_dim(self) -> int:
+        """Features per row."""
+        return self._input_dim
+
+    @property
+    def threshold(self) -> float:
+        """Calibrated energy threshold: rows above it are flagged out-of-distribution."""
+        return self._threshold
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """The model's metadata (network, schedule, normalisation, calibration, training)."""
+        return json.loads(self._metadata_json)
+
+    # --- scoring --------------------------------------------------------------------------
+
+    def _rows(self, x: npt.ArrayLike) -> np.ndarray:
+        """``x`` as a C-contiguous float32 2-D array; a 1-D array is one row."""
+        arr = np.ascontiguousarray(x, dtype=np.float32)
+        if arr.ndim == 1:
+            arr = arr.reshape(1, -1)
+        if arr.ndim != 2:
+            raise ShapeMismatchError(
+                Status.SHAPE_MISMATCH,
+                f"expected a 2-D array of rows × {self._input_dim} features, got shape {arr.shape}",
+            )
+        return arr
+
+    def _score(self, fn_name: str, arr: np.ndarray, *outs: np.ndarray | None) -> None:
+        """Calls a scoring function on rows already converted by :meth:`_rows`."""
+        fn = getattr(_ffi.lib(), fn_name)
+        out_ptrs = [None if o is None else o.ctypes.data_as(fn.argtypes[4 + i]) for i, o in enumerate(outs)]
+        ptr = self._acquire()
+        try:
+            status = fn(ptr, arr.ctypes.data_as(_ffi._F32P), arr.shape[0], arr.shape[1], *out_ptrs)
+        finally:
+            self._release()
+        _ffi.check(status)
+
+    def energy(self, x: npt.ArrayLike) -> np.ndarray:
+        """Energy of each row (float32, shape ``(n,)``); higher = more out-of-distribution.
+
+        ``x`` is anything numpy turns into a float array of shape ``(n, input_dim)`` (a 1-D
+        array is one row). Wrong shapes raise :class:`ShapeMismatchError`, NaN/Inf
+        :class:`NonFiniteError`, both with the library's message.
+        """
+        rows = self._rows(x)
+        out = np.empty(rows.shape[0], dtype=np.float32)
+        self._score("ddaebm_energy", rows, out)
+        return out
+
+    def screen(self, x: npt.ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+        """``(energy, is_ood)``: energies and the boolean decision against :attr:`threshold`."""
+        rows = self._rows(x)
+        energy = np.empty(rows.shape[0], dtype=np.float32)
+        flags = np.empty(rows.shape[0], dtype=np.uint8)
+        self._score("ddaebm_screen", rows, energy, flags)
+        return energy, flags.astype(bool)
+
+    def pvalues(self, x: npt.ArrayLike) -> np.ndarray:
+        """Conformal p-value of each row against the held-out in-distribution energies
+        (float32, small = unusual)."""
+        rows = self._rows(x)
+        out = np.empty(rows.shape[0], dtype=np.float32)
+        self._score("ddaebm_pvalues", rows, out)
+        return out
+
+    def sample(self, n: int, seed: int = 0) -> np.ndarray:
+        """``n`` rows drawn from the model (float32, shape ``(n, input_dim)``); the same seed
+        gives the same rows."""
+        if not isinstance(n, (int, np.integer)) or n < 0:
+            raise ValueError(f"n must be a non-negative integer, got {n!r}")
+        if not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**64:
+            raise ValueError(f"seed must be an integer in [0, 2**64), got {seed!r}")
+        out = np.empty((int(n), self._input_dim), dtype=np.float32)
+        ptr = self._acquire()
+        try:
+            status = _ffi.lib().ddaebm_sample(
+                ptr, int(n), int(seed), out.ctypes.data_as(_ffi._F32P), out.size
+            )
+        finally:
+            self._release()
+        _ffi.check(status)
+        return out

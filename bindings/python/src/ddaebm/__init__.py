@@ -1,0 +1,58 @@
+"""Python bindings for ``libddaebm``: out-of-distribution detection with DDAEBM.
+
+>>> import ddaebm
+>>> with ddaebm.Model("detector.safetensors") as model:          # doctest: +SKIP
+...     energy, is_ood = model.screen(rows)                       # rows: (n, input_dim)
+...     print(f"flagged {is_ood.sum()} of {len(rows)}")
+
+Higher energy means more out-of-distribution; ``is_ood`` compares it with the threshold
+calibrated at training time. The shared library is found through ``DDAEBM_LIBRARY``, next to
+this package, or on the system's library path (see ``ddaebm._ffi``).
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from ._errors import (
+    BadModelError,
+    DeviceUnavailableError,
+    Error,
+    InternalError,
+    InvalidArgumentError,
+    LibraryNotFoundError,
+    ModelIOError,
+    NonFiniteError,
+    NullArgumentError,
+    PanicError,
+    ShapeMismatchError,
+    Status,
+    UnsupportedVersionError,
+)
+from ._model import Model
+
+
+def library_version() -> str:
+    """Version of the loaded shared library."""
+    from . import _ffi
+
+    return _ffi.lib().ddaebm_version().decode()
+
+
+__all__ = [
+    "BadModelError",
+    "DeviceUnavailableError",
+    "Error",
+    "InternalError",
+    "InvalidArgumentError",
+    "LibraryNotFoundError",
+    "Model",
+    "ModelIOError",
+    "NonFiniteError",
+    "NullArgumentError",
+    "PanicError",
+    "ShapeMismatchError",
+    "Status",
+    "UnsupportedVersionError",
+    "library_version",
+]

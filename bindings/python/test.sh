@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Installs the Python package into a virtual environment under target/ and runs its tests
+# against the shared fixture. Environment (all optional): DDAEBM_LIB_DIR (holds libddaebm.so,
+# default target/debug), DDAEBM_FIXTURE_DIR (default target/bindings-fixture).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+lib_dir=${DDAEBM_LIB_DIR:-$repo/target/debug}
+fixture=${DDAEBM_FIXTURE_DIR:-$repo/target/bindings-fixture}
+for f in "$lib_dir/libddaebm.so" "$fixture/model.safetensors"; do
+    if [ ! -e "$f" ]; then
+        echo "error: $f is missing: run scripts/test-bindings.sh (it builds the library and fixture)" >&2
+        exit 1
+    fi
+done
+
+python=${PYTHON:-python3}
+venv=$repo/target/bindings/python-venv
+if [ ! -x "$venv/bin/python" ]; then
+    # System site-packages give the venv numpy/pytest/setuptools where the machine has them.
+    "$python" -m venv --system-site-packages "$venv"
+fi
+if ! "$venv/bin/python" -c "import numpy, pytest, setuptools, wheel" 2>/dev/null; then
+    "$venv/bin/pip" install -q "numpy>=1.21" "pytest>=7" setuptools wheel
+fi
+# A real (non-editable) install, as a user would get it.
+"$venv/bin/pip" install -q --no-build-isolation --no-deps --force-reinstall "$here" 2>&1 \
+    | grep -v "^\[notice\]" || true
+"$venv/bin/python" -c "import ddaebm, sys; assert '/site-packages/' in ddaebm.__file__, ddaebm.__file__"
+
+log=$repo/target/bindings/python-tests.log
+set +e
+(cd "$repo/target/bindings" && DDAEBM_LIBRARY="$lib_dir/libddaebm.so" DDAEBM_FIXTURE_DIR="$fixture" \
+    "$venv/bin/python" -m pytest -p no:cacheprovider -v "$here/tests") 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+passed=$(grep -c " PASSED" "$log" || true)
+failed=$(grep -cE " (FAILED|ERROR)" "$log" || true)
+
+# The example, on the fixture: it must flag exactly the rows the Rust library flags.
+expected="flagged $(awk '$1=="flagged"{print $2}' "$fixture/fixture.txt") of $(awk '$1=="rows"{print $2}' "$fixture/fixture.txt") rows"
+got=$(DDAEBM_LIBRARY="$lib_dir/libddaebm.so" "$venv/bin/python" "$repo/examples/python/screen.py" \
+    "$fixture/model.safetensors" "$fixture/rows.csv" | head -1)
+if [[ $got == "$expected"* ]]; then
+    echo "ok - example screen.py: $got"
+    passed=$((passed + 1))
+else
+    echo "not ok - example screen.py printed '$got', expected '$expected ...'"
+    failed=$((failed + 1))
+    status=1
+fi
+echo "Python tests: $passed passed, $failed failed"
+exit "$status"

@@ -1,0 +1,193 @@
+"""The Python binding against the shared fixture: the Rust library's own results for the same
+model and rows (written by train/examples/bindings_fixture.rs)."""
+
+import os
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+import ddaebm
+from conftest import bits
+
+
+@pytest.fixture
+def model(fixture_dir):
+    with ddaebm.Model(fixture_dir / "model.safetensors") as m:
+        yield m
+
+
+def test_getters(model, info):
+    assert model.input_dim == int(info["dim"])
+    assert np.float32(model.threshold) == np.float32(float(info["threshold"]))
+    meta = model.metadata
+    assert meta["network"]["input_dim"] == model.input_dim
+    assert "calibration" in meta and "schedule" in meta
+    assert ddaebm.library_version() == ddaebm.__version__
+
+
+def test_scores_are_bit_identical_to_rust(model, rows, fixture_dir):
+    energy = model.energy(rows)
+    assert energy.dtype == np.float32 and energy.shape == (len(rows),)
+    assert (bits(energy) == bits(np.fromfile(fixture_dir / "energy.f32", dtype="<f4"))).all()
+    e2, is_ood = model.screen(rows)
+    assert (bits(e2) == bits(energy)).all()
+    assert is_ood.dtype == bool
+    assert (is_ood == np.fromfile(fixture_dir / "is_ood.u8", dtype=np.uint8).astype(bool)).all()
+    assert (is_ood == (energy > model.threshold)).all()
+    p = model.pvalues(rows)
+    assert (bits(p) == bits(np.fromfile(fixture_dir / "pvalue.f32", dtype="<f4"))).all()
+
+
+def test_sample_is_bit_identical_and_seeded(model, info, fixture_dir):
+    n, seed = int(info["sample_rows"]), int(info["sample_seed"])
+    s = model.sample(n, seed=seed)
+    assert s.shape == (n, model.input_dim) and s.dtype == np.float32
+    assert (bits(s) == bits(np.fromfile(fixture_dir / "sample.f32", dtype="<f4").reshape(n, -1))).all()
+    assert (bits(model.sample(n, seed=seed)) == bits(s)).all()
+    assert not np.array_equal(model.sample(n, seed=seed + 1), s)
+    assert model.sample(0).shape == (0, model.input_dim)
+    assert model.sample(3, seed=2**64 - 1).shape == (3, model.input_dim)
+
+
+def test_accepts_anything_convertible(model, rows):
+    ref = model.energy(rows)
+    assert (bits(model.energy(rows.astype(np.float64))) == bits(ref)).all()
+    assert (bits(model.energy(np.asfortranarray(rows))) == bits(ref)).all()
+    assert (bits(model.energy(rows.tolist())) == bits(ref)).all()
+    wide = np.repeat(rows, 2, axis=1)  # every column twice: a strided, non-contiguous view
+    assert (bits(model.energy(wide[:, ::2])) == bits(ref)).all()
+    # 1-D = one row. Matrix products round differently for other batch sizes, so a row scored
+    # alone agrees with the batch to float32 rounding, not bit for bit.
+    np.testing.assert_allclose(model.energy(rows[3]), ref[3:4], rtol=1e-5, atol=1e-5)
+    assert model.energy(np.empty((0, model.input_dim))).shape == (0,)
+
+
+def test_wrong_shapes_raise_with_the_library_message(model, rows):
+    with pytest.raises(ddaebm.ShapeMismatchError, match="row_len is 3 but the model expects 4") as e:
+        model.energy(rows[:, :3])
+    assert e.value.status == ddaebm.Status.SHAPE_MISMATCH
+    assert isinstance(e.value, ValueError)
+    with pytest.raises(ddaebm.ShapeMismatchError, match="2-D array"):
+        model.screen(rows.reshape(2, -1, model.input_dim))
+    with pytest.raises(ddaebm.ShapeMismatchError):
+        model.pvalues(np.zeros(model.input_dim + 1))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_rows_raise(model, rows, bad):
+    x = rows.copy()
+    x[5, 2] = bad
+    with pytest.raises(ddaebm.NonFiniteError, match="row 5, column 2") as e:
+        model.screen(x)
+    assert e.value.status == ddaebm.Status.NON_FINITE
+
+
+@pytest.mark.parametrize(
+    "name, exc, status",
+    [
+        ("missing.safetensors", ddaebm.ModelIOError, ddaebm.Status.IO),
+        ("truncated.safetensors", ddaebm.BadModelError, ddaebm.Status.BAD_MODEL),
+        ("random.safetensors", ddaebm.BadModelError, ddaebm.Status.BAD_MODEL),
+        ("future.safetensors", ddaebm.UnsupportedVersionError, ddaebm.Status.UNSUPPORTED_VERSION),
+    ],
+)
+def test_bad_model_files_raise(fixture_dir, name, exc, status):
+    with pytest.raises(exc) as e:
+        ddaebm.Model(fixture_dir / name)
+    assert e.value.status == status
+    assert str(e.value)  # the library's message
+
+
+def test_missing_file_is_an_oserror(fixture_dir):
+    with pytest.raises(OSError, match="missing.safetensors"):
+        ddaebm.Model(fixture_dir / "missing.safetensors")
+
+
+def test_devices_and_threads(fixture_dir, rows):
+    path = fixture_dir / "model.safetensors"
+    with pytest.raises(ddaebm.InvalidArgumentError, match="unknown device"):
+        ddaebm.Model(path, device="tpu")
+    with pytest.raises(ddaebm.DeviceUnavailableError, match="cuda"):
+        ddaebm.Model(path, device="cuda")
+    with pytest.raises(ValueError):
+        ddaebm.Model(path, threads=-1)
+    with ddaebm.Model(path, threads=1) as one, ddaebm.Model(path, threads=2) as two:
+        assert (bits(one.energy(rows)) == bits(two.energy(rows))).all()
+
+
+def test_close_is_idempotent_and_final(fixture_dir, rows):
+    m = ddaebm.Model(fixture_dir / "model.safetensors")
+    m.close()
+    m.close()
+    assert m.closed and "closed" in repr(m)
+    with pytest.raises(ValueError, match="closed"):
+        m.energy(rows)
+    with pytest.raises(ValueError, match="closed"):
+        m.sample(1)
+    with ddaebm.Model(fixture_dir / "model.safetensors") as m2:
+        assert not m2.closed
+    assert m2.closed
+
+
+def test_bad_sample_arguments(model):
+    for n in (-1, 1.5):
+        with pytest.raises(ValueError):
+            model.sample(n)
+    with pytest.raises(ValueError):
+        model.sample(1, seed=-1)
+
+
+def test_threads_share_one_model(model, rows):
+    ref = model.energy(rows)
+    ref_samples = model.sample(8, seed=3)
+    results, errors = [], []
+
+    def work():
+        try:
+            for _ in range(20):
+                results.append(
+                    (bits(model.energy(rows)) == bits(ref)).all()
+                    and (bits(model.sample(8, seed=3)) == bits(ref_samples)).all()
+                )
+            model.energy(rows[:, :2])
+        except ddaebm.ShapeMismatchError as e:
+            # each thread sees its own failure's message
+            results.append("row_len is 2" in str(e))
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(results) == 8 * 21 and all(results)
+
+
+def test_close_waits_for_calls_in_flight(fixture_dir, rows):
+    m = ddaebm.Model(fixture_dir / "model.safetensors")
+    big = np.tile(rows, (2000, 1))
+    outcomes = []
+
+    def work():
+        try:
+            outcomes.append(m.energy(big).shape)
+        except ValueError as e:
+            outcomes.append(str(e))
+
+    t = threading.Thread(target=work)
+    t.start()
+    m.close()
+    t.join()
+    assert outcomes in ([(len(big),)], ["the model is closed"])
+
+
+def test_missing_library_gives_a_clear_error(tmp_path):
+    env = dict(os.environ, DDAEBM_LIBRARY=str(tmp_path / "nowhere.so"))
+    code = "import ddaebm\ntry:\n    ddaebm.Model('x')\nexcept ddaebm.LibraryNotFoundError as e:\n    print(e)\n"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert "DDAEBM_LIBRARY" in out.stdout and "nowhere.so (not found)" in out.stdout

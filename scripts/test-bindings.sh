@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Builds libddaebm.so and the shared fixture (a small fitted model plus the Rust library's own
+# energies, p-values, flags and samples for it), then runs the C, C++, Go and Python binding
+# tests and their examples against them. Called by scripts/test.sh; runs alone too.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$(pwd)
+
+# --- toolchains the bindings need (present on the project's machines; installed if not) ---
+need_install=()
+command -v cc >/dev/null 2>&1 || need_install+=(gcc)
+command -v c++ >/dev/null 2>&1 || need_install+=(g++)
+command -v cmake >/dev/null 2>&1 || need_install+=(cmake)
+command -v go >/dev/null 2>&1 || need_install+=(golang-go)
+python3 -c "import venv" 2>/dev/null || need_install+=(python3-venv)
+if [ ${#need_install[@]} -gt 0 ]; then
+    echo "== installing ${need_install[*]}"
+    sudo_cmd=""
+    [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+    $sudo_cmd apt-get update -qq && $sudo_cmd apt-get install -y -qq "${need_install[@]}"
+fi
+
+echo "== building libddaebm.so (dev profile)"
+cargo build -q -p ddaebm
+export DDAEBM_LIB_DIR=$repo/target/debug
+export DDAEBM_INCLUDE_DIR=$repo/include
+export DDAEBM_FIXTURE_DIR=$repo/target/bindings-fixture
+stamp=$DDAEBM_FIXTURE_DIR/fixture.txt
+if [ ! -f "$stamp" ] || [ "$DDAEBM_LIB_DIR/libddaebm.so" -nt "$stamp" ] \
+    || [ train/examples/bindings_fixture.rs -nt "$stamp" ]; then
+    echo "== writing the binding fixture"
+    cargo run -q -p ddaebm-train --example bindings_fixture -- "$DDAEBM_FIXTURE_DIR"
+fi
+
+mkdir -p target/bindings
+summary=target/bindings/summary.txt
+: >"$summary"
+failed_suites=()
+for lang in c cpp go python; do
+    echo "== bindings/$lang"
+    if bindings/$lang/test.sh 2>&1 | tee "target/bindings/$lang.log"; then :; else
+        failed_suites+=("$lang")
+    fi
+    # Each suite ends with "<Language> tests: N passed, M failed".
+    grep -E "^[A-Za-z+]+ tests: [0-9]+ passed, [0-9]+ failed" "target/bindings/$lang.log" \
+        | tail -1 >>"$summary" || echo "$lang tests: 0 passed, 1 failed (no summary line)" >>"$summary"
+done
+echo "== binding summary"
+cat "$summary"
+if [ ${#failed_suites[@]} -gt 0 ]; then
+    echo "binding suites failed: ${failed_suites[*]}" >&2
+    exit 1
+fi
