@@ -11,13 +11,36 @@ need_install=()
 command -v cc >/dev/null 2>&1 || need_install+=(gcc)
 command -v c++ >/dev/null 2>&1 || need_install+=(g++)
 command -v cmake >/dev/null 2>&1 || need_install+=(cmake)
-command -v go >/dev/null 2>&1 || need_install+=(golang-go)
 python3 -c "import venv" 2>/dev/null || need_install+=(python3-venv)
 if [ ${#need_install[@]} -gt 0 ]; then
     echo "== installing ${need_install[*]}"
     sudo_cmd=""
     [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
     $sudo_cmd apt-get update -qq && $sudo_cmd apt-get install -y -qq "${need_install[@]}"
+fi
+
+rm -f target/bindings/summary.txt
+# Go: the bindings need 1.22 or newer (Debian 12's golang-go is 1.19). Where there is no such go,
+# fetch an official toolchain through the Go module proxy into target/tools (no root needed).
+go_new_enough() {
+    command -v go >/dev/null 2>&1 || return 1
+    local v
+    v=$(go env GOVERSION 2>/dev/null | sed -E 's/^go([0-9]+)\.([0-9]+).*/\1 \2/')
+    [ -n "$v" ] && awk -v v="$v" 'BEGIN { split(v, a, " "); exit !(a[1] > 1 || a[2] >= 22) }'
+}
+if ! go_new_enough; then
+    go_toolchain=v0.0.1-go1.24.13.linux-amd64
+    go_root=$repo/target/tools/golang.org/toolchain@$go_toolchain
+    if [ ! -x "$go_root/bin/go" ]; then
+        echo "== fetching Go ($go_toolchain) from the Go module proxy"
+        mkdir -p target/tools
+        curl -fsSL -o target/tools/go.zip \
+            "https://proxy.golang.org/golang.org/toolchain/@v/$go_toolchain.zip"
+        (cd target/tools && python3 -m zipfile -e go.zip . && rm go.zip)
+        chmod +x "$go_root"/bin/* "$go_root"/pkg/tool/*/*
+    fi
+    export PATH=$go_root/bin:$PATH
+    export GOTOOLCHAIN=local
 fi
 
 echo "== building libddaebm.so (dev profile)"

@@ -21,7 +21,31 @@ cargo fmt --all -- --check
 echo "== cargo clippy -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "== cargo test"
+mkdir -p target
+set +e
 cargo test --workspace 2>&1 | tee target/test-output.txt
-passed=$(grep -Eo '[0-9]+ passed' target/test-output.txt | awk '{s+=$1} END {print s+0}')
-failed=$(grep -Eo '[0-9]+ failed' target/test-output.txt | awk '{s+=$1} END {print s+0}')
+rust_status=${PIPESTATUS[0]}
+set -e
+rust_passed=$(grep -Eo '[0-9]+ passed' target/test-output.txt | awk '{s+=$1} END {print s+0}')
+rust_failed=$(grep -Eo '[0-9]+ failed' target/test-output.txt | awk '{s+=$1} END {print s+0}')
+echo "Rust tests: $rust_passed passed, $rust_failed failed"
+
+echo "== bindings (C, C++, Go, Python)"
+set +e
+scripts/test-bindings.sh
+bindings_status=$?
+set -e
+
+# Totals over Rust and every binding suite ("<Language> tests: N passed, M failed" lines).
+{
+    echo "Rust tests: $rust_passed passed, $rust_failed failed"
+    cat target/bindings/summary.txt 2>/dev/null
+} >target/test-summary.txt
+echo "== summary"
+cat target/test-summary.txt
+passed=$(grep -Eo '[0-9]+ passed' target/test-summary.txt | awk '{s+=$1} END {print s+0}')
+failed=$(grep -Eo '[0-9]+ failed' target/test-summary.txt | awk '{s+=$1} END {print s+0}')
 echo "$passed passed, $failed failed"
+if [ "$rust_status" -ne 0 ] || [ "$bindings_status" -ne 0 ]; then
+    exit 1
+fi

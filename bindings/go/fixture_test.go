@@ -1,0 +1,139 @@
+package ddaebm_test
+
+import (
+	"bufio"
+	"encoding/binary"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	ddaebm "github.com/ddaebm/ddaebm/bindings/go"
+)
+
+// fixture is the shared binding fixture that train/examples/bindings_fixture.rs writes: a
+// model, rows, and what the Rust library computes for them.
+type fixture struct {
+	rows, dim, sampleRows, flagged int
+	sampleSeed                     uint64
+	threshold                      float32
+	x, energy, pvalue, sample      []float32
+	isOOD                          []bool
+}
+
+// fixtureDir is $DDAEBM_FIXTURE_DIR, or target/bindings-fixture of the repository.
+func fixtureDir() string {
+	if dir := os.Getenv("DDAEBM_FIXTURE_DIR"); dir != "" {
+		return dir
+	}
+	return filepath.Join("..", "..", "target", "bindings-fixture")
+}
+
+// fixturePath returns the path of a fixture file.
+func fixturePath(name string) string {
+	return filepath.Join(fixtureDir(), name)
+}
+
+// missingFixture fails the test for a fixture file that cannot be read.
+func missingFixture(t testing.TB, err error) {
+	t.Helper()
+	t.Fatalf("binding fixture: %v (run scripts/test-bindings.sh to build it, or set DDAEBM_FIXTURE_DIR)", err)
+}
+
+// fixtureFile returns the path of a fixture file after checking that it exists.
+func fixtureFile(t testing.TB, name string) string {
+	t.Helper()
+	path := fixturePath(name)
+	if _, err := os.Stat(path); err != nil {
+		missingFixture(t, err)
+	}
+	return path
+}
+
+// readFixture reads a fixture file.
+func readFixture(t testing.TB, name string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(fixturePath(name))
+	if err != nil {
+		missingFixture(t, err)
+	}
+	return data
+}
+
+func readF32(t testing.TB, name string) []float32 {
+	t.Helper()
+	data := readFixture(t, name)
+	if len(data)%4 != 0 {
+		t.Fatalf("%s: %d bytes is not a whole number of float32", name, len(data))
+	}
+	values := make([]float32, len(data)/4)
+	for i := range values {
+		values[i] = math.Float32frombits(binary.LittleEndian.Uint32(data[4*i:]))
+	}
+	return values
+}
+
+func loadFixture(t testing.TB) *fixture {
+	t.Helper()
+	keys := map[string]string{}
+	scanner := bufio.NewScanner(strings.NewReader(string(readFixture(t, "fixture.txt"))))
+	for scanner.Scan() {
+		if key, value, ok := strings.Cut(scanner.Text(), " "); ok {
+			keys[key] = value
+		}
+	}
+	number := func(key string, bitSize int) float64 {
+		v, err := strconv.ParseFloat(keys[key], bitSize)
+		if err != nil {
+			t.Fatalf("fixture.txt: %s: %v", key, err)
+		}
+		return v
+	}
+	f := &fixture{
+		rows:       int(number("rows", 64)),
+		dim:        int(number("dim", 64)),
+		sampleRows: int(number("sample_rows", 64)),
+		sampleSeed: uint64(number("sample_seed", 64)),
+		flagged:    int(number("flagged", 64)),
+		threshold:  float32(number("threshold", 32)),
+		x:          readF32(t, "rows.f32"),
+		energy:     readF32(t, "energy.f32"),
+		pvalue:     readF32(t, "pvalue.f32"),
+		sample:     readF32(t, "sample.f32"),
+	}
+	for _, b := range readFixture(t, "is_ood.u8") {
+		f.isOOD = append(f.isOOD, b != 0)
+	}
+	if len(f.x) != f.rows*f.dim || len(f.energy) != f.rows || len(f.pvalue) != f.rows ||
+		len(f.isOOD) != f.rows || len(f.sample) != f.sampleRows*f.dim {
+		t.Fatalf("the fixture in %s is inconsistent with its fixture.txt", fixtureDir())
+	}
+	return f
+}
+
+// openFixture opens the fixture model and closes it at the end of the test.
+func openFixture(t testing.TB, opts *ddaebm.Options) *ddaebm.Model {
+	t.Helper()
+	m, err := ddaebm.Open(fixtureFile(t, "model.safetensors"), opts)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+// sameBits fails the test unless got and want are bit-identical.
+func sameBits(t testing.TB, what string, got, want []float32) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%s: %d values, want %d", what, len(got), len(want))
+	}
+	for i := range got {
+		if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+			t.Fatalf("%s[%d] = %v (%#08x), want %v (%#08x)", what, i,
+				got[i], math.Float32bits(got[i]), want[i], math.Float32bits(want[i]))
+		}
+	}
+}

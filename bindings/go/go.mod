@@ -1,0 +1,3 @@
+module github.com/ddaebm/ddaebm/bindings/go
+
+go 1.22

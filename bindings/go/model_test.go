@@ -1,0 +1,268 @@
+package ddaebm_test
+
+import (
+	"encoding/json"
+	"errors"
+	"math"
+	"regexp"
+	"runtime"
+	"slices"
+	"sync"
+	"testing"
+
+	ddaebm "github.com/ddaebm/ddaebm/bindings/go"
+)
+
+func TestVersion(t *testing.T) {
+	if v := ddaebm.Version(); !regexp.MustCompile(`^\d+\.\d+\.\d+`).MatchString(v) {
+		t.Fatalf("Version() = %q, want MAJOR.MINOR.PATCH", v)
+	}
+}
+
+func TestOpenAndGetters(t *testing.T) {
+	f := loadFixture(t)
+	m := openFixture(t, nil)
+	if got := m.InputDim(); got != f.dim {
+		t.Errorf("InputDim() = %d, want %d", got, f.dim)
+	}
+	if got := m.Threshold(); got != f.threshold {
+		t.Errorf("Threshold() = %v, want %v", got, f.threshold)
+	}
+	var metadata map[string]any
+	if err := json.Unmarshal([]byte(m.Metadata()), &metadata); err != nil || len(metadata) == 0 {
+		t.Errorf("Metadata() is not a non-empty JSON object (%v): %.200q", err, m.Metadata())
+	}
+}
+
+func TestOpenOptions(t *testing.T) {
+	f := loadFixture(t)
+	for _, opts := range []*ddaebm.Options{{}, {Device: "cpu"}, {Device: "CPU", Threads: 2}, {Threads: 1}} {
+		m := openFixture(t, opts)
+		energy, err := m.Energy(f.x, f.rows)
+		if err != nil {
+			t.Fatalf("%+v: Energy: %v", *opts, err)
+		}
+		sameBits(t, "energy", energy, f.energy)
+	}
+}
+
+func TestEnergy(t *testing.T) {
+	f := loadFixture(t)
+	energy, err := openFixture(t, nil).Energy(f.x, f.rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameBits(t, "energy", energy, f.energy)
+}
+
+func TestScreen(t *testing.T) {
+	f := loadFixture(t)
+	m := openFixture(t, nil)
+	energy, ood, err := m.Screen(f.x, f.rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameBits(t, "energy", energy, f.energy)
+	if !slices.Equal(ood, f.isOOD) {
+		t.Fatalf("ood = %v, want %v", ood, f.isOOD)
+	}
+	flagged := 0
+	for i, o := range ood {
+		if o {
+			flagged++
+		}
+		if o != (energy[i] > m.Threshold()) {
+			t.Errorf("row %d: ood %v but energy %v and threshold %v", i, o, energy[i], m.Threshold())
+		}
+	}
+	if flagged != f.flagged {
+		t.Errorf("flagged %d rows, want %d", flagged, f.flagged)
+	}
+}
+
+func TestPValues(t *testing.T) {
+	f := loadFixture(t)
+	pvalues, err := openFixture(t, nil).PValues(f.x, f.rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameBits(t, "pvalue", pvalues, f.pvalue)
+}
+
+func TestSample(t *testing.T) {
+	f := loadFixture(t)
+	m := openFixture(t, nil)
+	sample, err := m.Sample(f.sampleRows, f.sampleSeed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameBits(t, "sample", sample, f.sample)
+	again, err := m.Sample(f.sampleRows, f.sampleSeed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameBits(t, "sample with the same seed", again, sample)
+	other, err := m.Sample(f.sampleRows, f.sampleSeed+1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Equal(other, sample) {
+		t.Fatal("seeds 7 and 8 gave the same rows")
+	}
+}
+
+func TestEmptyInputs(t *testing.T) {
+	m := openFixture(t, nil)
+	for _, x := range [][]float32{nil, {}} {
+		if energy, err := m.Energy(x, 0); err != nil || len(energy) != 0 {
+			t.Errorf("Energy(%#v, 0) = %v, %v", x, energy, err)
+		}
+		if energy, ood, err := m.Screen(x, 0); err != nil || len(energy) != 0 || len(ood) != 0 {
+			t.Errorf("Screen(%#v, 0) = %v, %v, %v", x, energy, ood, err)
+		}
+		if pvalues, err := m.PValues(x, 0); err != nil || len(pvalues) != 0 {
+			t.Errorf("PValues(%#v, 0) = %v, %v", x, pvalues, err)
+		}
+	}
+	if sample, err := m.Sample(0, 1); err != nil || len(sample) != 0 {
+		t.Errorf("Sample(0, 1) = %v, %v", sample, err)
+	}
+}
+
+func TestClose(t *testing.T) {
+	f := loadFixture(t)
+	m := openFixture(t, nil)
+	for i := 0; i < 2; i++ {
+		if err := m.Close(); err != nil {
+			t.Fatalf("Close #%d: %v", i+1, err)
+		}
+	}
+	if _, err := m.Energy(f.x, f.rows); !errors.Is(err, ddaebm.ErrClosed) {
+		t.Errorf("Energy after Close: %v, want ErrClosed", err)
+	}
+	if _, _, err := m.Screen(f.x, f.rows); !errors.Is(err, ddaebm.ErrClosed) {
+		t.Errorf("Screen after Close: %v, want ErrClosed", err)
+	}
+	if _, err := m.PValues(f.x, f.rows); !errors.Is(err, ddaebm.ErrClosed) {
+		t.Errorf("PValues after Close: %v, want ErrClosed", err)
+	}
+	if _, err := m.Sample(1, 1); !errors.Is(err, ddaebm.ErrClosed) {
+		t.Errorf("Sample after Close: %v, want ErrClosed", err)
+	}
+	if m.InputDim() != f.dim || m.Threshold() != f.threshold || m.Metadata() == "" {
+		t.Error("getters changed after Close")
+	}
+}
+
+// TestFinalizer drops open models and lets the garbage collector close them.
+func TestFinalizer(t *testing.T) {
+	f := loadFixture(t)
+	for i := 0; i < 8; i++ {
+		m, err := ddaebm.Open(fixtureFile(t, "model.safetensors"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := m.Energy(f.x, f.rows); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 5; i++ {
+		runtime.GC()
+	}
+	// Finalizers run on their own goroutine; a model opened now works next to them.
+	energy, err := openFixture(t, nil).Energy(f.x, f.rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameBits(t, "energy", energy, f.energy)
+}
+
+// TestConcurrentUse scores and samples with one model from 16 goroutines at once.
+func TestConcurrentUse(t *testing.T) {
+	f := loadFixture(t)
+	m := openFixture(t, nil)
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for g := 0; g < 16; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- useConcurrently(m, f)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// useConcurrently runs every call a few times and compares the results with the fixture.
+func useConcurrently(m *ddaebm.Model, f *fixture) error {
+	for i := 0; i < 4; i++ {
+		energy, err := m.Energy(f.x, f.rows)
+		if err != nil {
+			return err
+		}
+		screenEnergy, ood, err := m.Screen(f.x, f.rows)
+		if err != nil {
+			return err
+		}
+		pvalues, err := m.PValues(f.x, f.rows)
+		if err != nil {
+			return err
+		}
+		sample, err := m.Sample(f.sampleRows, f.sampleSeed)
+		if err != nil {
+			return err
+		}
+		if !bitsEqual(energy, f.energy) || !bitsEqual(screenEnergy, f.energy) ||
+			!slices.Equal(ood, f.isOOD) || !bitsEqual(pvalues, f.pvalue) || !bitsEqual(sample, f.sample) {
+			return errors.New("a concurrent call differs from the single-threaded result")
+		}
+	}
+	return nil
+}
+
+// TestCloseDuringCalls closes a model while goroutines use it: every call either succeeds
+// with the right result or returns ErrClosed.
+func TestCloseDuringCalls(t *testing.T) {
+	f := loadFixture(t)
+	m := openFixture(t, nil)
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				energy, err := m.Energy(f.x, f.rows)
+				if errors.Is(err, ddaebm.ErrClosed) {
+					errs <- nil
+					return
+				}
+				if err != nil || !bitsEqual(energy, f.energy) {
+					errs <- errors.New("a call before Close failed or differs")
+					return
+				}
+			}
+		}()
+	}
+	if _, err := m.Energy(f.x, f.rows); err != nil {
+		t.Fatal(err)
+	}
+	m.Close()
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+func bitsEqual(a, b []float32) bool {
+	return slices.EqualFunc(a, b, func(x, y float32) bool { return math.Float32bits(x) == math.Float32bits(y) })
+}
