@@ -106,14 +106,15 @@ typedef struct ddaebm_model ddaebm_model;
  */
 typedef struct ddaebm_open_options {
   /**
-   * Device: `"cpu"`, `"cuda"` (= `"cuda:0"`) or `"cuda:N"`. NULL means `"cpu"`. Borrowed for
-   * the duration of the call only. Default: `"cpu"`.
+   * Device: `"cpu"`, `"cuda"` (= `"cuda:0"`) or `"cuda:N"` (case-insensitive, surrounding
+   * spaces ignored). NULL means `"cpu"`. Borrowed for the duration of the call only.
+   * Default: `"cpu"`.
    */
   const char *device;
   /**
    * Worker threads for this model's CPU compute. `0` (the default) shares the process-wide
    * pool, one worker per core (or `RAYON_NUM_THREADS`); `N > 0` gives the model a pool of its
-   * own with `N` workers, shared by every thread that calls into it.
+   * own with `N` workers (at most 1024), shared by every thread that calls into it.
    */
   uint32_t threads;
 } ddaebm_open_options;
@@ -153,7 +154,8 @@ struct ddaebm_open_options ddaebm_open_options_default(void);
  * Thread safety: any number of models may be opened concurrently.
  *
  * Returns `DDAEBM_OK`; `DDAEBM_ERR_NULL_ARGUMENT` (`path` or `out` NULL);
- * `DDAEBM_ERR_INVALID_ARGUMENT` (unknown device name, thread pool cannot start);
+ * `DDAEBM_ERR_INVALID_ARGUMENT` (unknown device name, `threads` above 1024, thread pool cannot
+ * start);
  * `DDAEBM_ERR_IO` (file missing or unreadable); `DDAEBM_ERR_BAD_MODEL` (not a ddaebm model,
  * truncated, damaged); `DDAEBM_ERR_UNSUPPORTED_VERSION` (written by a newer format);
  * `DDAEBM_ERR_DEVICE_UNAVAILABLE` (CUDA asked for but not usable); `DDAEBM_ERR_INTERNAL`;
@@ -214,14 +216,16 @@ const char *ddaebm_model_metadata(const struct ddaebm_model *m);
  * - `x`: `n_rows × row_len` floats, row-major; borrowed for the call only. May be NULL when
  *   `n_rows` is 0.
  * - `row_len`: must equal `ddaebm_model_input_dim(m)`.
- * - `out_energy`: `n_rows` floats, written only on success.
+ * - `out_energy`: `n_rows` floats, written only on success. May be NULL when `n_rows` is 0.
  *
  * Thread safety: any number of threads may call this on one model at once.
  *
- * Returns `DDAEBM_OK`; `DDAEBM_ERR_NULL_ARGUMENT` (`m`, `x` or `out_energy` NULL);
- * `DDAEBM_ERR_SHAPE_MISMATCH` (wrong `row_len`); `DDAEBM_ERR_NON_FINITE` (NaN or Inf in `x`;
- * the message names the row and column); `DDAEBM_ERR_INVALID_ARGUMENT` (misaligned buffers,
- * sizes that overflow); `DDAEBM_ERR_INTERNAL`; `DDAEBM_ERR_PANIC`.
+ * Returns `DDAEBM_OK`; `DDAEBM_ERR_NULL_ARGUMENT` (`m` NULL, or `x` or `out_energy` NULL with
+ * `n_rows` > 0); `DDAEBM_ERR_SHAPE_MISMATCH` (wrong `row_len`, checked before anything else
+ * but `m`); `DDAEBM_ERR_NON_FINITE` (NaN or Inf in `x`; the message names the first such row
+ * and column, counted from 0); `DDAEBM_ERR_INVALID_ARGUMENT` (misaligned buffers, sizes that
+ * overflow); `DDAEBM_ERR_INTERNAL`; `DDAEBM_ERR_PANIC`. Messages start with the function's
+ * name.
  *
  * # Safety
  * `m` is NULL or a live model; `x` is NULL or points to `n_rows * row_len` readable floats;
@@ -243,7 +247,7 @@ ddaebm_status ddaebm_energy(const struct ddaebm_model *m,
  *
  * Thread safety: any number of threads may call this on one model at once.
  *
- * Returns the same codes as `ddaebm_energy` (outputs are never NULL-checked).
+ * Returns the same codes as `ddaebm_energy`, except that NULL outputs are allowed.
  *
  * # Safety
  * As for `ddaebm_energy`; `out_is_ood` is NULL or points to `n_rows` writable bytes.
@@ -283,7 +287,7 @@ ddaebm_status ddaebm_pvalues(const struct ddaebm_model *m,
  *
  * Thread safety: any number of threads may call this on one model at once.
  *
- * Returns `DDAEBM_OK`; `DDAEBM_ERR_NULL_ARGUMENT` (`m` or `out` NULL with `n_rows` > 0);
+ * Returns `DDAEBM_OK`; `DDAEBM_ERR_NULL_ARGUMENT` (`m` NULL, or `out` NULL with `n_rows` > 0);
  * `DDAEBM_ERR_SHAPE_MISMATCH` (`out_len` too small); `DDAEBM_ERR_INVALID_ARGUMENT`
  * (misaligned `out`, sizes that overflow or cannot be allocated); `DDAEBM_ERR_INTERNAL`;
  * `DDAEBM_ERR_PANIC`.

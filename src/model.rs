@@ -17,6 +17,9 @@ use crate::schedule::Schedule;
 /// stays bounded.
 pub const CHUNK_ROWS: usize = 16_384;
 
+/// Most worker threads a model's own pool may have (see [`Model::with_threads`]).
+pub const MAX_THREADS: usize = 1024;
+
 /// Energies and in/out decisions for a batch.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Screening {
@@ -90,11 +93,17 @@ impl Model {
     }
 
     /// Runs this model's CPU compute on a pool of its own with `threads` workers instead of the
-    /// process-wide one (one worker per core). `0` goes back to the process-wide pool.
+    /// process-wide one (one worker per core). `0` goes back to the process-wide pool; more than
+    /// [`MAX_THREADS`] is an [`Error::InvalidArgument`].
     ///
     /// Calls from several host threads share the pool, so `threads` bounds the CPU this model
     /// uses however many callers it has.
     pub fn with_threads(mut self, threads: usize) -> Result<Self> {
+        if threads > MAX_THREADS {
+            return Err(Error::InvalidArgument(format!(
+                "{threads} worker threads requested; at most {MAX_THREADS} are allowed"
+            )));
+        }
         self.pool = match threads {
             0 => None,
             n => Some(Arc::new(

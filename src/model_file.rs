@@ -66,7 +66,14 @@ pub struct ModelFileContents {
 
 fn map_file(path: &Path) -> Result<memmap2::Mmap> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    let meta = file.metadata().map_err(|e| Error::io(path, e))?;
+    if !meta.is_file() {
+        return Err(Error::io(
+            path,
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file"),
+        ));
+    }
+    let len = meta.len();
     if len < 8 {
         return Err(Error::bad_model(format!(
             "{} is too short to be a model file ({len} bytes)",

@@ -14,12 +14,13 @@ use ddaebm_status::*;
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct ddaebm_open_options {
-    /// Device: `"cpu"`, `"cuda"` (= `"cuda:0"`) or `"cuda:N"`. NULL means `"cpu"`. Borrowed for
-    /// the duration of the call only. Default: `"cpu"`.
+    /// Device: `"cpu"`, `"cuda"` (= `"cuda:0"`) or `"cuda:N"` (case-insensitive, surrounding
+    /// spaces ignored). NULL means `"cpu"`. Borrowed for the duration of the call only.
+    /// Default: `"cpu"`.
     pub device: *const c_char,
     /// Worker threads for this model's CPU compute. `0` (the default) shares the process-wide
     /// pool, one worker per core (or `RAYON_NUM_THREADS`); `N > 0` gives the model a pool of its
-    /// own with `N` workers, shared by every thread that calls into it.
+    /// own with `N` workers (at most 1024), shared by every thread that calls into it.
     pub threads: u32,
 }
 
@@ -56,25 +57,22 @@ pub extern "C" fn ddaebm_open_options_default() -> ddaebm_open_options {
 ///
 /// # Safety
 /// `ptr` is NULL or points to a NUL-terminated string.
-unsafe fn utf8_arg<'a>(ptr: *const c_char, function: &str, name: &str) -> Result<&'a str, Failure> {
+unsafe fn utf8_arg<'a>(ptr: *const c_char, name: &str) -> Result<&'a str, Failure> {
     if ptr.is_null() {
-        return Err(Failure::null(function, name));
+        return Err(Failure::null(name));
     }
-    CStr::from_ptr(ptr).to_str().map_err(|_| {
-        Failure::new(
-            DDAEBM_ERR_INVALID_ARGUMENT,
-            format!("{function}: `{name}` is not valid UTF-8"),
-        )
-    })
+    CStr::from_ptr(ptr)
+        .to_str()
+        .map_err(|_| Failure::invalid(format!("`{name}` is not valid UTF-8")))
 }
 
 /// Reads a NUL-terminated path; on Unix any bytes are accepted.
 ///
 /// # Safety
 /// `ptr` is NULL or points to a NUL-terminated string.
-unsafe fn path_arg(ptr: *const c_char, function: &str) -> Result<PathBuf, Failure> {
+unsafe fn path_arg(ptr: *const c_char) -> Result<PathBuf, Failure> {
     if ptr.is_null() {
-        return Err(Failure::null(function, "path"));
+        return Err(Failure::null("path"));
     }
     let bytes = CStr::from_ptr(ptr).to_bytes();
     #[cfg(unix)]
@@ -84,12 +82,9 @@ unsafe fn path_arg(ptr: *const c_char, function: &str) -> Result<PathBuf, Failur
     }
     #[cfg(not(unix))]
     {
-        std::str::from_utf8(bytes).map(PathBuf::from).map_err(|_| {
-            Failure::new(
-                DDAEBM_ERR_INVALID_ARGUMENT,
-                format!("{function}: `path` is not valid UTF-8"),
-            )
-        })
+        std::str::from_utf8(bytes)
+            .map(PathBuf::from)
+            .map_err(|_| Failure::invalid("`path` is not valid UTF-8"))
     }
 }
 
@@ -103,7 +98,8 @@ unsafe fn path_arg(ptr: *const c_char, function: &str) -> Result<PathBuf, Failur
 /// Thread safety: any number of models may be opened concurrently.
 ///
 /// Returns `DDAEBM_OK`; `DDAEBM_ERR_NULL_ARGUMENT` (`path` or `out` NULL);
-/// `DDAEBM_ERR_INVALID_ARGUMENT` (unknown device name, thread pool cannot start);
+/// `DDAEBM_ERR_INVALID_ARGUMENT` (unknown device name, `threads` above 1024, thread pool cannot
+/// start);
 /// `DDAEBM_ERR_IO` (file missing or unreadable); `DDAEBM_ERR_BAD_MODEL` (not a ddaebm model,
 /// truncated, damaged); `DDAEBM_ERR_UNSUPPORTED_VERSION` (written by a newer format);
 /// `DDAEBM_ERR_DEVICE_UNAVAILABLE` (CUDA asked for but not usable); `DDAEBM_ERR_INTERNAL`;
@@ -120,9 +116,9 @@ pub unsafe extern "C" fn ddaebm_model_open(
 ) -> ddaebm_status {
     const F: &str = "ddaebm_model_open";
     boundary(F, || {
-        let path = path_arg(path, F)?;
+        let path = path_arg(path)?;
         if out.is_null() {
-            return Err(Failure::null(F, "out"));
+            return Err(Failure::null("out"));
         }
         let opts = if opts.is_null() {
             ddaebm_open_options_default()
@@ -132,7 +128,7 @@ pub unsafe extern "C" fn ddaebm_model_open(
         let device_name = if opts.device.is_null() {
             "cpu"
         } else {
-            utf8_arg(opts.device, F, "opts->device")?
+            utf8_arg(opts.device, "opts->device")?
         };
         let device = parse_device(device_name)?;
         let model = Model::open(&path, &device)?.with_threads(opts.threads as usize)?;
@@ -211,69 +207,65 @@ pub unsafe extern "C" fn ddaebm_model_metadata(m: *const ddaebm_model) -> *const
 /// # Safety
 /// `m` is NULL or a live model; `x` is NULL or points to `n_rows * row_len` readable floats.
 unsafe fn scoring_args<'a>(
-    function: &str,
     m: *const ddaebm_model,
     x: *const f32,
     n_rows: usize,
     row_len: usize,
 ) -> Result<(&'a Model, &'a [f32]), Failure> {
-    let m = m.as_ref().ok_or_else(|| Failure::null(function, "m"))?;
+    let m = m.as_ref().ok_or_else(|| Failure::null("m"))?;
     let d = m.model.input_dim();
     if row_len != d {
         return Err(Failure::new(
             DDAEBM_ERR_SHAPE_MISMATCH,
-            format!("{function}: row_len is {row_len} but the model expects {d} features per row"),
+            format!("row_len is {row_len} but the model expects {d} features per row"),
         ));
     }
     let len = n_rows
         .checked_mul(row_len)
         .filter(|&n| n <= isize::MAX as usize / std::mem::size_of::<f32>())
         .ok_or_else(|| {
-            Failure::new(
-                DDAEBM_ERR_INVALID_ARGUMENT,
-                format!("{function}: {n_rows} rows × {row_len} features is too large"),
-            )
+            Failure::invalid(format!("{n_rows} rows × {row_len} features is too large"))
         })?;
-    Ok((&m.model, input_slice(function, "x", x, len)?))
+    Ok((&m.model, input_slice("x", x, len)?))
 }
 
 /// Borrows `len` floats at `ptr`; NULL is allowed only when `len` is 0.
 ///
 /// # Safety
 /// `ptr` is NULL or points to `len` readable floats.
-unsafe fn input_slice<'a>(
-    function: &str,
-    name: &str,
-    ptr: *const f32,
-    len: usize,
-) -> Result<&'a [f32], Failure> {
+unsafe fn input_slice<'a>(name: &str, ptr: *const f32, len: usize) -> Result<&'a [f32], Failure> {
     if len == 0 {
         return Ok(&[]);
     }
     if ptr.is_null() {
-        return Err(Failure::null(function, name));
+        return Err(Failure::null(name));
     }
-    if !ptr.is_aligned() {
-        return Err(Failure::new(
-            DDAEBM_ERR_INVALID_ARGUMENT,
-            format!("{function}: `{name}` is not aligned to a float"),
-        ));
-    }
+    check_aligned(name, ptr)?;
     Ok(std::slice::from_raw_parts(ptr, len))
 }
 
+/// Refuses a pointer that is not aligned for its element type.
+fn check_aligned<T>(name: &str, ptr: *const T) -> Result<(), Failure> {
+    if ptr.is_aligned() {
+        Ok(())
+    } else {
+        Err(Failure::invalid(format!(
+            "`{name}` is misaligned (needs {}-byte alignment)",
+            std::mem::align_of::<T>()
+        )))
+    }
+}
+
 /// Checks an output pointer for `len` values of `T`: non-NULL (unless `len` is 0) and aligned.
-fn check_output<T>(function: &str, name: &str, ptr: *mut T, len: usize) -> Result<(), Failure> {
-    if len > 0 && ptr.is_null() {
-        return Err(Failure::null(function, name));
+fn check_output<T>(name: &str, ptr: *mut T, len: usize) -> Result<(), Failure> {
+    if ptr.is_null() {
+        return if len > 0 {
+            Err(Failure::null(name))
+        } else {
+            Ok(())
+        };
     }
-    if !ptr.is_null() && !ptr.is_aligned() {
-        return Err(Failure::new(
-            DDAEBM_ERR_INVALID_ARGUMENT,
-            format!("{function}: `{name}` is not suitably aligned"),
-        ));
-    }
-    Ok(())
+    check_aligned(name, ptr.cast_const())
 }
 
 /// Copies `values` to `ptr` (checked by [`check_output`] for `values.len()` elements).
@@ -291,14 +283,16 @@ unsafe fn write_output<T: Copy>(ptr: *mut T, values: &[T]) {
 /// - `x`: `n_rows × row_len` floats, row-major; borrowed for the call only. May be NULL when
 ///   `n_rows` is 0.
 /// - `row_len`: must equal `ddaebm_model_input_dim(m)`.
-/// - `out_energy`: `n_rows` floats, written only on success.
+/// - `out_energy`: `n_rows` floats, written only on success. May be NULL when `n_rows` is 0.
 ///
 /// Thread safety: any number of threads may call this on one model at once.
 ///
-/// Returns `DDAEBM_OK`; `DDAEBM_ERR_NULL_ARGUMENT` (`m`, `x` or `out_energy` NULL);
-/// `DDAEBM_ERR_SHAPE_MISMATCH` (wrong `row_len`); `DDAEBM_ERR_NON_FINITE` (NaN or Inf in `x`;
-/// the message names the row and column); `DDAEBM_ERR_INVALID_ARGUMENT` (misaligned buffers,
-/// sizes that overflow); `DDAEBM_ERR_INTERNAL`; `DDAEBM_ERR_PANIC`.
+/// Returns `DDAEBM_OK`; `DDAEBM_ERR_NULL_ARGUMENT` (`m` NULL, or `x` or `out_energy` NULL with
+/// `n_rows` > 0); `DDAEBM_ERR_SHAPE_MISMATCH` (wrong `row_len`, checked before anything else
+/// but `m`); `DDAEBM_ERR_NON_FINITE` (NaN or Inf in `x`; the message names the first such row
+/// and column, counted from 0); `DDAEBM_ERR_INVALID_ARGUMENT` (misaligned buffers, sizes that
+/// overflow); `DDAEBM_ERR_INTERNAL`; `DDAEBM_ERR_PANIC`. Messages start with the function's
+/// name.
 ///
 /// # Safety
 /// `m` is NULL or a live model; `x` is NULL or points to `n_rows * row_len` readable floats;
@@ -313,8 +307,8 @@ pub unsafe extern "C" fn ddaebm_energy(
 ) -> ddaebm_status {
     const F: &str = "ddaebm_energy";
     boundary(F, || {
-        let (model, x) = scoring_args(F, m, x, n_rows, row_len)?;
-        check_output(F, "out_energy", out_energy, n_rows)?;
+        let (model, x) = scoring_args(m, x, n_rows, row_len)?;
+        check_output("out_energy", out_energy, n_rows)?;
         let energy = model.energy(x, n_rows)?;
         write_output(out_energy, &energy);
         Ok(())
@@ -330,7 +324,7 @@ pub unsafe extern "C" fn ddaebm_energy(
 ///
 /// Thread safety: any number of threads may call this on one model at once.
 ///
-/// Returns the same codes as `ddaebm_energy` (outputs are never NULL-checked).
+/// Returns the same codes as `ddaebm_energy`, except that NULL outputs are allowed.
 ///
 /// # Safety
 /// As for `ddaebm_energy`; `out_is_ood` is NULL or points to `n_rows` writable bytes.
@@ -345,8 +339,8 @@ pub unsafe extern "C" fn ddaebm_screen(
 ) -> ddaebm_status {
     const F: &str = "ddaebm_screen";
     boundary(F, || {
-        let (model, x) = scoring_args(F, m, x, n_rows, row_len)?;
-        check_output(F, "out_energy", out_energy, 0)?;
+        let (model, x) = scoring_args(m, x, n_rows, row_len)?;
+        check_output("out_energy", out_energy, 0)?;
         let screening = model.screen(x, n_rows)?;
         if !out_energy.is_null() {
             write_output(out_energy, &screening.energy);
@@ -380,8 +374,8 @@ pub unsafe extern "C" fn ddaebm_pvalues(
 ) -> ddaebm_status {
     const F: &str = "ddaebm_pvalues";
     boundary(F, || {
-        let (model, x) = scoring_args(F, m, x, n_rows, row_len)?;
-        check_output(F, "out_pvalue", out_pvalue, n_rows)?;
+        let (model, x) = scoring_args(m, x, n_rows, row_len)?;
+        check_output("out_pvalue", out_pvalue, n_rows)?;
         let p = model.pvalues(x, n_rows)?;
         write_output(out_pvalue, &p);
         Ok(())
@@ -396,7 +390,7 @@ pub unsafe extern "C" fn ddaebm_pvalues(
 ///
 /// Thread safety: any number of threads may call this on one model at once.
 ///
-/// Returns `DDAEBM_OK`; `DDAEBM_ERR_NULL_ARGUMENT` (`m` or `out` NULL with `n_rows` > 0);
+/// Returns `DDAEBM_OK`; `DDAEBM_ERR_NULL_ARGUMENT` (`m` NULL, or `out` NULL with `n_rows` > 0);
 /// `DDAEBM_ERR_SHAPE_MISMATCH` (`out_len` too small); `DDAEBM_ERR_INVALID_ARGUMENT`
 /// (misaligned `out`, sizes that overflow or cannot be allocated); `DDAEBM_ERR_INTERNAL`;
 /// `DDAEBM_ERR_PANIC`.
@@ -413,21 +407,18 @@ pub unsafe extern "C" fn ddaebm_sample(
 ) -> ddaebm_status {
     const F: &str = "ddaebm_sample";
     boundary(F, || {
-        let m = m.as_ref().ok_or_else(|| Failure::null(F, "m"))?;
+        let m = m.as_ref().ok_or_else(|| Failure::null("m"))?;
         let d = m.model.input_dim();
-        let needed = n_rows.checked_mul(d).ok_or_else(|| {
-            Failure::new(
-                DDAEBM_ERR_INVALID_ARGUMENT,
-                format!("{F}: {n_rows} rows × {d} features overflows"),
-            )
-        })?;
+        let needed = n_rows
+            .checked_mul(d)
+            .ok_or_else(|| Failure::invalid(format!("{n_rows} rows × {d} features overflows")))?;
+        check_output("out", out, needed)?;
         if out_len < needed {
             return Err(Failure::new(
                 DDAEBM_ERR_SHAPE_MISMATCH,
-                format!("{F}: out_len is {out_len} but {n_rows} rows × {d} features need {needed}"),
+                format!("out_len is {out_len} but {n_rows} rows × {d} features need {needed}"),
             ));
         }
-        check_output(F, "out", out, needed)?;
         let rows = m.model.sample(n_rows, seed)?;
         write_output(out, &rows);
         Ok(())

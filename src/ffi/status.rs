@@ -111,11 +111,12 @@ impl Failure {
         }
     }
 
-    pub(crate) fn null(function: &str, argument: &str) -> Self {
-        Self::new(
-            DDAEBM_ERR_NULL_ARGUMENT,
-            format!("{function}: `{argument}` is NULL"),
-        )
+    pub(crate) fn null(argument: &str) -> Self {
+        Self::new(DDAEBM_ERR_NULL_ARGUMENT, format!("`{argument}` is NULL"))
+    }
+
+    pub(crate) fn invalid(message: impl Into<String>) -> Self {
+        Self::new(DDAEBM_ERR_INVALID_ARGUMENT, message)
     }
 }
 
@@ -151,7 +152,8 @@ fn panic_message(payload: &(dyn Any + Send)) -> &str {
 }
 
 /// Runs the body of a fallible exported function: `Ok` becomes `DDAEBM_OK`, an error its status
-/// (with the message stored for `ddaebm_last_error`), and a panic `DDAEBM_ERR_PANIC`.
+/// (with the message, prefixed by the function's name, stored for `ddaebm_last_error`), and a
+/// panic `DDAEBM_ERR_PANIC`.
 pub(crate) fn boundary(
     function: &str,
     body: impl FnOnce() -> Result<(), Failure>,
@@ -159,7 +161,7 @@ pub(crate) fn boundary(
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(Ok(())) => DDAEBM_OK,
         Ok(Err(failure)) => {
-            set_last_error(&failure.message);
+            set_last_error(&format!("{function}: {}", failure.message));
             failure.status
         }
         Err(payload) => {
@@ -233,6 +235,7 @@ mod tests {
     fn boundary_maps_errors_panics_and_success() {
         let status = boundary("f", || Err(Error::NonFinite { row: 2, col: 1 }.into()));
         assert_eq!(status, DDAEBM_ERR_NON_FINITE);
+        assert!(last_error().starts_with("f: "), "{}", last_error());
         assert!(last_error().contains("row 2, column 1"), "{}", last_error());
 
         let status = boundary("ddaebm_thing", || panic!("boom"));
@@ -246,7 +249,7 @@ mod tests {
 
         // Messages with interior NULs still come out as C strings.
         boundary("f", || Err(Failure::new(DDAEBM_ERR_IO, "a\0b")));
-        assert_eq!(last_error(), "a\u{fffd}b");
+        assert_eq!(last_error(), "f: a\u{fffd}b");
         assert_eq!(getter(7, || panic!("getter")), 7);
     }
 
@@ -260,7 +263,7 @@ mod tests {
         })
         .join()
         .unwrap();
-        assert_eq!(other, (String::new(), "other thread".to_string()));
-        assert_eq!(last_error(), "main thread");
+        assert_eq!(other, (String::new(), "f: other thread".to_string()));
+        assert_eq!(last_error(), "f: main thread");
     }
 }

@@ -80,7 +80,7 @@ def test_wrong_shapes_raise_with_the_library_message(model, rows):
 def test_non_finite_rows_raise(model, rows, bad):
     x = rows.copy()
     x[5, 2] = bad
-    with pytest.raises(ddaebm.NonFiniteError, match="row 5, column 2") as e:
+    with pytest.raises(ddaebm.NonFiniteError, match="^ddaebm_screen: .*row 5, column 2") as e:
         model.screen(x)
     assert e.value.status == ddaebm.Status.NON_FINITE
 
@@ -114,6 +114,10 @@ def test_devices_and_threads(fixture_dir, rows):
         ddaebm.Model(path, device="cuda")
     with pytest.raises(ValueError):
         ddaebm.Model(path, threads=-1)
+    with pytest.raises(ddaebm.InvalidArgumentError, match="at most 1024"):
+        ddaebm.Model(path, threads=5000)
+    with pytest.raises(ddaebm.ModelIOError, match="not a regular file"):
+        ddaebm.Model(path.parent)
     with ddaebm.Model(path, threads=1) as one, ddaebm.Model(path, threads=2) as two:
         assert (bits(one.energy(rows)) == bits(two.energy(rows))).all()
 

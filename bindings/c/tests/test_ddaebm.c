@@ -1,0 +1,788 @@
+/*
+ * Tests of the ddaebm C ABI (include/ddaebm.h) against libddaebm.so and the shared bindings
+ * fixture. bindings/c/test.sh builds them with ASan/UBSan (and once more for Valgrind).
+ *
+ * Usage: test_ddaebm FIXTURE_DIR
+ * DDAEBM_TEST_ITERATIONS (default 50) sets how many rounds each thread of the concurrency
+ * tests runs.
+ */
+
+#define _POSIX_C_SOURCE 200809L /* pthread_barrier_t */
+
+#include "common.h"
+#include "ddaebm.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { N_THREADS = 8, MESSAGE_LEN = 512 };
+
+static fixture fx;
+static int iterations = 50;
+
+/* ---- helpers ---------------------------------------------------------------------------- */
+
+/* Byte that prefills output buffers, to prove a failing call wrote nothing. */
+#define SENTINEL 0xA5
+
+static void fill_sentinel(void *p, size_t n) { memset(p, SENTINEL, n); }
+
+static bool is_sentinel(const void *p, size_t n) {
+  const unsigned char *b = p;
+  for (size_t i = 0; i < n; i++) {
+    if (b[i] != SENTINEL) return false;
+  }
+  return true;
+}
+
+static void *xmalloc(size_t n) {
+  void *p = malloc(n);
+  if (p == NULL) {
+    fprintf(stderr, "out of memory\n");
+    abort();
+  }
+  return p;
+}
+
+/* `p` moved on by one byte, so it is not aligned for a float. Only the address is formed (the
+ * library must refuse it before any access); the buffer behind it has room for the shift. */
+static float *misaligned(void *p) { return (float *)((uintptr_t)p + 1); }
+
+/* Whether `msg` mentions "<word> <index>" as a whole number ("row 3" is not in "row 37"). */
+static bool names_index(const char *msg, const char *word, size_t index) {
+  char needle[64];
+  snprintf(needle, sizeof needle, "%s %zu", word, index);
+  for (const char *hit = strstr(msg, needle); hit != NULL; hit = strstr(hit + 1, needle)) {
+    if (!isdigit((unsigned char)hit[strlen(needle)])) return true;
+  }
+  return false;
+}
+
+/* Reports the first element where two float arrays differ in their bits. */
+#define CHECK_SAME_F32(what, got, want, n) check_same_f32(__FILE__, __LINE__, what, got, want, n)
+static void check_same_f32(const char *file, int line, const char *what, const float *got,
+                           const float *want, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    if (memcmp(&got[i], &want[i], sizeof got[i]) != 0) {
+      check_failed(file, line, "%s[%zu] is %.9g, expected %.9g (not bit-identical)", what, i,
+                   (double)got[i], (double)want[i]);
+      return;
+    }
+  }
+}
+
+#define CHECK_SAME_U8(what, got, want, n) check_same_u8(__FILE__, __LINE__, what, got, want, n)
+static void check_same_u8(const char *file, int line, const char *what, const uint8_t *got,
+                          const uint8_t *want, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    if (got[i] != want[i]) {
+      check_failed(file, line, "%s[%zu] is %u, expected %u", what, i, got[i], want[i]);
+      return;
+    }
+  }
+}
+
+/* A failing call whose message every later failure must replace: the model file name. */
+#define PRIMER_FILE "ddaebm-test-primer.safetensors"
+
+static void prime_last_error(void) {
+  ddaebm_model *m = NULL;
+  ddaebm_status s = ddaebm_model_open("/nonexistent/" PRIMER_FILE, NULL, &m);
+  CHECK(s == DDAEBM_ERR_IO && strstr(ddaebm_last_error(), PRIMER_FILE) != NULL,
+        "priming the last error failed: %s, \"%s\"", ddaebm_status_string(s),
+        ddaebm_last_error());
+}
+
+/* Checks a status; for a failure also that the call set a fresh, non-empty message. */
+static void expect_status(const char *file, int line, const char *what, ddaebm_status got,
+                          ddaebm_status want) {
+  const char *msg = ddaebm_last_error();
+  if (got != want) {
+    check_failed(file, line, "%s returned %s, expected %s (last error: \"%s\")", what,
+                 ddaebm_status_string(got), ddaebm_status_string(want), msg);
+  } else if (want != DDAEBM_OK && (msg[0] == '\0' || strstr(msg, PRIMER_FILE) != NULL)) {
+    check_failed(file, line, "%s failed without setting the last error (\"%s\")", what, msg);
+  }
+}
+
+#define EXPECT_OK(call) expect_status(__FILE__, __LINE__, #call, (call), DDAEBM_OK)
+#define EXPECT_ERR(want, call)                                                                 \
+  do {                                                                                         \
+    prime_last_error();                                                                        \
+    expect_status(__FILE__, __LINE__, #call, (call), (want));                                  \
+  } while (0)
+
+/* Opens the fixture model; NULL (after a failed check) if that fails. */
+static ddaebm_model *open_model(const ddaebm_open_options *opts) {
+  char path[4096];
+  ddaebm_model *m = NULL;
+  EXPECT_OK(ddaebm_model_open(fixture_path(&fx, "model.safetensors", path, sizeof path), opts,
+                              &m));
+  return m;
+}
+
+/* Opens the fixture model with `opts`, runs `check` on it and frees it. */
+static void with_model(const ddaebm_open_options *opts, void (*check)(const ddaebm_model *)) {
+  ddaebm_model *m = open_model(opts);
+  if (m == NULL) return;
+  check(m);
+  ddaebm_model_free(m);
+}
+
+/* ---- results match the fixture ---------------------------------------------------------- */
+
+static void check_energy(const ddaebm_model *m) {
+  float *energy = xmalloc(fx.rows * sizeof *energy);
+  EXPECT_OK(ddaebm_energy(m, fx.x, fx.rows, fx.dim, energy));
+  CHECK_SAME_F32("energy", energy, fx.energy, fx.rows);
+  free(energy);
+}
+
+static void check_screen(const ddaebm_model *m) {
+  float *energy = xmalloc(fx.rows * sizeof *energy);
+  uint8_t *is_ood = xmalloc(fx.rows);
+  EXPECT_OK(ddaebm_screen(m, fx.x, fx.rows, fx.dim, energy, is_ood));
+  CHECK_SAME_F32("energy", energy, fx.energy, fx.rows);
+  CHECK_SAME_U8("is_ood", is_ood, fx.is_ood, fx.rows);
+  size_t flagged = 0;
+  float threshold = ddaebm_model_threshold(m);
+  for (size_t i = 0; i < fx.rows; i++) {
+    flagged += is_ood[i];
+    CHECK(is_ood[i] == (energy[i] > threshold), "is_ood[%zu] = %u but energy %.9g vs %.9g", i,
+          is_ood[i], (double)energy[i], (double)threshold);
+  }
+  CHECK(flagged == fx.flagged, "%zu rows flagged, fixture says %zu", flagged, fx.flagged);
+  free(energy);
+  free(is_ood);
+}
+
+static void check_pvalues(const ddaebm_model *m) {
+  float *pvalue = xmalloc(fx.rows * sizeof *pvalue);
+  EXPECT_OK(ddaebm_pvalues(m, fx.x, fx.rows, fx.dim, pvalue));
+  CHECK_SAME_F32("pvalue", pvalue, fx.pvalue, fx.rows);
+  for (size_t i = 0; i < fx.rows; i++) {
+    CHECK(pvalue[i] > 0.0f && pvalue[i] <= 1.0f, "pvalue[%zu] = %g", i, (double)pvalue[i]);
+  }
+  free(pvalue);
+}
+
+/* Also checks that exactly rows × dim floats are written into a larger buffer. */
+static void check_sample(const ddaebm_model *m) {
+  size_t n = fx.sample_rows * fx.dim, spare = fx.dim;
+  float *sample = xmalloc((n + spare) * sizeof *sample);
+  fill_sentinel(sample, (n + spare) * sizeof *sample);
+  EXPECT_OK(ddaebm_sample(m, fx.sample_rows, fx.sample_seed, sample, n + spare));
+  CHECK_SAME_F32("sample", sample, fx.sample, n);
+  CHECK(is_sentinel(sample + n, spare * sizeof *sample), "sample wrote past rows × dim");
+  free(sample);
+}
+
+static void check_all(const ddaebm_model *m) {
+  check_energy(m);
+  check_screen(m);
+  check_pvalues(m);
+  check_sample(m);
+}
+
+static void test_energy_matches_fixture(void) { with_model(NULL, check_energy); }
+static void test_screen_matches_fixture(void) { with_model(NULL, check_screen); }
+static void test_pvalues_matches_fixture(void) { with_model(NULL, check_pvalues); }
+static void test_sample_matches_fixture(void) { with_model(NULL, check_sample); }
+
+/* ---- version, options, getters ---------------------------------------------------------- */
+
+static void test_version(void) {
+  CHECK(strcmp(ddaebm_version(), DDAEBM_VERSION_STRING) == 0,
+        "ddaebm_version() = \"%s\", header says \"%s\"", ddaebm_version(), DDAEBM_VERSION_STRING);
+  CHECK(ddaebm_version_number() == DDAEBM_VERSION_NUMBER,
+        "ddaebm_version_number() = %u, header says %u", (unsigned)ddaebm_version_number(),
+        (unsigned)DDAEBM_VERSION_NUMBER);
+  /* The macros agree with each other (rustls-ffi once shipped MINOR in the PATCH slot). */
+  CHECK(DDAEBM_VERSION_NUMBER ==
+            DDAEBM_VERSION_MAJOR * 10000 + DDAEBM_VERSION_MINOR * 100 + DDAEBM_VERSION_PATCH,
+        "DDAEBM_VERSION_NUMBER %d disagrees with MAJOR/MINOR/PATCH", DDAEBM_VERSION_NUMBER);
+  char from_parts[32];
+  snprintf(from_parts, sizeof from_parts, "%d.%d.%d", DDAEBM_VERSION_MAJOR, DDAEBM_VERSION_MINOR,
+           DDAEBM_VERSION_PATCH);
+  CHECK(strcmp(from_parts, DDAEBM_VERSION_STRING) == 0, "DDAEBM_VERSION_STRING \"%s\" != \"%s\"",
+        DDAEBM_VERSION_STRING, from_parts);
+}
+
+static void test_open_options_default(void) {
+  ddaebm_open_options opts = ddaebm_open_options_default();
+  CHECK(opts.device != NULL && strcmp(opts.device, "cpu") == 0, "default device is \"%s\"",
+        opts.device ? opts.device : "(null)");
+  CHECK(opts.threads == 0, "default threads is %u", (unsigned)opts.threads);
+}
+
+static void test_open_null_options(void) { with_model(NULL, check_all); }
+
+static void test_open_cpu_two_threads(void) {
+  ddaebm_open_options opts = ddaebm_open_options_default();
+  opts.device = "cpu";
+  opts.threads = 2;
+  with_model(&opts, check_all);
+}
+
+static void test_open_null_device_is_cpu(void) {
+  ddaebm_open_options opts = ddaebm_open_options_default();
+  opts.device = NULL;
+  opts.threads = 1;
+  with_model(&opts, check_all);
+}
+
+static void check_getters(const ddaebm_model *m) {
+  CHECK(ddaebm_model_input_dim(m) == fx.dim, "input_dim %zu, fixture dim %zu",
+        ddaebm_model_input_dim(m), fx.dim);
+  float threshold = ddaebm_model_threshold(m);
+  CHECK(threshold == fx.threshold, "threshold %.9g, fixture %.9g", (double)threshold,
+        (double)fx.threshold);
+  const char *meta = ddaebm_model_metadata(m);
+  CHECK(meta != NULL && meta[0] == '{' && strstr(meta, "\"network\"") != NULL,
+        "metadata is not a JSON object with \"network\": %.80s", meta ? meta : "(null)");
+  CHECK(ddaebm_model_metadata(m) == meta, "metadata pointer changes between calls");
+}
+
+static void test_getters(void) { with_model(NULL, check_getters); }
+
+static void test_getters_on_null(void) {
+  CHECK(ddaebm_model_input_dim(NULL) == 0, "input_dim(NULL) = %zu", ddaebm_model_input_dim(NULL));
+  CHECK(isnan(ddaebm_model_threshold(NULL)), "threshold(NULL) = %g",
+        (double)ddaebm_model_threshold(NULL));
+  CHECK(ddaebm_model_metadata(NULL) == NULL, "metadata(NULL) is not NULL");
+}
+
+static void test_model_free_null(void) {
+  prime_last_error();
+  ddaebm_model_free(NULL);
+  CHECK(strstr(ddaebm_last_error(), PRIMER_FILE) != NULL, "ddaebm_model_free(NULL) set an error");
+}
+
+static void test_status_strings(void) {
+  static const struct {
+    ddaebm_status code;
+    const char *name;
+  } codes[] = {
+      {DDAEBM_OK, "DDAEBM_OK"},
+      {DDAEBM_ERR_NULL_ARGUMENT, "DDAEBM_ERR_NULL_ARGUMENT"},
+      {DDAEBM_ERR_INVALID_ARGUMENT, "DDAEBM_ERR_INVALID_ARGUMENT"},
+      {DDAEBM_ERR_IO, "DDAEBM_ERR_IO"},
+      {DDAEBM_ERR_BAD_MODEL, "DDAEBM_ERR_BAD_MODEL"},
+      {DDAEBM_ERR_UNSUPPORTED_VERSION, "DDAEBM_ERR_UNSUPPORTED_VERSION"},
+      {DDAEBM_ERR_SHAPE_MISMATCH, "DDAEBM_ERR_SHAPE_MISMATCH"},
+      {DDAEBM_ERR_NON_FINITE, "DDAEBM_ERR_NON_FINITE"},
+      {DDAEBM_ERR_DEVICE_UNAVAILABLE, "DDAEBM_ERR_DEVICE_UNAVAILABLE"},
+      {DDAEBM_ERR_INTERNAL, "DDAEBM_ERR_INTERNAL"},
+      {DDAEBM_ERR_PANIC, "DDAEBM_ERR_PANIC"},
+  };
+  size_t n = sizeof codes / sizeof codes[0];
+  CHECK(n == DDAEBM_ERR_PANIC + 1, "the table misses a status code");
+  for (size_t i = 0; i < n; i++) {
+    /* "NAME: meaning" */
+    const char *s = ddaebm_status_string(codes[i].code);
+    size_t len = strlen(codes[i].name);
+    CHECK(s != NULL && strncmp(s, codes[i].name, len) == 0 && s[len] == ':' && s[len + 1] != '\0',
+          "ddaebm_status_string(%u) = \"%s\"", (unsigned)codes[i].code, s ? s : "(null)");
+  }
+  const uint32_t unknown[] = {DDAEBM_ERR_PANIC + 1, 7000, UINT32_MAX};
+  for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
+    const char *s = ddaebm_status_string(unknown[i]);
+    CHECK(s != NULL && strcmp(s, "unknown status") == 0, "ddaebm_status_string(%u) = \"%s\"",
+          (unsigned)unknown[i], s ? s : "(null)");
+  }
+}
+
+/* ---- edge cases that succeed ------------------------------------------------------------ */
+
+static void check_screen_optional_outputs(const ddaebm_model *m) {
+  float *energy = xmalloc(fx.rows * sizeof *energy);
+  uint8_t *is_ood = xmalloc(fx.rows);
+
+  fill_sentinel(is_ood, fx.rows);
+  EXPECT_OK(ddaebm_screen(m, fx.x, fx.rows, fx.dim, energy, NULL));
+  CHECK_SAME_F32("energy (is_ood NULL)", energy, fx.energy, fx.rows);
+
+  fill_sentinel(energy, fx.rows * sizeof *energy);
+  EXPECT_OK(ddaebm_screen(m, fx.x, fx.rows, fx.dim, NULL, is_ood));
+  CHECK_SAME_U8("is_ood (energy NULL)", is_ood, fx.is_ood, fx.rows);
+
+  EXPECT_OK(ddaebm_screen(m, fx.x, fx.rows, fx.dim, NULL, NULL));
+  free(energy);
+  free(is_ood);
+}
+
+static void test_screen_optional_outputs(void) { with_model(NULL, check_screen_optional_outputs); }
+
+static void check_sample_seeds(const ddaebm_model *m) {
+  size_t n = fx.sample_rows * fx.dim;
+  float *a = xmalloc(n * sizeof *a), *b = xmalloc(n * sizeof *b), *c = xmalloc(n * sizeof *c);
+  EXPECT_OK(ddaebm_sample(m, fx.sample_rows, 1234, a, n));
+  EXPECT_OK(ddaebm_sample(m, fx.sample_rows, 1234, b, n));
+  EXPECT_OK(ddaebm_sample(m, fx.sample_rows, 1235, c, n));
+  CHECK_SAME_F32("sample with the same seed", b, a, n);
+  CHECK(memcmp(a, c, n * sizeof *a) != 0, "seeds 1234 and 1235 give the same rows");
+  for (size_t i = 0; i < n; i++) {
+    CHECK(isfinite(a[i]), "sample[%zu] = %g", i, (double)a[i]);
+  }
+  free(a);
+  free(b);
+  free(c);
+}
+
+static void test_sample_seeds(void) { with_model(NULL, check_sample_seeds); }
+
+/* n_rows == 0 succeeds with x (and, for sample, out) NULL, and writes nothing. */
+static void check_empty_batch(const ddaebm_model *m) {
+  float out = 42.0f;
+  uint8_t is_ood = 42;
+  EXPECT_OK(ddaebm_energy(m, NULL, 0, fx.dim, &out));
+  EXPECT_OK(ddaebm_screen(m, NULL, 0, fx.dim, &out, &is_ood));
+  EXPECT_OK(ddaebm_pvalues(m, NULL, 0, fx.dim, &out));
+  EXPECT_OK(ddaebm_sample(m, 0, fx.sample_seed, NULL, 0));
+  EXPECT_OK(ddaebm_sample(m, 0, fx.sample_seed, &out, 1));
+  CHECK(out == 42.0f && is_ood == 42, "an empty batch wrote an output");
+}
+
+static void test_empty_batch(void) { with_model(NULL, check_empty_batch); }
+
+static void check_success_keeps_last_error(const ddaebm_model *m) {
+  prime_last_error();
+  check_energy(m);
+  CHECK(strstr(ddaebm_last_error(), PRIMER_FILE) != NULL,
+        "a successful call changed the last error to \"%s\"", ddaebm_last_error());
+}
+
+static void test_success_keeps_last_error(void) {
+  with_model(NULL, check_success_keeps_last_error);
+}
+
+/* ---- error paths ------------------------------------------------------------------------ */
+
+static void test_open_errors(void) {
+  /* A live model prefills the out handle: a failed open must leave it alone. */
+  ddaebm_model *live = open_model(NULL);
+  if (live == NULL) return;
+  char model[4096], missing[4096], truncated[4096], random_bytes[4096], future[4096];
+  fixture_path(&fx, "model.safetensors", model, sizeof model);
+  fixture_path(&fx, "no-such-model.safetensors", missing, sizeof missing);
+  fixture_path(&fx, "truncated.safetensors", truncated, sizeof truncated);
+  fixture_path(&fx, "random.safetensors", random_bytes, sizeof random_bytes);
+  fixture_path(&fx, "future.safetensors", future, sizeof future);
+  ddaebm_open_options tpu = ddaebm_open_options_default(), empty = tpu, cuda = tpu, cuda1 = tpu;
+  tpu.device = "tpu";
+  empty.device = "";
+  /* The library under test is built without the `cuda` feature. */
+  cuda.device = "cuda";
+  cuda1.device = "cuda:1";
+
+  const struct {
+    const char *path;
+    const ddaebm_open_options *opts;
+    ddaebm_status want;
+  } cases[] = {
+      {NULL, NULL, DDAEBM_ERR_NULL_ARGUMENT},
+      {missing, NULL, DDAEBM_ERR_IO},
+      {fx.dir, NULL, DDAEBM_ERR_IO}, /* a directory */
+      {truncated, NULL, DDAEBM_ERR_BAD_MODEL},
+      {random_bytes, NULL, DDAEBM_ERR_BAD_MODEL},
+      {future, NULL, DDAEBM_ERR_UNSUPPORTED_VERSION},
+      {model, &tpu, DDAEBM_ERR_INVALID_ARGUMENT},
+      {model, &empty, DDAEBM_ERR_INVALID_ARGUMENT},
+      {model, &cuda, DDAEBM_ERR_DEVICE_UNAVAILABLE},
+      {model, &cuda1, DDAEBM_ERR_DEVICE_UNAVAILABLE},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char what[4200];
+    snprintf(what, sizeof what, "ddaebm_model_open(%s, device %s)",
+             cases[i].path ? cases[i].path : "NULL",
+             cases[i].opts ? cases[i].opts->device : "default");
+    ddaebm_model *out = live;
+    prime_last_error();
+    expect_status(__FILE__, __LINE__, what, ddaebm_model_open(cases[i].path, cases[i].opts, &out),
+                  cases[i].want);
+    CHECK(out == live, "%s wrote the out handle on failure", what);
+    if (out != live) ddaebm_model_free(out);
+  }
+  EXPECT_ERR(DDAEBM_ERR_NULL_ARGUMENT, ddaebm_model_open(model, NULL, NULL));
+  ddaebm_model_free(live);
+}
+
+/* energy, screen and pvalues behind one signature, so each error case runs for all three. */
+typedef struct {
+  const char *name;
+  ddaebm_status (*call)(const ddaebm_model *, const float *, size_t, size_t, float *, uint8_t *);
+  bool out_required; /* screen's outputs are optional */
+} scorer;
+
+static ddaebm_status call_energy(const ddaebm_model *m, const float *x, size_t n, size_t len,
+                                 float *out, uint8_t *is_ood) {
+  (void)is_ood;
+  return ddaebm_energy(m, x, n, len, out);
+}
+
+static ddaebm_status call_screen(const ddaebm_model *m, const float *x, size_t n, size_t len,
+                                 float *out, uint8_t *is_ood) {
+  return ddaebm_screen(m, x, n, len, out, is_ood);
+}
+
+static ddaebm_status call_pvalues(const ddaebm_model *m, const float *x, size_t n, size_t len,
+                                  float *out, uint8_t *is_ood) {
+  (void)is_ood;
+  return ddaebm_pvalues(m, x, n, len, out);
+}
+
+static const scorer scorers[] = {
+    {"ddaebm_energy", call_energy, true},
+    {"ddaebm_screen", call_screen, false},
+    {"ddaebm_pvalues", call_pvalues, true},
+};
+
+typedef enum { OUT_VALID, OUT_NULL, OUT_MISALIGNED } out_kind;
+
+/* For expect_score_error: no row or column to look for in the message. */
+#define NO_CELL SIZE_MAX
+
+/* One failing scoring call: outputs are prefilled and must come back untouched, and the
+ * message must be fresh (and name `bad_row`/`bad_col` when given, for non-finite input). */
+static void expect_score_error(const scorer *sc, const char *what, ddaebm_status want,
+                               const ddaebm_model *m, const float *x, size_t n_rows,
+                               size_t row_len, out_kind out, size_t bad_row, size_t bad_col) {
+  char label[128];
+  snprintf(label, sizeof label, "%s (%s)", sc->name, what);
+  /* One spare float so that a misaligned view of `rows` floats stays inside the buffer. */
+  float *energy = xmalloc((fx.rows + 1) * sizeof *energy);
+  uint8_t *is_ood = xmalloc(fx.rows);
+  fill_sentinel(energy, (fx.rows + 1) * sizeof *energy);
+  fill_sentinel(is_ood, fx.rows);
+  float *out_ptr = out == OUT_NULL ? NULL : out == OUT_MISALIGNED ? misaligned(energy) : energy;
+
+  prime_last_error();
+  expect_status(__FILE__, __LINE__, label, sc->call(m, x, n_rows, row_len, out_ptr, is_ood), want);
+  const char *msg = ddaebm_last_error();
+  if (bad_row != NO_CELL) {
+    CHECK(names_index(msg, "row", bad_row) && names_index(msg, "column", bad_col),
+          "%s: message does not name row %zu, column %zu: \"%s\"", label, bad_row, bad_col, msg);
+  }
+  CHECK(is_sentinel(energy, (fx.rows + 1) * sizeof *energy) && is_sentinel(is_ood, fx.rows),
+        "%s wrote an output on failure", label);
+  free(energy);
+  free(is_ood);
+}
+
+static void check_scoring_errors(const ddaebm_model *m) {
+  size_t n = fx.rows * fx.dim;
+  float *bad = xmalloc(n * sizeof *bad);
+  /* The rows shifted by one byte; one spare float keeps the shifted view inside. */
+  float *shifted_buf = xmalloc((n + 1) * sizeof *shifted_buf);
+  memcpy((char *)shifted_buf + 1, fx.x, n * sizeof *fx.x);
+  const float *shifted = misaligned(shifted_buf);
+  /* Non-finite values in the middle, at the start and in the last row. */
+  const struct {
+    const char *name;
+    float value;
+    size_t row, col;
+  } non_finite[] = {
+      {"NaN", NAN, fx.rows / 2 + 5, 2 % fx.dim},
+      {"+Inf", INFINITY, 0, 0},
+      {"-Inf", -INFINITY, fx.rows - 1, fx.dim - 1},
+  };
+
+  for (size_t s = 0; s < sizeof scorers / sizeof scorers[0]; s++) {
+    const scorer *sc = &scorers[s];
+    expect_score_error(sc, "NULL model", DDAEBM_ERR_NULL_ARGUMENT, NULL, fx.x, fx.rows, fx.dim,
+                       OUT_VALID, NO_CELL, NO_CELL);
+    expect_score_error(sc, "NULL x", DDAEBM_ERR_NULL_ARGUMENT, m, NULL, fx.rows, fx.dim,
+                       OUT_VALID, NO_CELL, NO_CELL);
+    if (sc->out_required) {
+      expect_score_error(sc, "NULL output", DDAEBM_ERR_NULL_ARGUMENT, m, fx.x, fx.rows, fx.dim,
+                         OUT_NULL, NO_CELL, NO_CELL);
+    }
+    expect_score_error(sc, "row_len dim - 1", DDAEBM_ERR_SHAPE_MISMATCH, m, fx.x, fx.rows,
+                       fx.dim - 1, OUT_VALID, NO_CELL, NO_CELL);
+    expect_score_error(sc, "row_len dim + 1", DDAEBM_ERR_SHAPE_MISMATCH, m, fx.x,
+                       fx.rows * fx.dim / (fx.dim + 1), fx.dim + 1, OUT_VALID, NO_CELL, NO_CELL);
+    expect_score_error(sc, "row_len 0", DDAEBM_ERR_SHAPE_MISMATCH, m, fx.x, fx.rows, 0,
+                       OUT_VALID, NO_CELL, NO_CELL);
+    expect_score_error(sc, "row_len 0, no rows", DDAEBM_ERR_SHAPE_MISMATCH, m, NULL, 0, 0,
+                       OUT_VALID, NO_CELL, NO_CELL);
+    for (size_t i = 0; i < sizeof non_finite / sizeof non_finite[0]; i++) {
+      memcpy(bad, fx.x, n * sizeof *bad);
+      bad[non_finite[i].row * fx.dim + non_finite[i].col] = non_finite[i].value;
+      expect_score_error(sc, non_finite[i].name, DDAEBM_ERR_NON_FINITE, m, bad, fx.rows, fx.dim,
+                         OUT_VALID, non_finite[i].row, non_finite[i].col);
+    }
+    expect_score_error(sc, "misaligned x", DDAEBM_ERR_INVALID_ARGUMENT, m, shifted, fx.rows,
+                       fx.dim, OUT_VALID, NO_CELL, NO_CELL);
+    expect_score_error(sc, "misaligned output", DDAEBM_ERR_INVALID_ARGUMENT, m, fx.x, fx.rows,
+                       fx.dim, OUT_MISALIGNED, NO_CELL, NO_CELL);
+    /* n_rows × row_len does not fit in size_t: refused before anything is read. */
+    expect_score_error(sc, "size overflow", DDAEBM_ERR_INVALID_ARGUMENT, m, fx.x,
+                       SIZE_MAX / fx.dim + 1, fx.dim, OUT_VALID, NO_CELL, NO_CELL);
+  }
+  free(bad);
+  free(shifted_buf);
+}
+
+static void test_scoring_errors(void) { with_model(NULL, check_scoring_errors); }
+
+static void check_sample_errors(const ddaebm_model *m) {
+  size_t n = fx.sample_rows * fx.dim;
+  float *out = xmalloc((n + 1) * sizeof *out);
+  fill_sentinel(out, (n + 1) * sizeof *out);
+  EXPECT_ERR(DDAEBM_ERR_NULL_ARGUMENT, ddaebm_sample(NULL, fx.sample_rows, 1, out, n));
+  EXPECT_ERR(DDAEBM_ERR_NULL_ARGUMENT, ddaebm_sample(NULL, 0, 1, out, n));
+  EXPECT_ERR(DDAEBM_ERR_NULL_ARGUMENT, ddaebm_sample(m, fx.sample_rows, 1, NULL, n));
+  EXPECT_ERR(DDAEBM_ERR_SHAPE_MISMATCH, ddaebm_sample(m, fx.sample_rows, 1, out, n - 1));
+  EXPECT_ERR(DDAEBM_ERR_SHAPE_MISMATCH, ddaebm_sample(m, 1, 1, out, 0));
+  EXPECT_ERR(DDAEBM_ERR_INVALID_ARGUMENT, ddaebm_sample(m, fx.sample_rows, 1, misaligned(out), n));
+  EXPECT_ERR(DDAEBM_ERR_INVALID_ARGUMENT, ddaebm_sample(m, SIZE_MAX / fx.dim + 1, 1, out, n));
+  CHECK(is_sentinel(out, (n + 1) * sizeof *out), "a failing ddaebm_sample wrote its output");
+  free(out);
+}
+
+static void test_sample_errors(void) { with_model(NULL, check_sample_errors); }
+
+/* ---- threads ---------------------------------------------------------------------------- */
+
+/* Each thread's last error is its own: all threads fail at once, then read their messages. */
+typedef struct {
+  pthread_barrier_t *barrier;
+  char missing[4096]; /* a per-thread file name */
+  bool started_empty;
+  ddaebm_status status;
+  char message[MESSAGE_LEN];
+} error_thread;
+
+static void *error_thread_main(void *arg) {
+  error_thread *t = arg;
+  t->started_empty = ddaebm_last_error()[0] == '\0';
+  pthread_barrier_wait(t->barrier);
+  ddaebm_model *m = NULL;
+  t->status = ddaebm_model_open(t->missing, NULL, &m);
+  pthread_barrier_wait(t->barrier); /* every thread has failed before anyone reads */
+  snprintf(t->message, sizeof t->message, "%s", ddaebm_last_error());
+  return NULL;
+}
+
+static void test_last_error_per_thread(void) {
+  pthread_barrier_t barrier;
+  error_thread threads[N_THREADS];
+  pthread_t ids[N_THREADS];
+  pthread_barrier_init(&barrier, NULL, N_THREADS);
+  prime_last_error();
+  size_t started = 0;
+  for (; started < N_THREADS; started++) {
+    error_thread *t = &threads[started];
+    char name[64];
+    snprintf(name, sizeof name, "no-such-model-%zu.safetensors", started);
+    fixture_path(&fx, name, t->missing, sizeof t->missing);
+    t->barrier = &barrier;
+    if (pthread_create(&ids[started], NULL, error_thread_main, t) != 0) break;
+  }
+  /* A thread that could not start would leave the others waiting at the barrier forever. */
+  if (started < N_THREADS) {
+    fprintf(stderr, "pthread_create failed\n");
+    abort();
+  }
+  for (size_t i = 0; i < N_THREADS; i++) {
+    pthread_join(ids[i], NULL);
+    const char *own = strrchr(threads[i].missing, '/') + 1;
+    CHECK(threads[i].started_empty, "thread %zu: last error not empty before any call", i);
+    CHECK(threads[i].status == DDAEBM_ERR_IO, "thread %zu: %s", i,
+          ddaebm_status_string(threads[i].status));
+    CHECK(strstr(threads[i].message, own) != NULL, "thread %zu sees \"%s\", not its own error",
+          i, threads[i].message);
+  }
+  CHECK(strstr(ddaebm_last_error(), PRIMER_FILE) != NULL,
+        "other threads' errors changed this thread's message to \"%s\"", ddaebm_last_error());
+  pthread_barrier_destroy(&barrier);
+}
+
+/* Many threads score and sample with one model; every result must match bit for bit. */
+typedef struct {
+  const ddaebm_model *m;
+  uint64_t seed;           /* a second, per-thread sample seed */
+  const float *own_sample; /* its single-threaded result */
+  unsigned mismatches;
+  ddaebm_status status; /* first failure */
+  char message[MESSAGE_LEN];
+} stress_thread;
+
+static bool stress_failed(stress_thread *t, ddaebm_status s, const char *call) {
+  if (s == DDAEBM_OK) return false;
+  t->status = s;
+  snprintf(t->message, sizeof t->message, "%s: %s", call, ddaebm_last_error());
+  return true;
+}
+
+static void *stress_thread_main(void *arg) {
+  stress_thread *t = arg;
+  size_t rows = fx.rows, n = fx.sample_rows * fx.dim;
+  float *energy = xmalloc(rows * sizeof *energy), *pvalue = xmalloc(rows * sizeof *pvalue);
+  float *sample = xmalloc(n * sizeof *sample);
+  uint8_t *is_ood = xmalloc(rows);
+  for (int i = 0; i < iterations; i++) {
+    if (stress_failed(t, ddaebm_energy(t->m, fx.x, rows, fx.dim, energy), "energy")) break;
+    t->mismatches += memcmp(energy, fx.energy, rows * sizeof *energy) != 0;
+    fill_sentinel(energy, rows * sizeof *energy);
+    if (stress_failed(t, ddaebm_screen(t->m, fx.x, rows, fx.dim, energy, is_ood), "screen"))
+      break;
+    t->mismatches += memcmp(energy, fx.energy, rows * sizeof *energy) != 0;
+    t->mismatches += memcmp(is_ood, fx.is_ood, rows) != 0;
+    if (stress_failed(t, ddaebm_pvalues(t->m, fx.x, rows, fx.dim, pvalue), "pvalues")) break;
+    t->mismatches += memcmp(pvalue, fx.pvalue, rows * sizeof *pvalue) != 0;
+    if (stress_failed(t, ddaebm_sample(t->m, fx.sample_rows, fx.sample_seed, sample, n),
+                      "sample"))
+      break;
+    t->mismatches += memcmp(sample, fx.sample, n * sizeof *sample) != 0;
+    if (stress_failed(t, ddaebm_sample(t->m, fx.sample_rows, t->seed, sample, n), "sample"))
+      break;
+    t->mismatches += memcmp(sample, t->own_sample, n * sizeof *sample) != 0;
+  }
+  free(energy);
+  free(pvalue);
+  free(sample);
+  free(is_ood);
+  return NULL;
+}
+
+static void check_shared_model(const ddaebm_model *m) {
+  /* The single-threaded results: the fixture (checked first) and one sample per thread. */
+  check_all(m);
+  size_t n = fx.sample_rows * fx.dim;
+  stress_thread threads[N_THREADS];
+  pthread_t ids[N_THREADS];
+  for (size_t i = 0; i < N_THREADS; i++) {
+    float *own = xmalloc(n * sizeof *own);
+    threads[i] = (stress_thread){.m = m, .seed = fx.sample_seed + 1 + i, .own_sample = own};
+    EXPECT_OK(ddaebm_sample(m, fx.sample_rows, threads[i].seed, own, n));
+  }
+  size_t started = 0;
+  for (; started < N_THREADS; started++) {
+    if (pthread_create(&ids[started], NULL, stress_thread_main, &threads[started]) != 0) break;
+  }
+  CHECK(started == N_THREADS, "only %zu threads started", started);
+  for (size_t i = 0; i < started; i++) {
+    pthread_join(ids[i], NULL);
+    CHECK(threads[i].status == DDAEBM_OK, "thread %zu: %s", i, threads[i].message);
+    CHECK(threads[i].mismatches == 0, "thread %zu: %u results differ from single-threaded", i,
+          threads[i].mismatches);
+  }
+  for (size_t i = 0; i < N_THREADS; i++) free((void *)threads[i].own_sample);
+}
+
+static void test_shared_model_pool_of_2(void) {
+  ddaebm_open_options opts = ddaebm_open_options_default();
+  opts.threads = 2;
+  with_model(&opts, check_shared_model);
+}
+
+static void test_shared_model_pool_of_1(void) {
+  ddaebm_open_options opts = ddaebm_open_options_default();
+  opts.threads = 1;
+  with_model(&opts, check_shared_model);
+}
+
+static void test_shared_model_global_pool(void) {
+  ddaebm_open_options opts = ddaebm_open_options_default();
+  opts.threads = 0;
+  with_model(&opts, check_shared_model);
+}
+
+/* Models may be opened, used and freed concurrently, each with a pool of its own. */
+typedef struct {
+  unsigned mismatches;
+  ddaebm_status status;
+  char message[MESSAGE_LEN];
+} open_thread;
+
+static void *open_thread_main(void *arg) {
+  open_thread *t = arg;
+  char path[4096];
+  ddaebm_open_options opts = ddaebm_open_options_default();
+  opts.threads = 2;
+  float *energy = xmalloc(fx.rows * sizeof *energy);
+  for (int i = 0; i < iterations && t->status == DDAEBM_OK; i++) {
+    ddaebm_model *m = NULL;
+    t->status = ddaebm_model_open(fixture_path(&fx, "model.safetensors", path, sizeof path),
+                                  &opts, &m);
+    if (t->status == DDAEBM_OK) {
+      t->status = ddaebm_energy(m, fx.x, fx.rows, fx.dim, energy);
+      t->mismatches += t->status == DDAEBM_OK &&
+                       memcmp(energy, fx.energy, fx.rows * sizeof *energy) != 0;
+      ddaebm_model_free(m);
+    }
+    if (t->status != DDAEBM_OK) snprintf(t->message, sizeof t->message, "%s", ddaebm_last_error());
+  }
+  free(energy);
+  return NULL;
+}
+
+static void test_open_concurrently(void) {
+  open_thread threads[N_THREADS] = {0};
+  pthread_t ids[N_THREADS];
+  size_t started = 0;
+  for (; started < N_THREADS; started++) {
+    if (pthread_create(&ids[started], NULL, open_thread_main, &threads[started]) != 0) break;
+  }
+  CHECK(started == N_THREADS, "only %zu threads started", started);
+  for (size_t i = 0; i < started; i++) {
+    pthread_join(ids[i], NULL);
+    CHECK(threads[i].status == DDAEBM_OK, "thread %zu: %s", i, threads[i].message);
+    CHECK(threads[i].mismatches == 0, "thread %zu: %u energies differ", i,
+          threads[i].mismatches);
+  }
+}
+
+/* ---- main ------------------------------------------------------------------------------- */
+
+int main(int argc, char **argv) {
+  if (argc != 2) {
+    fprintf(stderr, "usage: %s FIXTURE_DIR\n", argv[0]);
+    return 2;
+  }
+  const char *env = getenv("DDAEBM_TEST_ITERATIONS");
+  if (env != NULL && (iterations = atoi(env)) < 1) {
+    fprintf(stderr, "DDAEBM_TEST_ITERATIONS must be a positive number, not \"%s\"\n", env);
+    return 2;
+  }
+  char err[4200];
+  if (!fixture_load(&fx, argv[1], err, sizeof err)) {
+    fprintf(stderr, "cannot load the fixture: %s\n", err);
+    return 2;
+  }
+
+  run_test("version", test_version);
+  run_test("open_options_default", test_open_options_default);
+  run_test("open_null_options", test_open_null_options);
+  run_test("open_cpu_two_threads", test_open_cpu_two_threads);
+  run_test("open_null_device_is_cpu", test_open_null_device_is_cpu);
+  run_test("getters", test_getters);
+  run_test("getters_on_null", test_getters_on_null);
+  run_test("model_free_null", test_model_free_null);
+  run_test("status_strings", test_status_strings);
+  run_test("energy_matches_fixture", test_energy_matches_fixture);
+  run_test("screen_matches_fixture", test_screen_matches_fixture);
+  run_test("pvalues_matches_fixture", test_pvalues_matches_fixture);
+  run_test("sample_matches_fixture", test_sample_matches_fixture);
+  run_test("screen_optional_outputs", test_screen_optional_outputs);
+  run_test("sample_seeds", test_sample_seeds);
+  run_test("empty_batch", test_empty_batch);
+  run_test("success_keeps_last_error", test_success_keeps_last_error);
+  run_test("open_errors", test_open_errors);
+  run_test("scoring_errors", test_scoring_errors);
+  run_test("sample_errors", test_sample_errors);
+  run_test("last_error_per_thread", test_last_error_per_thread);
+  run_test("shared_model_pool_of_2", test_shared_model_pool_of_2);
+  run_test("shared_model_pool_of_1", test_shared_model_pool_of_1);
+  run_test("shared_model_global_pool", test_shared_model_global_pool);
+  run_test("open_concurrently", test_open_concurrently);
+
+  fixture_free(&fx);
+  return finish_tests();
+}
