@@ -23,8 +23,8 @@ def main() -> int:
         with ddaebm.Model(model_path) as model:
             energy, is_ood = model.screen(rows)
             print(f"flagged {int(is_ood.sum())} of {len(rows)} rows (threshold {model.threshold:g})")
-            worst = int(np.argmax(energy))
-            print(f"highest energy {energy[worst]:g} at row {worst + 1}")
+            for i in np.flatnonzero(is_ood):  # rows counted from 0, as in the library's messages
+                print(f"row {i}: energy {energy[i]:g}")
     except (ddaebm.Error, ddaebm.LibraryNotFoundError, OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
