@@ -23,7 +23,7 @@ cargo clippy --workspace --all-targets -- -D warnings
 echo "== cargo test"
 mkdir -p target
 set +e
-cargo test --workspace 2>&1 | tee target/test-output.txt
+cargo test --workspace --no-fail-fast 2>&1 | tee target/test-output.txt
 rust_status=${PIPESTATUS[0]}
 set -e
 rust_passed=$(grep -Eo '[0-9]+ passed' target/test-output.txt | awk '{s+=$1} END {print s+0}')

@@ -64,10 +64,11 @@ fn header_declares_every_exported_function() {
         "ddaebm_version",
         "ddaebm_version_number",
     ] {
-        assert!(
-            header.contains(&format!(" {name}(")),
-            "{name} missing from the header"
-        );
+        // `T name(` or `T *name(`
+        let declared = [" ", "*"]
+            .iter()
+            .any(|before| header.contains(&format!("{before}{name}(")));
+        assert!(declared, "{name} missing from the header");
     }
     assert!(header.contains("DDAEBM_OK = 0"));
     assert!(header.contains(&format!(
