@@ -43,7 +43,7 @@ if ! go_new_enough; then
     export GOTOOLCHAIN=local
 fi
 
-echo "== building libddaebm.so (dev profile)"
+echo "== building libddaebm.so (dev profile) (at ${SECONDS}s)"
 cargo build -q -p ddaebm
 export DDAEBM_LIB_DIR=$repo/target/debug
 export DDAEBM_INCLUDE_DIR=$repo/include
@@ -51,7 +51,7 @@ export DDAEBM_FIXTURE_DIR=$repo/target/bindings-fixture
 stamp=$DDAEBM_FIXTURE_DIR/fixture.txt
 if [ ! -f "$stamp" ] || [ "$DDAEBM_LIB_DIR/libddaebm.so" -nt "$stamp" ] \
     || [ train/examples/bindings_fixture.rs -nt "$stamp" ]; then
-    echo "== writing the binding fixture"
+    echo "== writing the binding fixture (at ${SECONDS}s)"
     cargo run -q -p ddaebm-train --example bindings_fixture -- "$DDAEBM_FIXTURE_DIR"
 fi
 
@@ -60,7 +60,7 @@ summary=target/bindings/summary.txt
 : >"$summary"
 failed_suites=()
 for lang in c cpp go python; do
-    echo "== bindings/$lang"
+    echo "== bindings/$lang (at ${SECONDS}s)"
     if bindings/$lang/test.sh 2>&1 | tee "target/bindings/$lang.log"; then :; else
         failed_suites+=("$lang")
     fi
@@ -68,7 +68,7 @@ for lang in c cpp go python; do
     grep -E "^[A-Za-z+]+ tests: [0-9]+ passed, [0-9]+ failed" "target/bindings/$lang.log" \
         | tail -1 >>"$summary" || echo "$lang tests: 0 passed, 1 failed (no summary line)" >>"$summary"
 done
-echo "== binding summary"
+echo "== binding summary (at ${SECONDS}s)"
 cat "$summary"
 if [ ${#failed_suites[@]} -gt 0 ]; then
     echo "binding suites failed: ${failed_suites[*]}" >&2

@@ -16,11 +16,11 @@ if [ ! -d ../shared/data ]; then
     echo "note: ../shared/data is absent; tests that need the evaluation data will say they skip"
 fi
 
-echo "== cargo fmt --check"
+echo "== cargo fmt --check (at ${SECONDS}s)"
 cargo fmt --all -- --check
-echo "== cargo clippy -D warnings"
+echo "== cargo clippy -D warnings (at ${SECONDS}s)"
 cargo clippy --workspace --all-targets -- -D warnings
-echo "== cargo test"
+echo "== cargo test (at ${SECONDS}s)"
 mkdir -p target
 set +e
 cargo test --workspace --no-fail-fast 2>&1 | tee target/test-output.txt
@@ -30,7 +30,7 @@ rust_passed=$(grep -Eo '[0-9]+ passed' target/test-output.txt | awk '{s+=$1} END
 rust_failed=$(grep -Eo '[0-9]+ failed' target/test-output.txt | awk '{s+=$1} END {print s+0}')
 echo "Rust tests: $rust_passed passed, $rust_failed failed"
 
-echo "== bindings (C, C++, Go, Python)"
+echo "== bindings (C, C++, Go, Python) (at ${SECONDS}s)"
 set +e
 scripts/test-bindings.sh
 bindings_status=$?
@@ -41,7 +41,7 @@ set -e
     echo "Rust tests: $rust_passed passed, $rust_failed failed"
     cat target/bindings/summary.txt 2>/dev/null
 } >target/test-summary.txt
-echo "== summary"
+echo "== summary (at ${SECONDS}s)"
 cat target/test-summary.txt
 passed=$(grep -Eo '[0-9]+ passed' target/test-summary.txt | awk '{s+=$1} END {print s+0}')
 failed=$(grep -Eo '[0-9]+ failed' target/test-summary.txt | awk '{s+=$1} END {print s+0}')
