@@ -44,7 +44,9 @@ if ! go_new_enough; then
 fi
 
 echo "== building libddaebm.so (dev profile) (at ${SECONDS}s)"
-cargo build -q -p ddaebm
+# Same targets (and so the same dependency features) as `cargo test --workspace`: a plain
+# `cargo build -p ddaebm` resolves features without dev-dependencies and rebuilds candle.
+cargo build -q --workspace --all-targets
 export DDAEBM_LIB_DIR=$repo/target/debug
 export DDAEBM_INCLUDE_DIR=$repo/include
 export DDAEBM_FIXTURE_DIR=$repo/target/bindings-fixture
