@@ -278,6 +278,26 @@ unsafe fn write_output<T: Copy>(ptr: *mut T, values: &[T]) {
     }
 }
 
+/// The body of a call that maps each input row to one float: checks the model, input and
+/// output, scores, and writes the output only on success.
+///
+/// # Safety
+/// As for `ddaebm_energy`.
+unsafe fn score_into(
+    function: &str,
+    (m, x, n_rows, row_len): (*const ddaebm_model, *const f32, usize, usize),
+    (out_name, out): (&str, *mut f32),
+    score: impl FnOnce(&Model, &[f32], usize) -> crate::Result<Vec<f32>>,
+) -> ddaebm_status {
+    boundary(function, || {
+        let (model, x) = scoring_args(m, x, n_rows, row_len)?;
+        check_output(out_name, out, n_rows)?;
+        let values = score(model, x, n_rows)?;
+        write_output(out, &values);
+        Ok(())
+    })
+}
+
 /// Energy of each row: `E(x) = −f(x, 0)`, higher = more out-of-distribution.
 ///
 /// - `x`: `n_rows × row_len` floats, row-major; borrowed for the call only. May be NULL when
@@ -305,14 +325,12 @@ pub unsafe extern "C" fn ddaebm_energy(
     row_len: usize,
     out_energy: *mut f32,
 ) -> ddaebm_status {
-    const F: &str = "ddaebm_energy";
-    boundary(F, || {
-        let (model, x) = scoring_args(m, x, n_rows, row_len)?;
-        check_output("out_energy", out_energy, n_rows)?;
-        let energy = model.energy(x, n_rows)?;
-        write_output(out_energy, &energy);
-        Ok(())
-    })
+    score_into(
+        "ddaebm_energy",
+        (m, x, n_rows, row_len),
+        ("out_energy", out_energy),
+        Model::energy,
+    )
 }
 
 /// Energy of each row plus the in/out decision against the calibrated threshold
@@ -372,14 +390,12 @@ pub unsafe extern "C" fn ddaebm_pvalues(
     row_len: usize,
     out_pvalue: *mut f32,
 ) -> ddaebm_status {
-    const F: &str = "ddaebm_pvalues";
-    boundary(F, || {
-        let (model, x) = scoring_args(m, x, n_rows, row_len)?;
-        check_output("out_pvalue", out_pvalue, n_rows)?;
-        let p = model.pvalues(x, n_rows)?;
-        write_output(out_pvalue, &p);
-        Ok(())
-    })
+    score_into(
+        "ddaebm_pvalues",
+        (m, x, n_rows, row_len),
+        ("out_pvalue", out_pvalue),
+        Model::pvalues,
+    )
 }
 
 /// Generates `n_rows` rows from the model (T generator steps), in the raw feature scale.
