@@ -54,7 +54,9 @@ stamp=$DDAEBM_FIXTURE_DIR/fixture.txt
 if [ ! -f "$stamp" ] || [ "$DDAEBM_LIB_DIR/libddaebm.so" -nt "$stamp" ] \
     || [ train/examples/bindings_fixture.rs -nt "$stamp" ]; then
     echo "== writing the binding fixture (at ${SECONDS}s)"
-    cargo run -q -p ddaebm-train --example bindings_fixture -- "$DDAEBM_FIXTURE_DIR"
+    # The binary the build above made: `cargo run -p ddaebm-train` would resolve features for
+    # that package alone and rebuild candle.
+    target/debug/examples/bindings_fixture "$DDAEBM_FIXTURE_DIR"
 fi
 
 mkdir -p target/bindings
