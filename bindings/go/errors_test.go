@@ -6,7 +6,6 @@ import (
 	"math"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	ddaebm "github.com/ddaebm/ddaebm/bindings/go"
@@ -142,28 +141,17 @@ func TestErrorText(t *testing.T) {
 func TestConcurrentErrors(t *testing.T) {
 	f := loadFixture(t)
 	m := openFixture(t, nil)
-	var wg sync.WaitGroup
-	errs := make(chan error, 16)
-	for g := 0; g < 16; g++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			x := append([]float32(nil), f.x...)
-			x[g*f.dim] = float32(math.NaN())
-			want := fmt.Sprintf("row %d,", g)
-			for i := 0; i < 20; i++ {
-				_, err := m.Energy(x, f.rows)
-				var e *ddaebm.Error
-				if !errors.As(err, &e) || e.Status != ddaebm.StatusNonFinite || !strings.Contains(e.Message, want) {
-					errs <- fmt.Errorf("goroutine %d: got %v, want a non-finite error naming %q", g, err, want)
-					return
-				}
+	inGoroutines(t, 16, func(g int) error {
+		x := append([]float32(nil), f.x...)
+		x[g*f.dim] = float32(math.NaN())
+		want := fmt.Sprintf("row %d,", g)
+		for i := 0; i < 20; i++ {
+			_, err := m.Energy(x, f.rows)
+			var e *ddaebm.Error
+			if !errors.As(err, &e) || e.Status != ddaebm.StatusNonFinite || !strings.Contains(e.Message, want) {
+				return fmt.Errorf("goroutine %d: got %v, want a non-finite error naming %q", g, err, want)
 			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
+		}
+		return nil
+	})
 }

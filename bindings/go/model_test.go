@@ -181,22 +181,7 @@ func TestFinalizer(t *testing.T) {
 func TestConcurrentUse(t *testing.T) {
 	f := loadFixture(t)
 	m := openFixture(t, nil)
-	var wg sync.WaitGroup
-	errs := make(chan error, 16)
-	for g := 0; g < 16; g++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs <- useConcurrently(m, f)
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Error(err)
-		}
-	}
+	inGoroutines(t, 16, func(int) error { return useConcurrently(m, f) })
 }
 
 // useConcurrently runs every call a few times and compares the results with the fixture.
