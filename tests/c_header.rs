@@ -9,15 +9,13 @@ fn generate() -> String {
     let mut config =
         cbindgen::Config::from_file(root.join("cbindgen.toml")).expect("cbindgen.toml");
     let version = env!("CARGO_PKG_VERSION");
-    let mut parts = version.split(['.', '-', '+']);
-    let mut next = || parts.next().unwrap_or("0").parse::<u32>().unwrap();
-    let (major, minor, patch) = (next(), next(), next());
+    let (major, minor, patch) = ddaebm::ffi::version_parts(version);
     config.after_includes = Some(format!(
         "\n#define DDAEBM_VERSION_MAJOR {major}\n#define DDAEBM_VERSION_MINOR {minor}\n\
          #define DDAEBM_VERSION_PATCH {patch}\n\
          /** MAJOR * 10000 + MINOR * 100 + PATCH; compare with ddaebm_version_number(). */\n\
          #define DDAEBM_VERSION_NUMBER {}\n#define DDAEBM_VERSION_STRING \"{version}\"",
-        major * 10_000 + minor * 100 + patch
+        ddaebm::ffi::version_number(version)
     ));
     let bindings = cbindgen::Builder::new()
         .with_crate(root)

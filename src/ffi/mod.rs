@@ -41,13 +41,20 @@ pub extern "C" fn ddaebm_version_number() -> u32 {
     version_number(env!("CARGO_PKG_VERSION"))
 }
 
-/// `MAJOR * 10000 + MINOR * 100 + PATCH` of a `MAJOR.MINOR.PATCH[-pre]` version.
-pub fn version_number(version: &str) -> u32 {
+/// `(MAJOR, MINOR, PATCH)` of a `MAJOR.MINOR.PATCH[-pre][+build]` version; missing or
+/// non-numeric parts are 0.
+pub fn version_parts(version: &str) -> (u32, u32, u32) {
     let mut parts = version
         .split(['.', '-', '+'])
         .map(|p| p.parse::<u32>().unwrap_or(0));
     let mut next = || parts.next().unwrap_or(0);
-    next() * 10_000 + next() * 100 + next()
+    (next(), next(), next())
+}
+
+/// `MAJOR * 10000 + MINOR * 100 + PATCH` of a `MAJOR.MINOR.PATCH[-pre]` version.
+pub fn version_number(version: &str) -> u32 {
+    let (major, minor, patch) = version_parts(version);
+    major * 10_000 + minor * 100 + patch
 }
 
 #[cfg(test)]
@@ -67,6 +74,7 @@ mod tests {
             parts.next().unwrap(),
             parts.next().unwrap(),
         );
+        assert_eq!(version_parts(crate::VERSION), (a, b, c));
         assert_eq!(ddaebm_version_number(), a * 10_000 + b * 100 + c);
     }
 }
