@@ -28,7 +28,13 @@ use crate::normalization::Normalization;
 use crate::schedule::ScheduleConfig;
 
 /// The newest format version this library reads and the one it writes.
-pub const FORMAT_VERSION: u32 = 1;
+///
+/// * 1: the reference energy network.
+/// * 2: the network config may set `base_std` and `input_soft_clip` (a Gaussian base measure and
+///   a soft-clipped MLP input in the energy). A reader that ignored them would compute other
+///   energies, so files written with them are marked 2 and older libraries refuse them; version-1
+///   files read as before (both fields default to off).
+pub const FORMAT_VERSION: u32 = 2;
 /// Value of the `format` metadata key.
 pub const FORMAT_NAME: &str = "ddaebm";
 /// Name of the tensor holding the sorted held-out energies.

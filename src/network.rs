@@ -6,7 +6,9 @@
 //! initialisation (uniform in ±1/√fan_in) so the reference hyper-parameters carry over.
 //!
 //! * [`EnergyNet`] `f_θ(x, k)`: a *log-density* (higher = more in-distribution; SPEC pitfall 1).
-//!   The library's energy is `E(x) = −f_θ(x, 0)`.
+//!   The library's energy is `E(x) = −f_θ(x, 0)`. Optionally `f = g(clip(x), k) − ½‖x‖²/s²`: a
+//!   Gaussian base measure times a correction whose input is soft-clipped, so the log-density
+//!   falls off far from the data whatever the MLP does there.
 //! * [`Generator`] `G_φ([x_{k+1}, z], k)`: predicts clean data; BatchNorm on hidden layers.
 //!
 //! The encoder `q_ψ(z | x_k, x_{k+1}, k)` is only needed for training and lives in
@@ -23,7 +25,7 @@ use crate::error::{Error, Result};
 pub const MAX_WIDTH: usize = 1 << 20;
 
 /// Architecture of the three networks; stored in the model file.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NetworkConfig {
     /// Number of input features `d`.
     pub input_dim: usize,
@@ -37,6 +39,15 @@ pub struct NetworkConfig {
     pub head_widths: Vec<usize>,
     /// Width of the encoder head's output, before the μ / log-variance layers.
     pub encoder_features: usize,
+    /// When positive, adds the log-density of N(0, s²I) in normalised units, `−½‖x‖²/s²` (no
+    /// constant), to the energy network's output, with `s = base_std`. Absent in older files:
+    /// `0` (no base measure).
+    #[serde(default)]
+    pub base_std: f32,
+    /// When positive, the energy network's MLP sees `x / √(1 + (x/c)²)` per feature instead of
+    /// `x`: the identity near 0, bounded by ±c. Absent in older files: `0` (off).
+    #[serde(default)]
+    pub input_soft_clip: f32,
 }
 
 impl NetworkConfig {
@@ -49,6 +60,8 @@ impl NetworkConfig {
             branch_widths: vec![16, 32],
             head_widths: vec![300, 300],
             encoder_features: 16,
+            base_std: 0.0,
+            input_soft_clip: 0.0,
         }
     }
 
@@ -75,6 +88,16 @@ impl NetworkConfig {
             return Err(Error::InvalidArgument(
                 "head_widths holds at most 16 entries".into(),
             ));
+        }
+        for (name, v) in [
+            ("input_soft_clip", self.input_soft_clip),
+            ("base_std", self.base_std),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(Error::InvalidArgument(format!(
+                    "{name} must be finite and >= 0, got {v}"
+                )));
+            }
         }
         if self.time_embed_dim < 4 || self.time_embed_dim % 2 != 0 {
             return Err(Error::InvalidArgument(format!(
@@ -252,20 +275,49 @@ impl TimeConditionedMlp {
 }
 
 /// The energy network `f_θ(x, k)`: an unnormalised log-density of level `k`.
+///
+/// `f(x, k) = g(u, k) + b(x)` where `g` is the time-conditioned MLP, `u` is `x` or its soft clip
+/// (`input_soft_clip`), and `b` is `−½‖x‖²/s²` (`base_std` = s) or 0. With both on, `g` is bounded
+/// along every ray once the clip saturates, so `f → −∞` far from the data. Without them an MLP
+/// log-density extrapolates linearly and can *rise* away from the data (measured on tabular
+/// data; see `bench/ood/README.md`).
 #[derive(Clone, Debug)]
 pub struct EnergyNet {
     trunk: TimeConditionedMlp,
+    base_std: f32,
+    soft_clip: f32,
 }
 
 impl EnergyNet {
     pub fn new(cfg: &NetworkConfig, num_levels: usize, vb: VarBuilder) -> Result<Self> {
         let trunk = TimeConditionedMlp::new(cfg, num_levels, cfg.input_dim, 1, false, vb)?;
-        Ok(Self { trunk })
+        Ok(Self {
+            trunk,
+            base_std: cfg.base_std,
+            soft_clip: cfg.input_soft_clip,
+        })
     }
 
     /// `f_θ(x, k)`, shape (B,). Higher means more in-distribution.
     pub fn log_density(&self, xs: &Tensor, levels: &Tensor) -> Result<Tensor> {
-        Ok(self.trunk.forward_t(xs, levels, false)?.squeeze(1)?)
+        let g = self.log_ratio(xs, levels)?;
+        if self.base_std <= 0.0 {
+            return Ok(g);
+        }
+        let scale = 0.5 / f64::from(self.base_std).powi(2);
+        Ok((g - (xs.sqr()?.sum(1)? * scale)?)?)
+    }
+
+    /// `g(u, k)` alone, shape (B,): the log-density relative to the base measure.
+    pub fn log_ratio(&self, xs: &Tensor, levels: &Tensor) -> Result<Tensor> {
+        let out = if self.soft_clip > 0.0 {
+            let c2 = f64::from(self.soft_clip).powi(2);
+            let u = xs.div(&((xs.sqr()? / c2)? + 1.0)?.sqrt()?)?;
+            self.trunk.forward_t(&u, levels, false)?
+        } else {
+            self.trunk.forward_t(xs, levels, false)?
+        };
+        Ok(out.squeeze(1)?)
     }
 }
 
@@ -394,6 +446,51 @@ mod tests {
         let x = Tensor::new(&[[-2f32], [3.0]], &dev).unwrap();
         let y: Vec<Vec<f32>> = mlp.forward_t(&x, false).unwrap().to_vec2().unwrap();
         assert_eq!(y, vec![vec![-0.5], vec![3.0]]);
+    }
+
+    #[test]
+    fn base_measure_makes_the_log_density_fall_off_far_from_the_data() {
+        let dev = Device::Cpu;
+        let vm = VarMap::new();
+        let mut cfg = NetworkConfig::toy(3);
+        cfg.base_std = 1.0;
+        cfg.input_soft_clip = 4.0;
+        let e = EnergyNet::new(&cfg, 4, VarBuilder::from_varmap(&vm, DType::F32, &dev)).unwrap();
+        // Inflate every weight so the MLP alone would grow quickly with |x|.
+        for v in vm.all_vars() {
+            v.set(&(v.as_tensor() * 5.0).unwrap()).unwrap();
+        }
+        let dir = [0.6f32, -0.8, 0.3];
+        let radii = [1f32, 10.0, 100.0, 1e3, 1e5];
+        let rows: Vec<f32> = radii
+            .iter()
+            .flat_map(|r| dir.iter().map(move |d| d * r))
+            .collect();
+        let x = Tensor::from_vec(rows, (radii.len(), 3), &dev).unwrap();
+        let k = level_tensor(0, radii.len(), &dev).unwrap();
+        let f: Vec<f32> = e.log_density(&x, &k).unwrap().to_vec1().unwrap();
+        let g: Vec<f32> = e.log_ratio(&x, &k).unwrap().to_vec1().unwrap();
+        // f = g − ½‖x‖² exactly.
+        for ((fi, gi), r) in f.iter().zip(&g).zip(radii) {
+            let norm2: f32 = dir.iter().map(|d| (d * r).powi(2)).sum();
+            assert!((fi - (gi - 0.5 * norm2)).abs() <= 1e-3 * norm2.max(1.0));
+        }
+        // The clipped input saturates, so g is bounded along the ray ...
+        assert!((g[3] - g[4]).abs() < 1e-2 * g[3].abs().max(1.0), "{g:?}");
+        // ... and f falls monotonically from radius 10 on.
+        assert!(f[1] > f[2] && f[2] > f[3] && f[3] > f[4], "{f:?}");
+    }
+
+    #[test]
+    fn older_configs_without_the_new_fields_still_parse() {
+        let json = r#"{"input_dim":2,"latent_dim":2,"time_embed_dim":16,
+            "branch_widths":[16,32],"head_widths":[8],"encoder_features":16}"#;
+        let cfg: NetworkConfig = serde_json::from_str(json).unwrap();
+        assert_eq!(cfg.base_std, 0.0);
+        assert_eq!(cfg.input_soft_clip, 0.0);
+        let mut bad = cfg.clone();
+        bad.input_soft_clip = f32::NAN;
+        assert!(bad.validate().is_err());
     }
 
     #[test]

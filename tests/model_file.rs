@@ -312,3 +312,26 @@ fn calibration_summary_must_match_the_tensor() {
     let r = in_memory(meta, tensors);
     assert!(matches!(r, Err(Error::BadModel(_))));
 }
+
+#[test]
+fn version_1_files_read_with_the_base_measure_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let (meta, tensors) = random_model(3);
+    assert_eq!(meta.network.base_std, 0.0);
+    // A version-1 header: the network config has neither of the fields added in version 2.
+    let mut json: serde_json::Value = serde_json::to_value(&meta).unwrap();
+    let net = json["network"].as_object_mut().unwrap();
+    assert!(net.remove("base_std").is_some() && net.remove("input_soft_clip").is_some());
+    let p = dir.path().join("v1.safetensors");
+    write_raw(&p, ddaebm_meta("1", &json.to_string()), &tensors);
+    let old = Model::open(&p, &Device::Cpu).unwrap();
+    assert_eq!(old.metadata(), &meta);
+    let x = rows(20, 3);
+    let fresh = in_memory(meta.clone(), tensors.clone()).unwrap();
+    assert_eq!(old.energy(&x, 20).unwrap(), fresh.energy(&x, 20).unwrap());
+    // The same weights with a base measure give other energies: the fields matter.
+    let mut based = meta.clone();
+    based.network.base_std = 0.7;
+    let e = in_memory(based, tensors).unwrap().energy(&x, 20).unwrap();
+    assert_ne!(e, fresh.energy(&x, 20).unwrap());
+}

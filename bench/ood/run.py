@@ -146,7 +146,10 @@ def run_ddaebm(binary: Path, extra_args: list[str], seed: int, X_train, X_test, 
         scores = np.load(energies).astype(np.float64).ravel()
         if scores.shape[0] != len(X_test):
             raise RuntimeError(f"score wrote {scores.shape[0]} energies for {len(X_test)} rows")
-        return scores, {"fit_s": t1 - t0, "score_s": t2 - t1,
+        inspect = subprocess.run([str(binary), "inspect", "--model", str(model)],
+                                 capture_output=True, text=True, check=True)
+        threshold = json.loads(inspect.stdout)["metadata"]["calibration"]["threshold"]
+        return scores, {"fit_s": t1 - t0, "score_s": t2 - t1, "threshold": threshold,
                         "fit_log_tail": (fit.stdout + fit.stderr)[-600:]}
     finally:
         if not keep:
@@ -222,14 +225,21 @@ def main(argv=None) -> int:
                         scores, timing = run_baseline(det, seed, X_train, X_test)
                     row.update(all_metrics(y_test, scores))
                     row.update(timing)
+                    if "threshold" in timing:
+                        # TPR of the model's stored threshold on the held-out in-distribution rows
+                        # (is_ood = energy > threshold).
+                        row["tpr_at_threshold"] = float(
+                            (scores[y_test == 0] <= timing["threshold"]).mean())
                 except Exception as e:  # noqa: BLE001 - record and go on with the other runs
                     row["error"] = f"{type(e).__name__}: {e}"
                 results.append(row)
                 if "error" in row:
                     print(f"{task:18s} seed {seed} {det:8s} ERROR {row['error']}", flush=True)
                 else:
+                    tpr = (f" TPR@thr {row['tpr_at_threshold']:.3f}"
+                           if "tpr_at_threshold" in row else "")
                     print(f"{task:18s} seed {seed} {det:8s} AUROC {row['auroc']:.4f} "
-                          f"AUPR {row['aupr']:.4f} FPR95 {row['fpr95']:.4f} "
+                          f"AUPR {row['aupr']:.4f} FPR95 {row['fpr95']:.4f}{tpr} "
                           f"fit {row['fit_s']:.2f}s score {row['score_s']:.2f}s", flush=True)
     total = time.perf_counter() - t_start
 

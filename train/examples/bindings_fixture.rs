@@ -114,7 +114,11 @@ fn main() -> Result<()> {
     // Bump the format version inside the (ASCII JSON) header; tensor bytes stay as they are.
     let header_len = 8 + u64::from_le_bytes(bytes[..8].try_into()?) as usize;
     let header = std::str::from_utf8(&bytes[8..header_len])?;
-    let bumped = header.replacen("\"format_version\":\"1\"", "\"format_version\":\"9\"", 1);
+    let current = format!(
+        "\"format_version\":\"{}\"",
+        ddaebm::model_file::FORMAT_VERSION
+    );
+    let bumped = header.replacen(&current, "\"format_version\":\"9\"", 1);
     ensure!(
         bumped != header,
         "format_version not found in the model header"

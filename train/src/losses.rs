@@ -54,6 +54,37 @@ pub fn r1_penalty(grad: &Tensor, gamma: f64) -> Result<Tensor> {
     grad.sqr()?.sum(1)?.mean_all()? * (0.5 * gamma)
 }
 
+/// `softplus(t) = ln(1 + eᵗ)`, computed as `max(t, 0) + ln(1 + e^−|t|)` so it never overflows.
+pub fn softplus(t: &Tensor) -> Result<Tensor> {
+    t.relu()? + (t.abs()?.neg()?.exp()? + 1.0)?.log()?
+}
+
+/// Noise-contrastive estimation against the base measure: logistic loss of telling data rows
+/// (log-ratio `g_data`) from rows drawn from the base (log-ratio `g_noise`), both `(B,)`:
+/// `mean softplus(−g_data) + mean softplus(g_noise)`. Its minimiser is `g = log(p_data / base)`,
+/// which pins the level and the far-field shape of the energy.
+pub fn nce_loss(g_data: &Tensor, g_noise: &Tensor) -> Result<Tensor> {
+    softplus(&g_data.neg()?)?.mean_all()? + softplus(g_noise)?.mean_all()?
+}
+
+/// Conditional NCE (Ceylan & Gutmann, 2018) with a symmetric perturbation `y = x + τε`:
+/// `mean softplus(f(y) − f(x))`. Teaches the energy that data rows beat nearby off-data points.
+pub fn cnce_loss(f_data: &Tensor, f_perturbed: &Tensor) -> Result<Tensor> {
+    softplus(&(f_perturbed - f_data)?)?.mean_all()
+}
+
+/// Denoising score matching at the level's noise scale, weighted by σ²:
+/// `mean_batch ‖σ ∇ₓf(x_k) + ε‖²` where `x_k = a·x + σε`. Its minimiser is the score of the
+/// noisy marginal, so `f(·, k)` learns `log q_k` up to a constant.
+pub fn dsm_loss(grad_f: &Tensor, eps: &Tensor, sigma: &Tensor) -> Result<Tensor> {
+    grad_f
+        .broadcast_mul(sigma)?
+        .add(eps)?
+        .sqr()?
+        .sum(1)?
+        .mean_all()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,5 +164,35 @@ mod tests {
         let g = t2(&[&[3.0, 4.0], &[0.0, 0.0]]);
         let r1: f32 = r1_penalty(&g, 0.02).unwrap().to_scalar().unwrap();
         assert!((r1 - 0.125).abs() < 1e-6);
+    }
+
+    #[test]
+    fn contrastive_and_score_matching_terms_match_hand_computation() {
+        let dev = Device::Cpu;
+        let v = |x: &[f32]| Tensor::new(x, &dev).unwrap();
+        let sp = |x: f64| (1.0 + x.exp()).ln();
+        // softplus is stable for large |t|.
+        close(
+            &softplus(&v(&[-100.0, 0.0, 3.0, 100.0])).unwrap(),
+            &[0.0, 2f64.ln(), sp(3.0), 100.0],
+        );
+        let nce: f32 = nce_loss(&v(&[1.0, 2.0]), &v(&[-1.0, 0.5]))
+            .unwrap()
+            .to_scalar()
+            .unwrap();
+        let want = (sp(-1.0) + sp(-2.0)) / 2.0 + (sp(-1.0) + sp(0.5)) / 2.0;
+        assert!((nce as f64 - want).abs() < 1e-5);
+        let cnce: f32 = cnce_loss(&v(&[1.0, 0.0]), &v(&[0.0, 2.0]))
+            .unwrap()
+            .to_scalar()
+            .unwrap();
+        assert!((cnce as f64 - (sp(-1.0) + sp(2.0)) / 2.0).abs() < 1e-5);
+        // DSM: σ = 0.5, ∇f = (−2, 0), ε = (1, 1) → ‖(−1 + 1, 0 + 1)‖² = 1; second row σ = 1,
+        // ∇f = (1, 1), ε = (0, 0) → 2. Mean 1.5.
+        let g = t2(&[&[-2.0, 0.0], &[1.0, 1.0]]);
+        let e = t2(&[&[1.0, 1.0], &[0.0, 0.0]]);
+        let s = t2(&[&[0.5], &[1.0]]);
+        let dsm: f32 = dsm_loss(&g, &e, &s).unwrap().to_scalar().unwrap();
+        assert!((dsm - 1.5).abs() < 1e-6);
     }
 }

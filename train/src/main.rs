@@ -119,7 +119,7 @@ struct TrainArgs {
     /// Diffusion steps T.
     #[arg(long, default_value_t = 4)]
     timesteps: usize,
-    /// Share of rows held out for calibration.
+    /// Share of rows held out for calibration (at least 50 rows, or a third of small data).
     #[arg(long, default_value_t = 0.1)]
     val_fraction: f64,
     /// Target true-positive rate of the stored threshold.
@@ -134,6 +134,27 @@ struct TrainArgs {
     /// R1 penalty weight γ.
     #[arg(long)]
     r1_gamma: Option<f64>,
+    /// Weight of the adversarial (generator-negatives) term of the energy loss.
+    #[arg(long, hide = true)]
+    adversarial_weight: Option<f64>,
+    /// Weight of denoising score matching in the energy loss.
+    #[arg(long, hide = true)]
+    dsm_weight: Option<f64>,
+    /// Weight of NCE against the Gaussian base in the energy loss.
+    #[arg(long, hide = true)]
+    nce_weight: Option<f64>,
+    /// Weight of conditional NCE (perturbed data rows) in the energy loss.
+    #[arg(long, hide = true)]
+    cnce_weight: Option<f64>,
+    /// Energy without the Gaussian base measure and input soft clip (the reference network).
+    #[arg(long, hide = true)]
+    plain_energy: bool,
+    /// Standard deviation of the energy's Gaussian base measure (normalised units).
+    #[arg(long, hide = true)]
+    base_std: Option<f32>,
+    /// Soft clip of the energy MLP's input (normalised units; 0 = off).
+    #[arg(long, hide = true)]
+    soft_clip: Option<f32>,
     /// EMA decay of the stored weights (0 disables).
     #[arg(long)]
     ema: Option<f64>,
@@ -196,6 +217,16 @@ impl TrainArgs {
         if let Some(nz) = self.latent_dim {
             network.latent_dim = nz;
         }
+        if let Some(s) = self.base_std {
+            network.base_std = s;
+        }
+        if let Some(c) = self.soft_clip {
+            network.input_soft_clip = c;
+        }
+        if self.plain_energy {
+            network.base_std = 0.0;
+            network.input_soft_clip = 0.0;
+        }
         let ema_decay = match self.ema {
             Some(d) if d <= 0.0 => None,
             Some(d) if d < 1.0 => Some(d),
@@ -218,6 +249,12 @@ impl TrainArgs {
                 lr_energy: self.lr_energy.unwrap_or(defaults.lr_energy),
                 lr_generator: self.lr_generator.unwrap_or(defaults.lr_generator),
                 r1_gamma: self.r1_gamma.unwrap_or(defaults.r1_gamma),
+                adversarial_weight: self
+                    .adversarial_weight
+                    .unwrap_or(defaults.adversarial_weight),
+                dsm_weight: self.dsm_weight.unwrap_or(defaults.dsm_weight),
+                nce_weight: self.nce_weight.unwrap_or(defaults.nce_weight),
+                cnce_weight: self.cnce_weight.unwrap_or(defaults.cnce_weight),
                 ema_decay,
                 seed: self.seed,
                 schedule: ScheduleConfig {
@@ -325,8 +362,15 @@ fn cmd_fit(args: FitArgs) -> Result<()> {
     Ok(())
 }
 
+/// Iterations of `demo` unless `--steps` says otherwise: the 2-D sampler needs far more than
+/// `fit`'s default to cover all 25 modes (README, "How the defaults were chosen").
+const DEMO_STEPS: usize = 30_000;
+
 fn cmd_demo(args: DemoArgs) -> Result<()> {
-    let cfg = args.train.config(2)?;
+    let mut cfg = args.train.config(2)?;
+    if args.train.steps.is_none() {
+        cfg.train.steps = DEMO_STEPS;
+    }
     let device = parse_device(&args.train.device)?;
     std::fs::create_dir_all(&args.out_dir)
         .with_context(|| format!("{}: cannot create folder", args.out_dir.display()))?;

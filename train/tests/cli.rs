@@ -82,7 +82,7 @@ fn every_subcommand_works_on_a_small_fit() {
     let p = |n: &str| f.dir.path().join(n);
     let inspect = run_ok(&["inspect", "--model", s(&f.model)]);
     let meta: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
-    assert_eq!(meta["format_version"], 1);
+    assert_eq!(meta["format_version"], ddaebm::model_file::FORMAT_VERSION);
     assert_eq!(meta["metadata"]["network"]["input_dim"], 2);
     assert_eq!(meta["metadata"]["calibration"]["num_samples"], 60);
     assert_eq!(meta["metadata"]["training"]["config"]["steps"], 60);
