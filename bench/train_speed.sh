@@ -4,7 +4,7 @@
 # after the other in this script. Writes the table into BENCHMARKS.md (section "Training speed").
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release -q -p ddaebm-train
+cargo build --release -q --workspace --bins  # the same features as the other release builds (-p would rebuild candle)
 bin=target/release/ddaebm-train
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -30,7 +30,8 @@ section=$(cat <<MD
 ## Training speed (CPU)
 
 \`bench/train_speed.sh\`: \`ddaebm-train fit\` on 20 000 rows of 2-D 25-Gaussians, batch 200,
-$steps iterations (each one energy step with the second-order R1 penalty and one
+$steps iterations (each one energy step — R1 penalty (second order), score matching, NCE and
+conditional NCE — and one
 generator + encoder step), $(nproc) cores, $(date -u +%Y-%m-%d). Ratios are between runs of this
 one script; absolute numbers depend on the machine.
 

@@ -149,6 +149,9 @@ struct TrainArgs {
     /// Energy without the Gaussian base measure and input soft clip (the reference network).
     #[arg(long, hide = true)]
     plain_energy: bool,
+    /// Widths of the x- and t-branch MLPs, comma-separated (default 16,32).
+    #[arg(long, hide = true)]
+    branch_widths: Option<String>,
     /// Standard deviation of the energy's Gaussian base measure (normalised units).
     #[arg(long, hide = true)]
     base_std: Option<f32>,
@@ -213,6 +216,13 @@ impl TrainArgs {
         let mut network = default_network(dim);
         if let Some(w) = self.width {
             network.head_widths = vec![w; network.head_widths.len()];
+        }
+        if let Some(widths) = &self.branch_widths {
+            network.branch_widths = widths
+                .split(',')
+                .map(|w| w.trim().parse::<usize>())
+                .collect::<std::result::Result<_, _>>()
+                .with_context(|| format!("--branch-widths {widths:?}: expected e.g. 64,64"))?;
         }
         if let Some(nz) = self.latent_dim {
             network.latent_dim = nz;
