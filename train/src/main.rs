@@ -149,6 +149,9 @@ struct TrainArgs {
     /// Energy without the Gaussian base measure and input soft clip (the reference network).
     #[arg(long, hide = true)]
     plain_energy: bool,
+    /// Range of the conditional-NCE perturbation scale, "lo,hi" (normalised units).
+    #[arg(long, hide = true)]
+    cnce_scale: Option<String>,
     /// Widths of the x- and t-branch MLPs, comma-separated (default 16,32).
     #[arg(long, hide = true)]
     branch_widths: Option<String>,
@@ -265,6 +268,16 @@ impl TrainArgs {
                 dsm_weight: self.dsm_weight.unwrap_or(defaults.dsm_weight),
                 nce_weight: self.nce_weight.unwrap_or(defaults.nce_weight),
                 cnce_weight: self.cnce_weight.unwrap_or(defaults.cnce_weight),
+                cnce_scale: match &self.cnce_scale {
+                    None => defaults.cnce_scale,
+                    Some(v) => match v
+                        .split_once(',')
+                        .map(|(a, b)| (a.trim().parse(), b.trim().parse()))
+                    {
+                        Some((Ok(lo), Ok(hi))) => (lo, hi),
+                        _ => bail!("--cnce-scale {v:?}: expected lo,hi, e.g. 0.1,1"),
+                    },
+                },
                 ema_decay,
                 seed: self.seed,
                 schedule: ScheduleConfig {
