@@ -300,24 +300,29 @@ impl EnergyNet {
 
     /// `f_θ(x, k)`, shape (B,). Higher means more in-distribution.
     pub fn log_density(&self, xs: &Tensor, levels: &Tensor) -> Result<Tensor> {
-        let g = self.log_ratio(xs, levels)?;
-        if self.base_std <= 0.0 {
-            return Ok(g);
-        }
-        let scale = 0.5 / f64::from(self.base_std).powi(2);
-        Ok((g - (xs.sqr()?.sum(1)? * scale)?)?)
+        Ok(self.log_density_and_ratio(xs, levels)?.0)
     }
 
     /// `g(u, k)` alone, shape (B,): the log-density relative to the base measure.
     pub fn log_ratio(&self, xs: &Tensor, levels: &Tensor) -> Result<Tensor> {
-        let out = if self.soft_clip > 0.0 {
+        let u = if self.soft_clip > 0.0 {
             let c2 = f64::from(self.soft_clip).powi(2);
-            let u = xs.div(&((xs.sqr()? / c2)? + 1.0)?.sqrt()?)?;
-            self.trunk.forward_t(&u, levels, false)?
+            xs.div(&((xs.sqr()? / c2)? + 1.0)?.sqrt()?)?
         } else {
-            self.trunk.forward_t(xs, levels, false)?
+            xs.clone()
         };
-        Ok(out.squeeze(1)?)
+        Ok(self.trunk.forward_t(&u, levels, false)?.squeeze(1)?)
+    }
+
+    /// `(f, g)` from one pass through the MLP: the log-density and its part relative to the base
+    /// measure (equal without a base measure).
+    pub fn log_density_and_ratio(&self, xs: &Tensor, levels: &Tensor) -> Result<(Tensor, Tensor)> {
+        let g = self.log_ratio(xs, levels)?;
+        if self.base_std <= 0.0 {
+            return Ok((g.clone(), g));
+        }
+        let scale = 0.5 / f64::from(self.base_std).powi(2);
+        Ok(((&g - (xs.sqr()?.sum(1)? * scale)?)?, g))
     }
 }
 

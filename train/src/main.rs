@@ -150,11 +150,11 @@ struct TrainArgs {
     #[arg(long, hide = true)]
     plain_energy: bool,
     /// Range of the conditional-NCE perturbation scale, "lo,hi" (normalised units).
-    #[arg(long, hide = true)]
-    cnce_scale: Option<String>,
+    #[arg(long, hide = true, value_delimiter = ',')]
+    cnce_scale: Option<Vec<f64>>,
     /// Widths of the x- and t-branch MLPs, comma-separated (default 16,32).
-    #[arg(long, hide = true)]
-    branch_widths: Option<String>,
+    #[arg(long, hide = true, value_delimiter = ',')]
+    branch_widths: Option<Vec<usize>>,
     /// Standard deviation of the energy's Gaussian base measure (normalised units).
     #[arg(long, hide = true)]
     base_std: Option<f32>,
@@ -221,11 +221,7 @@ impl TrainArgs {
             network.head_widths = vec![w; network.head_widths.len()];
         }
         if let Some(widths) = &self.branch_widths {
-            network.branch_widths = widths
-                .split(',')
-                .map(|w| w.trim().parse::<usize>())
-                .collect::<std::result::Result<_, _>>()
-                .with_context(|| format!("--branch-widths {widths:?}: expected e.g. 64,64"))?;
+            network.branch_widths = widths.clone();
         }
         if let Some(nz) = self.latent_dim {
             network.latent_dim = nz;
@@ -268,15 +264,10 @@ impl TrainArgs {
                 dsm_weight: self.dsm_weight.unwrap_or(defaults.dsm_weight),
                 nce_weight: self.nce_weight.unwrap_or(defaults.nce_weight),
                 cnce_weight: self.cnce_weight.unwrap_or(defaults.cnce_weight),
-                cnce_scale: match &self.cnce_scale {
+                cnce_scale: match self.cnce_scale.as_deref() {
                     None => defaults.cnce_scale,
-                    Some(v) => match v
-                        .split_once(',')
-                        .map(|(a, b)| (a.trim().parse(), b.trim().parse()))
-                    {
-                        Some((Ok(lo), Ok(hi))) => (lo, hi),
-                        _ => bail!("--cnce-scale {v:?}: expected lo,hi, e.g. 0.1,1"),
-                    },
+                    Some(&[lo, hi]) => (lo, hi),
+                    Some(v) => bail!("--cnce-scale takes two values lo,hi; got {v:?}"),
                 },
                 ema_decay,
                 seed: self.seed,

@@ -331,7 +331,10 @@ impl Trainer {
 
         // --- Energy step (SPEC §3.1) ---
         let x_k_var = Var::from_tensor(&x_k.detach())?;
-        let real = self.energy.log_density(x_k_var.as_tensor(), &levels)?;
+        // One pass gives f (real term, R1, score matching, conditional NCE) and g (NCE).
+        let (real, g_real) = self
+            .energy
+            .log_density_and_ratio(x_k_var.as_tensor(), &levels)?;
         let z = self.normal(b, nz)?;
         let x_hat = self.generator.forward_t(&x_next, &z, &levels, true)?;
         let noise = self.normal(b, d)?;
@@ -342,18 +345,20 @@ impl Trainer {
             .backward()?
             .remove(x_k_var.as_tensor())
             .context("the energy has no gradient with respect to its input")?;
-        let mut loss_energy = (&fake - &real)?
-            .mean_all()?
-            .affine(self.cfg.adversarial_weight, 0.0)?;
+        let grad_u = (&grad_f + grad_log_forward(&x_k, &x_next, &c.a_next, &c.sigma_next)?)?;
+        let r1 = r1_penalty(&grad_u, self.cfg.r1_gamma)?;
+        let mut loss_energy = r1.clone();
+        // `fake` is always computed for the f_fake statistic, but only enters the loss (and so
+        // the backward pass) when the adversarial term is on.
+        if self.cfg.adversarial_weight > 0.0 {
+            let adv = (&fake - &real)?.mean_all()?;
+            loss_energy = (loss_energy + (adv * self.cfg.adversarial_weight)?)?;
+        }
         if self.cfg.dsm_weight > 0.0 {
             let dsm = dsm_loss(&grad_f, &eps1, &c.sigmas_cum)?;
             loss_energy = (loss_energy + (dsm * self.cfg.dsm_weight)?)?;
         }
-        let grad_u = (grad_f + grad_log_forward(&x_k, &x_next, &c.a_next, &c.sigma_next)?)?;
-        let r1 = r1_penalty(&grad_u, self.cfg.r1_gamma)?;
-        loss_energy = (loss_energy + &r1)?;
         if self.cfg.nce_weight > 0.0 {
-            let g_real = self.energy.log_ratio(&x_k, &levels)?;
             let std = match self.network.base_std {
                 s if s > 0.0 => f64::from(s),
                 _ => 1.0,
@@ -372,9 +377,8 @@ impl Trainer {
                 .collect();
             let taus = Tensor::from_vec(taus, (b, 1), &self.device)?;
             let perturbed = (&x_k + self.normal(b, d)?.broadcast_mul(&taus)?)?;
-            let f_data = self.energy.log_density(&x_k, &levels)?;
             let f_perturbed = self.energy.log_density(&perturbed, &levels)?;
-            let cnce = cnce_loss(&f_data, &f_perturbed)?;
+            let cnce = cnce_loss(&real, &f_perturbed)?;
             loss_energy = (loss_energy + (cnce * self.cfg.cnce_weight)?)?;
         }
         self.opt_energy.backward_step(&loss_energy)?;
