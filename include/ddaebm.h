@@ -218,6 +218,15 @@ const char *ddaebm_model_metadata(const struct ddaebm_model *m);
  * - `row_len`: must equal `ddaebm_model_input_dim(m)`.
  * - `out_energy`: `n_rows` floats, written only on success. May be NULL when `n_rows` is 0.
  *
+ * Numeric input: NaN or ±Inf anywhere in `x` fails with `DDAEBM_ERR_NON_FINITE`. Every finite
+ * row, however extreme, gets a number or `+INFINITY`, never NaN or `-INFINITY`: zero rows and
+ * subnormal values are ordinary input; huge magnitudes (up to `±FLT_MAX`) that overflow in
+ * the normalisation, the base measure or the network give `+INFINITY` (the row cannot be
+ * scored in floating point, so it counts as out-of-distribution with the smallest p-value).
+ * With the trainer's default energy (Gaussian base measure) the energy grows with the
+ * distance from the data and reaches `+INFINITY` far out; a model without a base measure may
+ * give a large finite energy of either sign there. `n_rows` = 0 succeeds and writes nothing.
+ *
  * Thread safety: any number of threads may call this on one model at once.
  *
  * Returns `DDAEBM_OK`; `DDAEBM_ERR_NULL_ARGUMENT` (`m` NULL, or `x` or `out_energy` NULL with
@@ -243,7 +252,8 @@ ddaebm_status ddaebm_energy(const struct ddaebm_model *m,
  *
  * Arguments as for `ddaebm_energy`; either output may be NULL when it is not wanted.
  * `out_energy` receives `n_rows` floats and `out_is_ood` `n_rows` bytes (0 or 1), written only
- * on success.
+ * on success. Numeric input as for `ddaebm_energy`: a row whose energy is `+INFINITY` is
+ * flagged (1).
  *
  * Thread safety: any number of threads may call this on one model at once.
  *
@@ -265,7 +275,8 @@ ddaebm_status ddaebm_screen(const struct ddaebm_model *m,
  * in-distribution rows `P(p ≤ α) ≤ α`.
  *
  * Arguments and codes as for `ddaebm_energy`, with `out_pvalue` (`n_rows` floats, written
- * only on success) in place of `out_energy`.
+ * only on success) in place of `out_energy`. Numeric input as for `ddaebm_energy`: a row whose
+ * energy is `+INFINITY` gets the smallest p-value, `1 / (n + 1)`.
  *
  * Thread safety: any number of threads may call this on one model at once.
  *

@@ -73,6 +73,12 @@ impl Calibration {
                 "calibration energies must be finite and sorted",
             ));
         }
+        if !(summary.target_tpr > 0.0 && summary.target_tpr < 1.0) {
+            return Err(Error::bad_model(format!(
+                "calibration target TPR must be in (0, 1), got {}",
+                summary.target_tpr
+            )));
+        }
         Ok(Self {
             sorted,
             threshold: summary.threshold,
@@ -96,13 +102,21 @@ impl Calibration {
         &self.sorted
     }
 
-    /// `E > threshold`.
+    /// `E > threshold`. `+∞` is out-of-distribution; so is NaN, which [`crate::Model`] never
+    /// returns but which cannot be judged in-distribution either.
     pub fn is_ood(&self, energy: f32) -> bool {
-        energy > self.threshold
+        energy > self.threshold || energy.is_nan()
     }
 
-    /// Conformal p-value of an energy (small = unlike the held-out in-distribution data).
+    /// Conformal p-value of an energy (small = unlike the held-out in-distribution data). `+∞`
+    /// (and NaN, treated like it) gets the smallest value, `1 / (n + 1)`, since the held-out
+    /// energies are finite.
     pub fn pvalue(&self, energy: f32) -> f32 {
+        let energy = if energy.is_nan() {
+            f32::INFINITY
+        } else {
+            energy
+        };
         let below = self.sorted.partition_point(|&s| s < energy);
         let at_or_above = self.sorted.len() - below;
         (1 + at_or_above) as f32 / (self.sorted.len() + 1) as f32
@@ -135,6 +149,17 @@ mod tests {
     }
 
     #[test]
+    fn unscorable_energies_are_the_most_unusual() {
+        let c = Calibration::fit(vec![3.0, 1.0, 2.0, 2.0], 0.5).unwrap();
+        for e in [f32::INFINITY, f32::NAN, f32::MAX] {
+            assert_eq!(c.pvalue(e), 1.0 / 5.0, "{e}");
+            assert!(c.is_ood(e), "{e}");
+        }
+        assert_eq!(c.pvalue(f32::NEG_INFINITY), 1.0);
+        assert!(!c.is_ood(f32::NEG_INFINITY));
+    }
+
+    #[test]
     fn pvalues_are_valid_on_exchangeable_data() {
         // Calibrate on one half of a shuffled sequence, test on the other: P(p ≤ α) ≈ α.
         let mut vals: Vec<f32> = (0..4000).map(|i| ((i * 7919) % 4000) as f32).collect();
@@ -162,5 +187,10 @@ mod tests {
         assert!(Calibration::from_parts(vec![2.0, 1.0], &s).is_err());
         assert!(Calibration::from_parts(vec![1.0], &s).is_err());
         assert!(Calibration::from_parts(vec![1.0, 2.0], &s).is_ok());
+        let s = CalibrationSummary {
+            target_tpr: 1.5,
+            ..s
+        };
+        assert!(Calibration::from_parts(vec![1.0, 2.0], &s).is_err());
     }
 }

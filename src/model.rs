@@ -29,6 +29,15 @@ pub struct Screening {
     pub is_ood: Vec<bool>,
 }
 
+/// A non-finite energy of a finite row (an overflow somewhere in the network) becomes `+∞`.
+fn overflow_to_infinity(e: f32) -> f32 {
+    if e.is_finite() {
+        e
+    } else {
+        f32::INFINITY
+    }
+}
+
 /// A trained detector, immutable once built and safe to share between threads.
 pub struct Model {
     metadata: ModelMetadata,
@@ -190,7 +199,8 @@ impl Model {
         Ok(())
     }
 
-    /// Energy of already-normalised rows `(B, d)` on this model's device, shape `(B,)`.
+    /// Energy of already-normalised rows `(B, d)` on this model's device, shape `(B,)`. Unlike
+    /// [`Model::energy`], an overflow is left as it comes out of the network (`±∞` or NaN).
     pub fn energy_normalized(&self, xs: &Tensor) -> Result<Tensor> {
         let levels = level_tensor(0, xs.dim(0)?, &self.device)?;
         Ok(self.energy.log_density(xs, &levels)?.neg()?)
@@ -203,6 +213,22 @@ impl Model {
 
     /// Energy `E(x) = −f_θ(x, 0)` of each of `n_rows` raw rows (row-major, `input_dim` values
     /// each). Higher means more out-of-distribution.
+    ///
+    /// What each kind of input gives:
+    /// - `x.len() != n_rows · input_dim` (or a product that overflows): [`Error::ShapeMismatch`];
+    /// - NaN or ±∞ anywhere: [`Error::NonFinite`] naming the first such value's row and column
+    ///   (counted from 0 over the whole batch);
+    /// - `n_rows == 0` with an empty `x`: an empty result;
+    /// - every finite row, however extreme, gets an energy that is a number or `+∞`, never NaN
+    ///   or `−∞`. Zero rows and subnormal values are ordinary inputs (a subnormal feature scores
+    ///   like a 0 to within rounding). Huge magnitudes (up to `±f32::MAX`) may overflow in the
+    ///   normalisation, the Gaussian base measure or the network; the soft clip saturates at
+    ///   `±c` whatever its input ([`crate::network::soft_clip`]), and an energy that still comes
+    ///   out non-finite is reported as `+∞`: the row could not be scored in floating point, so
+    ///   it is flagged out-of-distribution ([`Model::screen`]) with the smallest p-value,
+    ///   `1 / (n + 1)` ([`Model::pvalues`]). With a base measure (`base_std > 0`, the trainer's
+    ///   default) the energy grows with `‖x‖²` and reaches `+∞` for rows far enough out; a model
+    ///   without one extrapolates its MLP and may give a large finite energy of either sign.
     pub fn energy(&self, x: &[f32], n_rows: usize) -> Result<Vec<f32>> {
         self.check_rows(x, n_rows)?;
         let d = self.input_dim();
@@ -211,7 +237,8 @@ impl Model {
             for chunk in x.chunks(CHUNK_ROWS * d) {
                 let xs = Tensor::from_slice(chunk, (chunk.len() / d, d), &self.device)?;
                 let e = self.energy_normalized(&self.normalize(&xs)?)?;
-                out.extend(e.to_dtype(DType::F32)?.to_vec1::<f32>()?);
+                let e = e.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+                out.extend(e.into_iter().map(overflow_to_infinity));
             }
             Ok(out)
         })

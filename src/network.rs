@@ -306,8 +306,14 @@ impl EnergyNet {
     /// `g(u, k)` alone, shape (B,): the log-density relative to the base measure.
     pub fn log_ratio(&self, xs: &Tensor, levels: &Tensor) -> Result<Tensor> {
         let u = if self.soft_clip > 0.0 {
-            let c2 = f64::from(self.soft_clip).powi(2);
-            xs.div(&((xs.sqr()? / c2)? + 1.0)?.sqrt()?)?
+            if xs.track_op() {
+                // A gradient will flow back to `xs` (training): the plain formula, so the
+                // autograd graph, and with it the trainer's floating-point results, stay as
+                // they were. Training inputs are normalised data, far inside the clamp.
+                soft_clip_formula(xs, self.soft_clip)?
+            } else {
+                soft_clip(xs, self.soft_clip)?
+            }
         } else {
             xs.clone()
         };
@@ -324,6 +330,34 @@ impl EnergyNet {
         let scale = 0.5 / f64::from(self.base_std).powi(2);
         Ok(((&g - (xs.sqr()?.sum(1)? * scale)?)?, g))
     }
+}
+
+/// Inputs beyond `±SOFT_CLIP_SATURATION · c` are moved onto that bound before the soft clip.
+/// There `1 + (x/c)²` rounds to `(x/c)²` in f32 and the clip returns exactly `±c`; beyond
+/// `2¹² · c` it is already within an ulp of `±c`, so moving the input changes nothing a float
+/// can show, but keeps `x²` finite.
+pub const SOFT_CLIP_SATURATION: f64 = (1u64 << 20) as f64;
+
+/// Largest magnitude fed to the soft clip's formula whatever `c` is: its square, 1e36, is
+/// finite in f32. Only a clip width above ~1e12 makes this bound the smaller one.
+const SOFT_CLIP_MAX_INPUT: f64 = 1e18;
+
+/// `x / √(1 + (x/c)²)` per element: the identity near 0, bounded by ±c, and finite for every
+/// input including ±∞.
+///
+/// Written plainly, `x²` overflows to ∞ for `|x|` above ~1.8e19 and the quotient becomes `0`
+/// (NaN for `x = ±∞`) where it should be `±c`. The input is first clamped to
+/// `±min(SOFT_CLIP_SATURATION · c, 1e18)`; the clamp is the identity, bit for bit, on every
+/// value inside that range, so ordinary inputs get exactly the plain formula's result.
+pub fn soft_clip(xs: &Tensor, c: f32) -> Result<Tensor> {
+    let bound = (SOFT_CLIP_SATURATION * f64::from(c)).min(SOFT_CLIP_MAX_INPUT);
+    soft_clip_formula(&xs.clamp(-bound, bound)?, c)
+}
+
+/// `x / √(1 + (x/c)²)` as written, without the clamp of [`soft_clip`].
+fn soft_clip_formula(xs: &Tensor, c: f32) -> Result<Tensor> {
+    let c2 = f64::from(c).powi(2);
+    Ok(xs.div(&((xs.sqr()? / c2)? + 1.0)?.sqrt()?)?)
 }
 
 /// The generator `G_φ([x_{k+1}, z], k)`: a clean-data estimate `x̂` from the noisier level.
@@ -484,6 +518,41 @@ mod tests {
         assert!((g[3] - g[4]).abs() < 1e-2 * g[3].abs().max(1.0), "{g:?}");
         // ... and f falls monotonically from radius 10 on.
         assert!(f[1] > f[2] && f[2] > f[3] && f[3] > f[4], "{f:?}");
+    }
+
+    #[test]
+    fn soft_clip_saturates_instead_of_overflowing() {
+        let dev = Device::Cpu;
+        let c = 4f32;
+        let big = [1e13f32, 1e19, 1e20, 1e30, f32::MAX, f32::INFINITY];
+        let xs: Vec<f32> = big.iter().flat_map(|&v| [v, -v]).collect();
+        let x = Tensor::new(xs.as_slice(), &dev).unwrap();
+        let u: Vec<f32> = soft_clip(&x, c).unwrap().to_vec1().unwrap();
+        for (x, u) in xs.iter().zip(&u) {
+            assert_eq!(*u, c.copysign(*x), "soft_clip({x})");
+        }
+        // The formula as written overflows from 1e20 on (x² > f32::MAX): 0 or NaN, not ±c.
+        let plain: Vec<f32> = soft_clip_formula(&x, c).unwrap().to_vec1().unwrap();
+        assert!(
+            plain[4..].iter().all(|u| *u == 0.0 || u.is_nan()),
+            "{plain:?}"
+        );
+        // Inside the clamp both agree bit for bit, up to the bound itself.
+        let bound = (SOFT_CLIP_SATURATION * f64::from(c)) as f32;
+        let ordinary: Vec<f32> = (-2000..=2000)
+            .map(|i| i as f32 * 0.013)
+            .chain([1e-40, -1e-40, 1e3, -1e5, 1e6, bound, -bound])
+            .collect();
+        let x = Tensor::new(ordinary.as_slice(), &dev).unwrap();
+        let a: Vec<f32> = soft_clip(&x, c).unwrap().to_vec1().unwrap();
+        let b: Vec<f32> = soft_clip_formula(&x, c).unwrap().to_vec1().unwrap();
+        assert!(a.iter().zip(&b).all(|(a, b)| a.to_bits() == b.to_bits()));
+        // A clip width so large that the fixed bound applies still gives a finite result.
+        let u: Vec<f32> = soft_clip(&Tensor::new(&[f32::MAX], &dev).unwrap(), 1e20)
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        assert!(u[0].is_finite() && u[0] > 0.0, "{u:?}");
     }
 
     #[test]
