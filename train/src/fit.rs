@@ -1,6 +1,8 @@
 //! From a data matrix to a saved detector: split, normalise, train, calibrate, write.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Result};
@@ -12,6 +14,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+use crate::checkpoint::{fnv1a64, Checkpoint};
 use crate::data::Matrix;
 use crate::trainer::{StepStats, TrainConfig, Trainer};
 
@@ -25,6 +28,11 @@ pub struct FitConfig {
     pub val_fraction: f64,
     /// Target true-positive rate of the stored threshold.
     pub target_tpr: f64,
+    /// Periodic checkpoints and resuming; `None` keeps everything in memory.
+    pub checkpoint: Option<CheckpointConfig>,
+    /// When set (e.g. by a Ctrl-C handler), the run stops after the current iteration, writes a
+    /// checkpoint (if configured) and returns [`Interrupted`].
+    pub stop: Option<Arc<AtomicBool>>,
 }
 
 impl Default for FitConfig {
@@ -34,8 +42,68 @@ impl Default for FitConfig {
             network: None,
             val_fraction: 0.1,
             target_tpr: 0.95,
+            checkpoint: None,
+            stop: None,
         }
     }
+}
+
+/// Where and how often `fit` saves its state.
+#[derive(Clone, Debug)]
+pub struct CheckpointConfig {
+    pub path: PathBuf,
+    /// Iterations between checkpoints (0: only when stopped).
+    pub every: usize,
+    /// Continue from `path` when it exists (a fresh run otherwise).
+    pub resume: bool,
+}
+
+/// The error `fit` returns when its stop flag was raised.
+#[derive(Debug)]
+pub struct Interrupted {
+    /// Iterations done (and saved, when `checkpoint` is set).
+    pub step: usize,
+    pub checkpoint: Option<PathBuf>,
+}
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.checkpoint {
+            Some(p) => write!(
+                f,
+                "interrupted after {} iterations; checkpoint written to {} (continue with --resume)",
+                self.step,
+                p.display()
+            ),
+            None => write!(f, "interrupted after {} iterations", self.step),
+        }
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
+/// What a checkpoint must match to be resumed: the data (hash and shape), the split and every
+/// training setting except the number of iterations (a run may be resumed with more).
+fn run_fingerprint(
+    data: &Matrix,
+    cfg: &FitConfig,
+    tc: &TrainConfig,
+    network: &NetworkConfig,
+) -> Result<serde_json::Value> {
+    let mut train = serde_json::to_value(tc)?;
+    if let Some(obj) = train.as_object_mut() {
+        obj.remove("steps");
+    }
+    Ok(serde_json::json!({
+        "data": {
+            "rows": data.rows,
+            "cols": data.cols,
+            "fnv1a64": format!("{:016x}", fnv1a64(data.data.iter().flat_map(|v| v.to_le_bytes()))),
+        },
+        "val_fraction": cfg.val_fraction,
+        "train": train,
+        "network": network,
+    }))
 }
 
 /// The default networks for `d` input features: the SPEC §2.2 toy layout with a narrower head
@@ -143,10 +211,18 @@ pub struct FitSummary {
     pub last: StepStats,
     pub train_rows: usize,
     pub val_rows: usize,
+    /// The step the run resumed from, if it did.
+    pub resumed_from: Option<usize>,
+    /// Checkpoints written during this call.
+    pub checkpoints_written: usize,
 }
 
 /// Fits a detector on the rows of `data`. `on_step(step, stats)` is called after every
 /// iteration (for progress display).
+///
+/// With `cfg.checkpoint`, the complete training state is written every `every` iterations and
+/// when `cfg.stop` is raised; with `resume`, a run continues from the checkpoint and produces the
+/// same model as an uninterrupted run (same data, settings and thread count).
 pub fn fit(
     data: &Matrix,
     cfg: &FitConfig,
@@ -176,11 +252,48 @@ pub fn fit(
         .broadcast_sub(&mean)?
         .broadcast_div(&std)?;
 
-    let start = Instant::now();
+    let fingerprint = run_fingerprint(data, cfg, &tc, &network)?;
     let mut order: Vec<u32> = (0..train.rows as u32).collect();
     let mut cursor = order.len();
     let mut last = StepStats::default();
-    for step in 0..tc.steps {
+    let mut resumed_from = None;
+    if let Some(ck) = cfg
+        .checkpoint
+        .as_ref()
+        .filter(|c| c.resume && c.path.exists())
+    {
+        let saved = Checkpoint::load(&ck.path)?;
+        saved.check_fingerprint(&fingerprint, &ck.path)?;
+        let mut sorted = saved.order.clone();
+        sorted.sort_unstable();
+        if sorted != order {
+            bail!(
+                "{}: the saved row order is not a permutation of the training rows",
+                ck.path.display()
+            );
+        }
+        trainer.restore(saved.trainer)?;
+        order = saved.order;
+        cursor = saved.cursor;
+        last = saved.last;
+        resumed_from = Some(trainer.steps_done());
+    }
+    let save = |trainer: &Trainer, order: &[u32], cursor: usize, last: StepStats| -> Result<()> {
+        let ck = cfg.checkpoint.as_ref().expect("checkpointing is on");
+        Checkpoint {
+            trainer: trainer.state()?,
+            order: order.to_vec(),
+            cursor,
+            fingerprint: fingerprint.clone(),
+            last,
+        }
+        .save(&ck.path)
+    };
+
+    let start = Instant::now();
+    let first = trainer.steps_done();
+    let mut checkpoints_written = 0;
+    for step in first..tc.steps {
         if cursor + tc.batch_size > order.len() {
             order.shuffle(trainer.rng());
             cursor = 0;
@@ -202,6 +315,22 @@ pub fn fit(
             );
         }
         on_step(step, &last);
+        let done = step + 1;
+        // A stop during the last iteration lets the run finish: writing the model is quick.
+        let stop = done < tc.steps && cfg.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst));
+        if let Some(ck) = &cfg.checkpoint {
+            if stop || (ck.every > 0 && done % ck.every == 0 && done < tc.steps) {
+                save(&trainer, &order, cursor, last)?;
+                checkpoints_written += 1;
+            }
+        }
+        if stop {
+            return Err(Interrupted {
+                step: done,
+                checkpoint: cfg.checkpoint.as_ref().map(|c| c.path.clone()),
+            }
+            .into());
+        }
     }
     let seconds = start.elapsed().as_secs_f64();
 
@@ -220,6 +349,7 @@ pub fn fit(
             "train_rows": train.rows,
             "calibration_rows": val_idx.len(),
             "seconds": seconds,
+            "resumed_from": resumed_from,
             "final": last,
         }),
     };
@@ -238,10 +368,12 @@ pub fn fit(
     )?;
     let summary = FitSummary {
         seconds,
-        iterations_per_second: tc.steps as f64 / seconds.max(1e-9),
+        iterations_per_second: tc.steps.saturating_sub(first) as f64 / seconds.max(1e-9),
         last,
         train_rows: train.rows,
         val_rows: val_idx.len(),
+        resumed_from,
+        checkpoints_written,
     };
     Ok((fitted, summary))
 }

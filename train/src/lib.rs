@@ -1,12 +1,14 @@
 //! Training for ddaebm detectors: the DDAEBM training loop, data loading, calibration and the
 //! pieces of the `ddaebm-train` CLI.
 
+pub mod checkpoint;
 pub mod data;
 pub mod encoder;
 pub mod fit;
 pub mod levels;
 pub mod losses;
 pub mod metrics;
+pub mod optimizer;
 pub mod plot;
 pub mod toy;
 pub mod trainer;

@@ -3,13 +3,17 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use ddaebm::{parse_device, Model, ScheduleConfig};
 use ddaebm_train::data::{load_matrix, write_npy, Matrix};
-use ddaebm_train::fit::{assemble, default_network, fit, FitConfig, FittedModel};
+use ddaebm_train::fit::{
+    assemble, default_network, fit, CheckpointConfig, FitConfig, FittedModel, Interrupted,
+};
 use ddaebm_train::metrics::{aupr, auroc, fpr_at_tpr};
 use ddaebm_train::plot::{write_demo_png, View};
 use ddaebm_train::toy;
@@ -194,6 +198,17 @@ struct FitArgs {
     /// Where to write the model (.safetensors).
     #[arg(long)]
     out: PathBuf,
+    /// Training checkpoint file [default: the --out path with `.ckpt` appended]. Holds the
+    /// whole training state; deleted once the model is written.
+    #[arg(long)]
+    checkpoint: Option<PathBuf>,
+    /// Iterations between checkpoints (0: only on Ctrl-C). Each is written atomically.
+    #[arg(long, default_value_t = 250)]
+    checkpoint_every: usize,
+    /// Continue from the checkpoint when there is one (same data and settings; --steps may
+    /// grow). The result is the model an uninterrupted run would have written.
+    #[arg(long)]
+    resume: bool,
     #[command(flatten)]
     train: TrainArgs,
 }
@@ -289,6 +304,8 @@ impl TrainArgs {
             network: Some(network),
             val_fraction: self.val_fraction,
             target_tpr: self.tpr,
+            checkpoint: None,
+            stop: None,
         })
     }
 }
@@ -350,10 +367,44 @@ fn open_model(path: &Path, device: &str) -> Result<Model> {
     Model::open(path, &device).with_context(|| path.display().to_string())
 }
 
+/// Makes the first Ctrl-C (SIGINT) or SIGTERM raise the returned flag, so that `fit` stops
+/// after the current iteration and writes a checkpoint; a second one exits at once.
+fn stop_on_ctrl_c() -> Result<Arc<AtomicBool>> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let handler_flag = flag.clone();
+    ctrlc::set_handler(move || {
+        if handler_flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("\nstopping after this iteration to write a checkpoint (again to quit now)");
+    })
+    .context("cannot install the Ctrl-C handler")?;
+    Ok(flag)
+}
+
 fn cmd_fit(args: FitArgs) -> Result<()> {
     let data = load_matrix(&args.data, args.key.as_deref())?;
-    let cfg = args.train.config(data.cols)?;
+    let mut cfg = args.train.config(data.cols)?;
     let device = parse_device(&args.train.device)?;
+    let checkpoint = args.checkpoint.clone().unwrap_or_else(|| {
+        let mut p = args.out.clone().into_os_string();
+        p.push(".ckpt");
+        PathBuf::from(p)
+    });
+    if args.resume && checkpoint.exists() {
+        eprintln!("resuming from {}", checkpoint.display());
+    } else if args.resume {
+        eprintln!(
+            "no checkpoint at {}: starting from the beginning",
+            checkpoint.display()
+        );
+    }
+    cfg.checkpoint = Some(CheckpointConfig {
+        path: checkpoint.clone(),
+        every: args.checkpoint_every,
+        resume: args.resume,
+    });
+    cfg.stop = Some(stop_on_ctrl_c()?);
     eprintln!(
         "fitting {} rows × {} features for {} steps (batch {}) on {}",
         data.rows,
@@ -364,6 +415,14 @@ fn cmd_fit(args: FitArgs) -> Result<()> {
     );
     let (fitted, summary) = fit(&data, &cfg, &device, progress(cfg.train.steps))?;
     fitted.save(&args.out)?;
+    // The model is on disk: the checkpoint has served its purpose.
+    if checkpoint.exists() {
+        std::fs::remove_file(&checkpoint)
+            .with_context(|| format!("cannot remove checkpoint {}", checkpoint.display()))?;
+    }
+    if let Some(step) = summary.resumed_from {
+        eprintln!("resumed at iteration {step} of {}", cfg.train.steps);
+    }
     eprintln!(
         "wrote {} ({:.1} it/s, {:.0} s; threshold {:.4} at TPR {} on {} held-out rows)",
         args.out.display(),
@@ -587,10 +646,16 @@ fn main() -> ExitCode {
     }
     match std::panic::catch_unwind(|| run(cli)) {
         Ok(Ok(())) => ExitCode::SUCCESS,
-        Ok(Err(e)) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
+        Ok(Err(e)) => match e.downcast_ref::<Interrupted>() {
+            Some(stopped) => {
+                eprintln!("{stopped}");
+                ExitCode::from(130)
+            }
+            None => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Err(_) => ExitCode::from(101),
     }
 }

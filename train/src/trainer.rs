@@ -23,13 +23,13 @@ use std::collections::HashMap;
 
 use anyhow::{bail, Context, Result};
 use candle::{DType, Device, Tensor, Var};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
+use candle_nn::{VarBuilder, VarMap};
 use ddaebm::network::EnergyNet;
 use ddaebm::sampling::normal_tensor;
 use ddaebm::{Generator, NetworkConfig, Schedule, ScheduleConfig};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::encoder::Encoder;
 use crate::levels::ScheduleTensors;
@@ -37,6 +37,7 @@ use crate::losses::{
     cnce_loss, dsm_loss, grad_log_forward, kl_to_standard_normal, latent_nll, log_forward,
     log_gaussian, nce_loss, r1_penalty,
 };
+use crate::optimizer::{Adam, AdamParams, AdamState};
 
 /// Hyper-parameters of the training loop.
 #[derive(Clone, Debug, Serialize)]
@@ -94,7 +95,7 @@ impl Default for TrainConfig {
 }
 
 /// Losses and diagnostics of one iteration.
-#[derive(Clone, Copy, Debug, Default, Serialize)]
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
 pub struct StepStats {
     pub loss_energy: f32,
     pub loss_generator: f32,
@@ -142,8 +143,8 @@ pub struct Trainer {
     energy_frozen: EnergyNet,
     generator: Generator,
     encoder: Encoder,
-    opt_energy: AdamW,
-    opt_generator: AdamW,
+    opt_energy: Adam,
+    opt_generator: Adam,
     ema: Option<Ema>,
     rng: ChaCha8Rng,
     step: usize,
@@ -155,15 +156,15 @@ struct Ema {
     entries: Vec<(String, Var, Tensor)>,
 }
 
-fn adam(vars: Vec<Var>, lr: f64) -> Result<AdamW> {
-    let params = ParamsAdamW {
+fn adam(vars: Vec<(String, Var)>, lr: f64) -> Result<Adam> {
+    let params = AdamParams {
         lr,
         beta1: 0.0,
         beta2: 0.9,
         eps: 1e-8,
         weight_decay: 0.0,
     };
-    Ok(AdamW::new(vars, params)?)
+    Adam::new(vars, params)
 }
 
 /// Re-draws every linear layer's weight and bias from `rng` with PyTorch's default
@@ -244,7 +245,7 @@ impl Trainer {
             t,
             VarBuilder::from_tensors(frozen, DType::F32, device).pp("energy"),
         )?;
-        let trainable = |vm: &VarMap| -> Vec<Var> {
+        let trainable = |vm: &VarMap| -> Vec<(String, Var)> {
             let data = vm.data().lock().expect("var map lock");
             let mut v: Vec<(String, Var)> = data
                 .iter()
@@ -252,7 +253,7 @@ impl Trainer {
                 .map(|(n, v)| (n.clone(), v.clone()))
                 .collect();
             v.sort_by(|a, b| a.0.cmp(&b.0));
-            v.into_iter().map(|(_, v)| v).collect()
+            v
         };
         let opt_energy = adam(trainable(&energy_vars), cfg.lr_energy)?;
         let opt_generator = adam(trainable(&generator_vars), cfg.lr_generator)?;
@@ -441,6 +442,135 @@ impl Trainer {
         out.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(out)
     }
+
+    /// Everything a resumed run needs to continue exactly where this one is: every variable
+    /// (energy, generator, encoder, BatchNorm statistics), the EMA, both optimisers and the
+    /// random stream.
+    pub fn state(&self) -> Result<TrainerState> {
+        let mut vars = vec![];
+        for vm in [&self.energy_vars, &self.generator_vars] {
+            for (n, v) in vm.data().lock().expect("var map lock").iter() {
+                vars.push((n.clone(), v.as_tensor().copy()?));
+            }
+        }
+        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut ema = vec![];
+        if let Some(e) = &self.ema {
+            for (n, _, avg) in &e.entries {
+                ema.push((n.clone(), avg.copy()?));
+            }
+        }
+        ema.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(TrainerState {
+            step: self.step,
+            rng: RngState::of(&self.rng),
+            vars,
+            ema,
+            opt_energy: self.opt_energy.state()?,
+            opt_generator: self.opt_generator.state()?,
+        })
+    }
+
+    /// Continues from a [`Trainer::state`] of a trainer built with the same configuration.
+    /// Checks every name and shape before changing anything.
+    pub fn restore(&mut self, state: TrainerState) -> Result<()> {
+        let saved: HashMap<&str, &Tensor> =
+            state.vars.iter().map(|(n, t)| (n.as_str(), t)).collect();
+        let maps = [&self.energy_vars, &self.generator_vars];
+        let mut targets = vec![];
+        for vm in maps {
+            for (n, v) in vm.data().lock().expect("var map lock").iter() {
+                let t = saved
+                    .get(n.as_str())
+                    .with_context(|| format!("the checkpoint has no variable {n}"))?;
+                if t.shape() != v.shape() {
+                    bail!(
+                        "checkpoint variable {n} has shape {:?}, the network needs {:?}",
+                        t.dims(),
+                        v.dims()
+                    );
+                }
+                targets.push((v.clone(), (*t).clone()));
+            }
+        }
+        if targets.len() != state.vars.len() {
+            bail!(
+                "the checkpoint holds {} variables, the networks {}",
+                state.vars.len(),
+                targets.len()
+            );
+        }
+        let ema_saved: HashMap<&str, &Tensor> =
+            state.ema.iter().map(|(n, t)| (n.as_str(), t)).collect();
+        match &self.ema {
+            Some(e) => {
+                if ema_saved.len() != e.entries.len()
+                    || e.entries.iter().any(|(n, var, _)| {
+                        ema_saved.get(n.as_str()).map(|t| t.shape()) != Some(var.shape())
+                    })
+                {
+                    bail!("the checkpoint's EMA weights do not match the energy network");
+                }
+            }
+            None if !ema_saved.is_empty() => {
+                bail!("the checkpoint has EMA weights but this run keeps no EMA")
+            }
+            None => {}
+        }
+        self.opt_energy.restore(state.opt_energy)?;
+        self.opt_generator.restore(state.opt_generator)?;
+        for (var, t) in targets {
+            var.set(&t.to_device(&self.device)?.to_dtype(var.dtype())?)?;
+        }
+        if let Some(e) = &mut self.ema {
+            for (n, var, avg) in e.entries.iter_mut() {
+                *avg = ema_saved[n.as_str()]
+                    .to_device(&self.device)?
+                    .to_dtype(var.dtype())?;
+            }
+        }
+        self.rng = state.rng.restore();
+        self.step = state.step;
+        Ok(())
+    }
+}
+
+/// The position of a [`ChaCha8Rng`]: key, stream and word position.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RngState {
+    pub seed: [u8; 32],
+    pub stream: u64,
+    pub word_pos: u128,
+}
+
+impl RngState {
+    pub fn of(rng: &ChaCha8Rng) -> Self {
+        Self {
+            seed: rng.get_seed(),
+            stream: rng.get_stream(),
+            word_pos: rng.get_word_pos(),
+        }
+    }
+
+    pub fn restore(&self) -> ChaCha8Rng {
+        let mut rng = ChaCha8Rng::from_seed(self.seed);
+        rng.set_stream(self.stream);
+        rng.set_word_pos(self.word_pos);
+        rng
+    }
+}
+
+/// A training run's complete state (see [`Trainer::state`]).
+pub struct TrainerState {
+    /// Iterations done.
+    pub step: usize,
+    pub rng: RngState,
+    /// Every variable, sorted by name.
+    pub vars: Vec<(String, Tensor)>,
+    /// EMA of the energy weights, sorted by name (empty without EMA).
+    pub ema: Vec<(String, Tensor)>,
+    pub opt_energy: AdamState,
+    pub opt_generator: AdamState,
 }
 
 #[cfg(test)]
