@@ -20,6 +20,32 @@ pub struct CalibrationSummary {
     pub num_samples: usize,
 }
 
+impl CalibrationSummary {
+    /// Checks the values are in range: a finite threshold, a target TPR in (0, 1), at least one
+    /// held-out energy. Part of [`crate::ModelMetadata::validate`], so metadata that validates
+    /// also serialises (JSON has no NaN or ±Inf) and reads back.
+    pub fn validate(&self) -> Result<()> {
+        if !self.threshold.is_finite() {
+            return Err(Error::bad_model(format!(
+                "calibration threshold must be finite, got {}",
+                self.threshold
+            )));
+        }
+        if !(self.target_tpr > 0.0 && self.target_tpr < 1.0) {
+            return Err(Error::bad_model(format!(
+                "calibration target TPR must be in (0, 1), got {}",
+                self.target_tpr
+            )));
+        }
+        if self.num_samples == 0 {
+            return Err(Error::bad_model(
+                "calibration needs at least one held-out energy, num_samples is 0",
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Sorted held-out energies plus the threshold chosen from them.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Calibration {
@@ -60,7 +86,8 @@ impl Calibration {
 
     /// Rebuilds a calibration read from a model file, checking it is consistent.
     pub fn from_parts(sorted: Vec<f32>, summary: &CalibrationSummary) -> Result<Self> {
-        if sorted.len() != summary.num_samples || sorted.is_empty() {
+        summary.validate()?;
+        if sorted.len() != summary.num_samples {
             return Err(Error::bad_model(format!(
                 "calibration declares {} energies but the file holds {}",
                 summary.num_samples,
@@ -68,16 +95,10 @@ impl Calibration {
             )));
         }
         let ordered = sorted.windows(2).all(|w| w[0] <= w[1]);
-        if !ordered || sorted.iter().any(|e| !e.is_finite()) || !summary.threshold.is_finite() {
+        if !ordered || sorted.iter().any(|e| !e.is_finite()) {
             return Err(Error::bad_model(
                 "calibration energies must be finite and sorted",
             ));
-        }
-        if !(summary.target_tpr > 0.0 && summary.target_tpr < 1.0) {
-            return Err(Error::bad_model(format!(
-                "calibration target TPR must be in (0, 1), got {}",
-                summary.target_tpr
-            )));
         }
         Ok(Self {
             sorted,
@@ -187,10 +208,23 @@ mod tests {
         assert!(Calibration::from_parts(vec![2.0, 1.0], &s).is_err());
         assert!(Calibration::from_parts(vec![1.0], &s).is_err());
         assert!(Calibration::from_parts(vec![1.0, 2.0], &s).is_ok());
-        let s = CalibrationSummary {
-            target_tpr: 1.5,
-            ..s
-        };
-        assert!(Calibration::from_parts(vec![1.0, 2.0], &s).is_err());
+        for bad in [
+            CalibrationSummary {
+                target_tpr: 1.5,
+                ..s.clone()
+            },
+            CalibrationSummary {
+                threshold: f32::INFINITY,
+                ..s.clone()
+            },
+            CalibrationSummary {
+                num_samples: 0,
+                ..s.clone()
+            },
+        ] {
+            assert!(bad.validate().is_err(), "{bad:?}");
+            assert!(Calibration::from_parts(vec![1.0, 2.0], &bad).is_err());
+        }
+        assert!(Calibration::from_parts(vec![], &s).is_err());
     }
 }

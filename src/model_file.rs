@@ -11,7 +11,9 @@
 //! `calibration.energies` (the sorted held-out energies).
 //!
 //! Files are opened by memory-mapping and written atomically (temporary file, fsync, rename), so
-//! a reader never observes a half-written model.
+//! a reader never observes a half-written model. [`read_model_bytes`] and
+//! [`read_metadata_bytes`] parse a model already in memory through the same checks (the fuzz
+//! targets in `fuzz/` use them).
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -60,7 +62,19 @@ impl ModelMetadata {
             .map_err(|e| Error::bad_model(e.to_string()))?;
         crate::schedule::Schedule::new(self.schedule.clone())
             .map_err(|e| Error::bad_model(e.to_string()))?;
-        self.normalization.validate(self.network.input_dim)
+        let embedding = self
+            .schedule
+            .num_timesteps
+            .checked_add(1)
+            .and_then(|levels| levels.checked_mul(self.network.time_embed_dim));
+        if !embedding.is_some_and(|n| n <= MAX_EMBEDDING_VALUES) {
+            return Err(Error::bad_model(format!(
+                "{} steps × a {}-wide time embedding exceed {MAX_EMBEDDING_VALUES} values",
+                self.schedule.num_timesteps, self.network.time_embed_dim
+            )));
+        }
+        self.normalization.validate(self.network.input_dim)?;
+        self.calibration.validate()
     }
 }
 
@@ -69,6 +83,16 @@ pub struct ModelFileContents {
     pub metadata: ModelMetadata,
     pub tensors: HashMap<String, Tensor>,
 }
+
+/// Most values the level-embedding table of one network may hold (`T × time_embed_dim`).
+///
+/// The table is computed, not read, so without a bound a small file declaring 1000 steps and a
+/// 2^20-wide embedding would make the opener allocate gigabytes. Real models use a few hundred
+/// values at most.
+pub const MAX_EMBEDDING_VALUES: usize = 1 << 24;
+
+/// Length of the safetensors header-length prefix; no model file is shorter.
+const LENGTH_PREFIX: usize = 8;
 
 fn map_file(path: &Path) -> Result<memmap2::Mmap> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
@@ -79,17 +103,43 @@ fn map_file(path: &Path) -> Result<memmap2::Mmap> {
             std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file"),
         ));
     }
-    let len = meta.len();
-    if len < 8 {
-        return Err(Error::bad_model(format!(
-            "{} is too short to be a model file ({len} bytes)",
-            path.display()
-        )));
-    }
     // SAFETY: the map is read-only and private to this process. Another process truncating the
     // file while it is mapped can still raise SIGBUS; model files are written by rename, never
     // in place, so ddaebm's own writers never do that.
     unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, e))
+}
+
+/// Where the bytes being parsed came from, for error messages: a file, or a caller's buffer.
+#[derive(Clone, Copy)]
+enum Origin<'a> {
+    File(&'a Path),
+    Buffer,
+}
+
+impl Origin<'_> {
+    /// A [`Error::BadModel`] for a safetensors-level defect, naming the file when there is one.
+    fn bad(self, e: safetensors::SafeTensorError) -> Error {
+        match self {
+            Origin::File(p) => Error::bad_model(format!("{}: {e}", p.display())),
+            Origin::Buffer => Error::bad_model(e.to_string()),
+        }
+    }
+}
+
+/// Parses and validates the safetensors header: sizes, offsets, shapes and dtypes. Nothing is
+/// copied; the returned header describes tensors that lie inside `bytes`.
+fn parse_header(bytes: &[u8], origin: Origin) -> Result<(usize, safetensors::tensor::Metadata)> {
+    if bytes.len() < LENGTH_PREFIX {
+        let what = match origin {
+            Origin::File(p) => p.display().to_string(),
+            Origin::Buffer => "the input".to_string(),
+        };
+        return Err(Error::bad_model(format!(
+            "{what} is too short to be a model file ({} bytes)",
+            bytes.len()
+        )));
+    }
+    safetensors::SafeTensors::read_metadata(bytes).map_err(|e| origin.bad(e))
 }
 
 /// Parses the `__metadata__` of a safetensors header.
@@ -121,36 +171,92 @@ fn parse_metadata(header: Option<&HashMap<String, String>>) -> Result<ModelMetad
     Ok(metadata)
 }
 
+/// Checks one tensor's header entry before anything is copied: it must be f32, and its shape
+/// must describe a tensor the tensor library can lay out.
+///
+/// safetensors only checks that the element count fits in `usize`; a shape with a zero
+/// dimension such as `[0, 2^40, 2^40]` holds no elements and passes, but the contiguous strides
+/// of its other dimensions (`2^80`) overflow.
+fn check_tensor(name: &str, info: &safetensors::tensor::TensorInfo) -> Result<()> {
+    if info.dtype != safetensors::Dtype::F32 {
+        return Err(Error::bad_model(format!(
+            "tensor {name} has dtype {:?}, expected F32",
+            info.dtype
+        )));
+    }
+    let span = info
+        .shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d.max(1)));
+    if span.is_none() {
+        return Err(Error::bad_model(format!(
+            "tensor {name} has an impossible shape {:?}",
+            info.shape
+        )));
+    }
+    Ok(())
+}
+
+/// Validates the metadata of a model held in memory.
+fn metadata_from(bytes: &[u8], origin: Origin) -> Result<ModelMetadata> {
+    let (_, header) = parse_header(bytes, origin)?;
+    parse_metadata(header.metadata().as_ref())
+}
+
+/// Validates a model held in memory and copies its tensors onto `device`: the one code path
+/// behind [`read_model_file`] and [`read_model_bytes`].
+///
+/// Order: safetensors header (lengths, offsets), ddaebm metadata (format, version, config
+/// ranges), then every tensor's dtype and shape, and only then the copies, so a damaged file is
+/// refused before anything proportional to its declared sizes is allocated. The copies total
+/// the file's own size.
+fn contents_from(bytes: &[u8], origin: Origin, device: &Device) -> Result<ModelFileContents> {
+    let (header_len, header) = parse_header(bytes, origin)?;
+    let metadata = parse_metadata(header.metadata().as_ref())?;
+    let infos = header.tensors();
+    for (name, info) in &infos {
+        check_tensor(name, info)?;
+    }
+    // read_metadata checked that the offsets tile the data exactly; `get` keeps that promise
+    // from turning into a panic should it ever be broken.
+    let data = bytes.get(LENGTH_PREFIX + header_len..).unwrap_or_default();
+    let mut tensors = HashMap::with_capacity(infos.len());
+    for (name, info) in infos {
+        let (start, end) = info.data_offsets;
+        let raw = data.get(start..end).ok_or_else(|| {
+            Error::bad_model(format!(
+                "tensor {name} lies outside the file ({start}..{end})"
+            ))
+        })?;
+        let t = Tensor::from_raw_buffer(raw, DType::F32, &info.shape, device)?;
+        tensors.insert(name, t);
+    }
+    Ok(ModelFileContents { metadata, tensors })
+}
+
 /// Reads only the metadata of a model file (memory-mapped; tensors are not touched).
 pub fn read_metadata(path: impl AsRef<Path>) -> Result<ModelMetadata> {
     let path = path.as_ref();
     let mmap = map_file(path)?;
-    let (_, meta) = safetensors::SafeTensors::read_metadata(&mmap)
-        .map_err(|e| Error::bad_model(format!("{}: {e}", path.display())))?;
-    parse_metadata(meta.metadata().as_ref())
+    metadata_from(&mmap, Origin::File(path))
+}
+
+/// [`read_metadata`] on a model file already in memory.
+pub fn read_metadata_bytes(bytes: &[u8]) -> Result<ModelMetadata> {
+    metadata_from(bytes, Origin::Buffer)
 }
 
 /// Memory-maps a model file, validates its metadata and copies its tensors onto `device`.
 pub fn read_model_file(path: impl AsRef<Path>, device: &Device) -> Result<ModelFileContents> {
     let path = path.as_ref();
     let mmap = map_file(path)?;
-    let bad_file =
-        |e: safetensors::SafeTensorError| Error::bad_model(format!("{}: {e}", path.display()));
-    let (_, header) = safetensors::SafeTensors::read_metadata(&mmap).map_err(bad_file)?;
-    let metadata = parse_metadata(header.metadata().as_ref())?;
-    let st = safetensors::SafeTensors::deserialize(&mmap).map_err(bad_file)?;
-    let mut tensors = HashMap::new();
-    for (name, view) in st.tensors() {
-        if view.dtype() != safetensors::Dtype::F32 {
-            return Err(Error::bad_model(format!(
-                "tensor {name} has dtype {:?}, expected F32",
-                view.dtype()
-            )));
-        }
-        let t = Tensor::from_raw_buffer(view.data(), DType::F32, view.shape(), device)?;
-        tensors.insert(name, t);
-    }
-    Ok(ModelFileContents { metadata, tensors })
+    contents_from(&mmap, Origin::File(path), device)
+}
+
+/// [`read_model_file`] on a model file already in memory (the same checks, in the same order).
+/// Pass the result to [`Model::from_contents`](crate::Model::from_contents) to open it.
+pub fn read_model_bytes(bytes: &[u8], device: &Device) -> Result<ModelFileContents> {
+    contents_from(bytes, Origin::Buffer, device)
 }
 
 /// Writes a model file atomically: the bytes go to a temporary file beside `path`, which is
