@@ -9,6 +9,9 @@
 #   DDAEBM_INCLUDE_DIR  directory holding ddaebm.h       (default: <repo>/include)
 #   DDAEBM_FIXTURE_DIR  the bindings fixture             (default: <repo>/target/bindings-fixture)
 #   DDAEBM_VALGRIND     0 skips the Valgrind run         (default: run it when valgrind exists)
+#   DDAEBM_STRESS_THREADS, DDAEBM_STRESS_SECONDS
+#                       threads and duration of the mixed-call stress test (default 16, 2 s;
+#                       the Valgrind run uses 4 threads and one round each)
 #   CC                  C compiler                        (default: cc)
 #
 # Build products go under <repo>/target/bindings/c/.
@@ -100,9 +103,9 @@ if [[ "${DDAEBM_VALGRIND:-1}" != 0 ]] && command -v valgrind >/dev/null; then
   # "possibly lost" blocks are the thread-local storage and crossbeam-epoch handles of rayon
   # worker threads still alive at exit (the global pool is never shut down); only definite
   # leaks fail the run.
-  if ! DDAEBM_TEST_ITERATIONS=1 valgrind --quiet --error-exitcode=1 --leak-check=full \
-    --errors-for-leak-kinds=definite --show-leak-kinds=definite \
-    --log-file="$out/valgrind.log" "$out/test_ddaebm" "$fixture_dir"; then
+  if ! DDAEBM_TEST_ITERATIONS=1 DDAEBM_STRESS_SECONDS=0 DDAEBM_STRESS_THREADS=4 \
+    valgrind --quiet --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
+    --show-leak-kinds=definite --log-file="$out/valgrind.log" "$out/test_ddaebm" "$fixture_dir"; then
     cat "$out/valgrind.log" >&2
     die "Valgrind found errors (log: $out/valgrind.log)"
   fi

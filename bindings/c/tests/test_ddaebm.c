@@ -4,7 +4,8 @@
  *
  * Usage: test_ddaebm FIXTURE_DIR
  * DDAEBM_TEST_ITERATIONS (default 50) sets how many rounds each thread of the concurrency
- * tests runs.
+ * tests runs; DDAEBM_STRESS_THREADS (default 16) and DDAEBM_STRESS_SECONDS (default 2) set the
+ * threads and duration of the mixed-call stress test (0 seconds: one round per thread).
  */
 
 #define _POSIX_C_SOURCE 200809L /* pthread_barrier_t */
@@ -19,11 +20,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 enum { N_THREADS = 8, MESSAGE_LEN = 512 };
 
 static fixture fx;
 static int iterations = 50;
+static int stress_threads = 16;
+static int stress_seconds = 2;
 
 /* ---- helpers ---------------------------------------------------------------------------- */
 
@@ -360,6 +364,100 @@ static void check_success_keeps_last_error(const ddaebm_model *m) {
 static void test_success_keeps_last_error(void) {
   with_model(NULL, check_success_keeps_last_error);
 }
+
+/* ---- finite but extreme rows: defined results ------------------------------------------ */
+
+/* A number from the metadata JSON ("key": number), or 0 when the key is absent. */
+static double metadata_number(const ddaebm_model *m, const char *key) {
+  char quoted[64];
+  snprintf(quoted, sizeof quoted, "\"%s\"", key);
+  const char *hit = strstr(ddaebm_model_metadata(m), quoted);
+  if (hit == NULL) return 0;
+  hit = strchr(hit, ':');
+  return hit == NULL ? 0 : strtod(hit + 1, NULL);
+}
+
+/* What a kind of row must score: the energy of an all-zero row (to within rounding); a finite
+ * energy (above the threshold with a Gaussian base measure, the trainer's default); far out,
+ * +INFINITY with a base measure, a number or +INFINITY without one. */
+typedef enum { LIKE_ZERO, FINITE, FAR_OUT } extreme_expect;
+
+static void check_extreme_rows(const ddaebm_model *m) {
+  enum { D_MAX = 64 };
+  if (fx.dim > D_MAX) return;
+  const float tiny = 1.40129846e-45f; /* the smallest subnormal */
+  const struct {
+    const char *name;
+    float a, b; /* even features get a, odd features b */
+    extreme_expect want;
+  } kinds[] = {
+      {"zeros", 0.0f, 0.0f, LIKE_ZERO},
+      {"negative zeros", -0.0f, -0.0f, LIKE_ZERO},
+      {"smallest subnormals", tiny, -tiny, LIKE_ZERO},
+      {"subnormals near FLT_MIN", 5.9e-39f, 5.9e-39f, LIKE_ZERO},
+      {"+-1e6", 1e6f, -1e6f, FINITE},
+      {"+-1e30", 1e30f, -1e30f, FAR_OUT},
+      {"+-FLT_MAX", 3.40282347e38f, -3.40282347e38f, FAR_OUT},
+  };
+  size_t n_kinds = sizeof kinds / sizeof kinds[0];
+  /* One batch: a row of each kind, then a fixture row with one FLT_MAX feature. */
+  size_t rows = n_kinds + 1;
+  float *x = xmalloc(rows * fx.dim * sizeof *x);
+  for (size_t k = 0; k < n_kinds; k++) {
+    for (size_t j = 0; j < fx.dim; j++) x[k * fx.dim + j] = j % 2 == 0 ? kinds[k].a : kinds[k].b;
+  }
+  memcpy(x + n_kinds * fx.dim, fx.x, fx.dim * sizeof *x);
+  x[n_kinds * fx.dim + fx.dim - 1] = 3.40282347e38f;
+
+  float *energy = xmalloc(rows * sizeof *energy), *screened = xmalloc(rows * sizeof *screened);
+  float *pvalue = xmalloc(rows * sizeof *pvalue);
+  uint8_t *is_ood = xmalloc(rows);
+  EXPECT_OK(ddaebm_energy(m, x, rows, fx.dim, energy));
+  EXPECT_OK(ddaebm_screen(m, x, rows, fx.dim, screened, is_ood));
+  EXPECT_OK(ddaebm_pvalues(m, x, rows, fx.dim, pvalue));
+  CHECK_SAME_F32("screen energy", screened, energy, rows);
+
+  size_t n_cal = (size_t)metadata_number(m, "num_samples");
+  bool base_measure = metadata_number(m, "base_std") > 0;
+  CHECK(n_cal > 0, "no num_samples in the metadata");
+  float smallest = 1.0f / (float)(n_cal + 1), threshold = ddaebm_model_threshold(m);
+  float zero = energy[0];
+  for (size_t i = 0; i < rows; i++) {
+    const char *name = i < n_kinds ? kinds[i].name : "one FLT_MAX feature";
+    extreme_expect want = i < n_kinds ? kinds[i].want : FAR_OUT;
+    float e = energy[i];
+    CHECK(!isnan(e) && e != -INFINITY, "%s: energy %g", name, (double)e);
+    switch (want) {
+    case LIKE_ZERO: {
+      /* Within 1e-5 relative (absolute below 1); no libm needed. */
+      float diff = e > zero ? e - zero : zero - e, scale = zero > 0 ? zero : -zero;
+      CHECK(diff <= 1e-5f * (scale > 1.0f ? scale : 1.0f), "%s: energy %.9g, zero row %.9g", name,
+            (double)e, (double)zero);
+      break;
+    }
+    case FINITE:
+      CHECK(isfinite(e) && (e > threshold || !base_measure), "%s: energy %g (threshold %g)",
+            name, (double)e, (double)threshold);
+      break;
+    case FAR_OUT:
+      CHECK(e == INFINITY || !base_measure, "%s: energy %g, expected +inf", name, (double)e);
+      break;
+    }
+    if (e == INFINITY) {
+      CHECK(pvalue[i] == smallest, "%s: p-value %g, expected 1/(%zu + 1)", name,
+            (double)pvalue[i], n_cal);
+    }
+    CHECK(is_ood[i] == (e > threshold), "%s: is_ood %u for energy %g", name, is_ood[i], (double)e);
+    CHECK(pvalue[i] >= smallest && pvalue[i] <= 1.0f, "%s: p-value %g", name, (double)pvalue[i]);
+  }
+  free(x);
+  free(energy);
+  free(screened);
+  free(pvalue);
+  free(is_ood);
+}
+
+static void test_extreme_rows(void) { with_model(NULL, check_extreme_rows); }
 
 /* ---- error paths ------------------------------------------------------------------------ */
 
@@ -739,6 +837,187 @@ static void test_open_concurrently(void) {
   }
 }
 
+/* Mixed-call stress: DDAEBM_STRESS_THREADS threads share one model for DDAEBM_STRESS_SECONDS
+ * and draw energy, screen, p-value, sample and failing calls of varied sizes; every result must
+ * equal, bit for bit, the one computed beforehand on one thread for the same call (same rows,
+ * same batch size: a row's last bits may depend on the batch size, never on other threads). */
+typedef enum { CALL_ENERGY, CALL_SCREEN, CALL_PVALUES, CALL_SAMPLE, CALL_NON_FINITE } call_kind;
+
+typedef struct {
+  call_kind kind;
+  const float *x; /* CALL_ENERGY/SCREEN/PVALUES/NON_FINITE: rows × dim */
+  size_t rows;
+  uint64_t seed;       /* CALL_SAMPLE */
+  float *want;         /* energies, p-values or sample rows */
+  uint8_t *want_flags; /* CALL_SCREEN */
+} mixed_call;
+
+enum { MAX_MIXED_CALLS = 32 };
+
+typedef struct {
+  const ddaebm_model *m;
+  const mixed_call *calls;
+  size_t n_calls;
+  unsigned index; /* thread number */
+  unsigned long done;
+  unsigned mismatches;
+  char message[MESSAGE_LEN]; /* first failure or mismatch */
+} mixed_thread;
+
+static void mixed_note(mixed_thread *t, const char *what, size_t call) {
+  if (t->message[0] == '\0')
+    snprintf(t->message, sizeof t->message, "call %zu: %s (last error \"%s\")", call, what,
+             ddaebm_last_error());
+  t->mismatches++;
+}
+
+/* Runs call `c` and compares with its reference; returns 0 on a match. */
+static int run_mixed(const ddaebm_model *m, const mixed_call *c, float *buf, uint8_t *flags,
+                     size_t buf_len, const char **what) {
+  size_t n = c->kind == CALL_SAMPLE ? c->rows * fx.dim : c->rows;
+  switch (c->kind) {
+  case CALL_ENERGY:
+    *what = "energy";
+    return ddaebm_energy(m, c->x, c->rows, fx.dim, buf) != DDAEBM_OK ||
+           memcmp(buf, c->want, n * sizeof *buf) != 0;
+  case CALL_SCREEN:
+    *what = "screen";
+    return ddaebm_screen(m, c->x, c->rows, fx.dim, buf, flags) != DDAEBM_OK ||
+           memcmp(buf, c->want, n * sizeof *buf) != 0 || memcmp(flags, c->want_flags, n) != 0;
+  case CALL_PVALUES:
+    *what = "pvalues";
+    return ddaebm_pvalues(m, c->x, c->rows, fx.dim, buf) != DDAEBM_OK ||
+           memcmp(buf, c->want, n * sizeof *buf) != 0;
+  case CALL_SAMPLE:
+    *what = "sample";
+    return ddaebm_sample(m, c->rows, c->seed, buf, buf_len) != DDAEBM_OK ||
+           memcmp(buf, c->want, n * sizeof *buf) != 0;
+  case CALL_NON_FINITE:
+    *what = "NaN batch";
+    return ddaebm_energy(m, c->x, c->rows, fx.dim, buf) != DDAEBM_ERR_NON_FINITE ||
+           !names_index(ddaebm_last_error(), "row", c->rows - 1);
+  }
+  return 1;
+}
+
+static void *mixed_thread_main(void *arg) {
+  mixed_thread *t = arg;
+  size_t buf_len = 4 * fx.rows * fx.dim + fx.sample_rows * fx.dim;
+  float *buf = xmalloc(buf_len * sizeof *buf);
+  uint8_t *flags = xmalloc(4 * fx.rows);
+  uint64_t state = 0x9E3779B97F4A7C15ull ^ (t->index + 1);
+  struct timespec start, now;
+  clock_gettime(CLOCK_MONOTONIC, &start);
+  for (;;) {
+    size_t i;
+    if (t->done < t->n_calls) {
+      i = (t->done + t->index) % t->n_calls; /* one full round first */
+    } else {
+      clock_gettime(CLOCK_MONOTONIC, &now);
+      if (now.tv_sec - start.tv_sec >= stress_seconds) break;
+      state ^= state << 13;
+      state ^= state >> 7;
+      state ^= state << 17;
+      i = (size_t)(state % t->n_calls);
+    }
+    const char *what = "?";
+    if (run_mixed(t->m, &t->calls[i], buf, flags, buf_len, &what) != 0) mixed_note(t, what, i);
+    t->done++;
+  }
+  free(buf);
+  free(flags);
+  return NULL;
+}
+
+static void check_mixed_stress(const ddaebm_model *m) {
+  mixed_call calls[MAX_MIXED_CALLS];
+  size_t n_calls = 0;
+  /* Batches: prefixes of the fixture rows, all of them four times over, and extreme rows. */
+  size_t big = 4 * fx.rows;
+  float *tiled = xmalloc(big * fx.dim * sizeof *tiled);
+  for (size_t r = 0; r < 4; r++) {
+    memcpy(tiled + r * fx.rows * fx.dim, fx.x, fx.rows * fx.dim * sizeof *tiled);
+  }
+  float *extreme = xmalloc(fx.rows * fx.dim * sizeof *extreme);
+  memcpy(extreme, fx.x, fx.rows * fx.dim * sizeof *extreme);
+  for (size_t r = 0; r < fx.rows; r += 3) extreme[r * fx.dim + r % fx.dim] = r % 2 ? 1e30f : -3e38f;
+  float *nan_rows = xmalloc(fx.rows * fx.dim * sizeof *nan_rows);
+  memcpy(nan_rows, fx.x, fx.rows * fx.dim * sizeof *nan_rows);
+  nan_rows[(fx.rows - 1) * fx.dim] = NAN;
+
+  const struct {
+    const float *x;
+    size_t rows;
+  } batches[] = {{fx.x, 1}, {fx.x, 5}, {fx.x + fx.dim, fx.rows / 2}, {fx.x, fx.rows},
+                 {tiled, big}, {extreme, fx.rows}};
+  size_t all_rows_energy = 0;
+  for (size_t b = 0; b < sizeof batches / sizeof batches[0]; b++) {
+    for (call_kind k = CALL_ENERGY; k <= CALL_PVALUES; k++) {
+      if (k == CALL_ENERGY && batches[b].x == fx.x && batches[b].rows == fx.rows) {
+        all_rows_energy = n_calls;
+      }
+      mixed_call *c = &calls[n_calls++];
+      *c = (mixed_call){.kind = k, .x = batches[b].x, .rows = batches[b].rows};
+      c->want = xmalloc(c->rows * sizeof *c->want);
+      c->want_flags = k == CALL_SCREEN ? xmalloc(c->rows) : NULL;
+      if (k == CALL_ENERGY) EXPECT_OK(ddaebm_energy(m, c->x, c->rows, fx.dim, c->want));
+      if (k == CALL_SCREEN)
+        EXPECT_OK(ddaebm_screen(m, c->x, c->rows, fx.dim, c->want, c->want_flags));
+      if (k == CALL_PVALUES) EXPECT_OK(ddaebm_pvalues(m, c->x, c->rows, fx.dim, c->want));
+    }
+  }
+  const struct {
+    size_t rows;
+    uint64_t seed;
+  } samples[] = {{1, 3}, {fx.sample_rows, fx.sample_seed}, {fx.sample_rows, 99}};
+  for (size_t i = 0; i < sizeof samples / sizeof samples[0]; i++) {
+    mixed_call *c = &calls[n_calls++];
+    *c = (mixed_call){.kind = CALL_SAMPLE, .rows = samples[i].rows, .seed = samples[i].seed};
+    c->want = xmalloc(c->rows * fx.dim * sizeof *c->want);
+    EXPECT_OK(ddaebm_sample(m, c->rows, c->seed, c->want, c->rows * fx.dim));
+  }
+  calls[n_calls++] = (mixed_call){.kind = CALL_NON_FINITE, .x = nan_rows, .rows = fx.rows};
+  /* The full-batch references are the fixture's, computed by the Rust library. */
+  CHECK_SAME_F32("energy of all rows", calls[all_rows_energy].want, fx.energy, fx.rows);
+
+  mixed_thread *threads = calloc((size_t)stress_threads, sizeof *threads);
+  pthread_t *ids = xmalloc((size_t)stress_threads * sizeof *ids);
+  if (threads == NULL) abort();
+  int started = 0;
+  for (; started < stress_threads; started++) {
+    threads[started] = (mixed_thread){.m = m, .calls = calls, .n_calls = n_calls,
+                                      .index = (unsigned)started};
+    if (pthread_create(&ids[started], NULL, mixed_thread_main, &threads[started]) != 0) break;
+  }
+  CHECK(started == stress_threads, "only %d threads started", started);
+  unsigned long total = 0;
+  for (int i = 0; i < started; i++) {
+    pthread_join(ids[i], NULL);
+    total += threads[i].done;
+    CHECK(threads[i].mismatches == 0, "thread %d: %u of %lu calls failed or differ; first: %s", i,
+          threads[i].mismatches, threads[i].done, threads[i].message);
+  }
+  printf("# mixed stress: %d threads, %d s, %zu distinct calls, %lu calls made\n", started,
+         stress_seconds, n_calls, total);
+  for (size_t i = 0; i < n_calls; i++) {
+    free(calls[i].want);
+    free(calls[i].want_flags);
+  }
+  free(threads);
+  free(ids);
+  free(tiled);
+  free(extreme);
+  free(nan_rows);
+}
+
+static void test_mixed_stress_global_pool(void) { with_model(NULL, check_mixed_stress); }
+
+static void test_mixed_stress_pool_of_2(void) {
+  ddaebm_open_options opts = ddaebm_open_options_default();
+  opts.threads = 2;
+  with_model(&opts, check_mixed_stress);
+}
+
 /* ---- main ------------------------------------------------------------------------------- */
 
 int main(int argc, char **argv) {
@@ -749,6 +1028,16 @@ int main(int argc, char **argv) {
   const char *env = getenv("DDAEBM_TEST_ITERATIONS");
   if (env != NULL && (iterations = atoi(env)) < 1) {
     fprintf(stderr, "DDAEBM_TEST_ITERATIONS must be a positive number, not \"%s\"\n", env);
+    return 2;
+  }
+  env = getenv("DDAEBM_STRESS_THREADS");
+  if (env != NULL && ((stress_threads = atoi(env)) < 1 || stress_threads > 1024)) {
+    fprintf(stderr, "DDAEBM_STRESS_THREADS must be in 1..1024, not \"%s\"\n", env);
+    return 2;
+  }
+  env = getenv("DDAEBM_STRESS_SECONDS");
+  if (env != NULL && (stress_seconds = atoi(env)) < 0) {
+    fprintf(stderr, "DDAEBM_STRESS_SECONDS must be 0 or more, not \"%s\"\n", env);
     return 2;
   }
   char err[4200];
@@ -782,6 +1071,9 @@ int main(int argc, char **argv) {
   run_test("shared_model_pool_of_1", test_shared_model_pool_of_1);
   run_test("shared_model_global_pool", test_shared_model_global_pool);
   run_test("open_concurrently", test_open_concurrently);
+  run_test("extreme_rows", test_extreme_rows);
+  run_test("mixed_stress_global_pool", test_mixed_stress_global_pool);
+  run_test("mixed_stress_pool_of_2", test_mixed_stress_pool_of_2);
 
   fixture_free(&fx);
   return finish_tests();
