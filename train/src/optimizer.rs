@@ -86,8 +86,10 @@ impl Adam {
             let decayed = (slot.var.as_tensor() * (1f64 - lr * weight_decay))?;
             let adjusted = (m_hat / (v_hat.sqrt()? + eps)?)?;
             slot.var.set(&(decayed - (adjusted * lr)?)?)?;
-            slot.m = next_m;
-            slot.v = next_v;
+            // Detached: with second-order gradients on, `g` carries the whole step's graph,
+            // which the moments would otherwise keep alive from one step to the next.
+            slot.m = next_m.detach();
+            slot.v = next_v.detach();
         }
         Ok(())
     }
@@ -158,6 +160,8 @@ mod tests {
 
     #[test]
     fn updates_are_bit_identical_to_candle_adamw_and_resume_exactly() {
+        // As in training: gradients keep their graph, which the moments must not hold on to.
+        crate::trainer::enable_second_order_gradients().unwrap();
         let dev = Device::Cpu;
         let init = Tensor::randn(0f32, 1., (5, 3), &dev).unwrap();
         let x = Tensor::randn(0f32, 1., (8, 5), &dev).unwrap();
@@ -199,6 +203,10 @@ mod tests {
                     .unwrap()
         };
         assert!(same(&w, &w_ref), "5 steps differ from candle's AdamW");
+        assert!(
+            ours.slots.iter().all(|s| !s.m.track_op() && !s.v.track_op()),
+            "the moments keep a gradient graph alive across steps"
+        );
 
         // Save, take 5 more steps, then restore into a fresh optimiser on a copy of the weights
         // taken at the save: the restored run repeats the same 5 steps exactly.
