@@ -204,7 +204,9 @@ mod tests {
         };
         assert!(same(&w, &w_ref), "5 steps differ from candle's AdamW");
         assert!(
-            ours.slots.iter().all(|s| !s.m.track_op() && !s.v.track_op()),
+            ours.slots
+                .iter()
+                .all(|s| !s.m.track_op() && !s.v.track_op()),
             "the moments keep a gradient graph alive across steps"
         );
 
