@@ -502,20 +502,17 @@ impl Trainer {
         }
         let ema_saved: HashMap<&str, &Tensor> =
             state.ema.iter().map(|(n, t)| (n.as_str(), t)).collect();
-        match &self.ema {
+        let ema_matches = match &self.ema {
             Some(e) => {
-                if ema_saved.len() != e.entries.len()
-                    || e.entries.iter().any(|(n, var, _)| {
-                        ema_saved.get(n.as_str()).map(|t| t.shape()) != Some(var.shape())
+                ema_saved.len() == e.entries.len()
+                    && e.entries.iter().all(|(n, var, _)| {
+                        ema_saved.get(n.as_str()).map(|t| t.shape()) == Some(var.shape())
                     })
-                {
-                    bail!("the checkpoint's EMA weights do not match the energy network");
-                }
             }
-            None if !ema_saved.is_empty() => {
-                bail!("the checkpoint has EMA weights but this run keeps no EMA")
-            }
-            None => {}
+            None => ema_saved.is_empty(),
+        };
+        if !ema_matches {
+            bail!("the checkpoint's EMA weights do not match this run's energy network and EMA");
         }
         self.opt_energy.restore(state.opt_energy)?;
         self.opt_generator.restore(state.opt_generator)?;

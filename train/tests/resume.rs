@@ -236,7 +236,7 @@ fn killed_or_interrupted_runs_resume_to_the_uninterrupted_model() {
     assert!(!stderr.contains("error"), "{stderr}");
     assert!(!stopped.exists());
     let at_stop = Checkpoint::load(&ckpt).unwrap().trainer.step;
-    assert!(at_stop >= EVERY && at_stop < STEPS, "{at_stop}");
+    assert!((EVERY..STEPS).contains(&at_stop), "{at_stop}");
     let stderr = run_watching(&fit_args(&data, &stopped, true), &stopped);
     assert!(
         stderr.contains(&format!("resumed at iteration {at_stop}")),
