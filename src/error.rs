@@ -46,9 +46,39 @@ pub enum Error {
     DeviceUnavailable(String),
 
     // === Internal ===
-    /// An error from the tensor library.
-    #[error(transparent)]
-    Candle(#[from] candle::Error),
+    /// An error from the tensor library (without the backtrace candle attaches when
+    /// `RUST_BACKTRACE` is set: messages stay one line, also through the C ABI).
+    #[error("{}", one_line(.0))]
+    Candle(#[source] candle::Error),
+}
+
+impl From<candle::Error> for Error {
+    fn from(e: candle::Error) -> Self {
+        Self::Candle(without_backtrace(e))
+    }
+}
+
+/// candle's message on one line: its context layers are joined with `: ` instead of newlines.
+pub(crate) fn one_line(e: &candle::Error) -> String {
+    let text = e.to_string();
+    let parts: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    parts.join(": ")
+}
+
+/// `e` with every backtrace layer removed, contexts kept.
+fn without_backtrace(e: candle::Error) -> candle::Error {
+    match e {
+        candle::Error::WithBacktrace { inner, .. } => without_backtrace(*inner),
+        candle::Error::Context { inner, context } => candle::Error::Context {
+            inner: Box::new(without_backtrace(*inner)),
+            context,
+        },
+        other => other,
+    }
 }
 
 impl Error {
@@ -66,3 +96,25 @@ impl Error {
 
 /// Crate-wide result alias.
 pub type Result<T> = std::result::Result<T, Error>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn candle_errors_lose_their_backtrace_but_keep_their_context() {
+        let inner = candle::Error::Msg("bad shape".into());
+        let wrapped = candle::Error::WithBacktrace {
+            inner: Box::new(inner),
+            backtrace: Box::new(std::backtrace::Backtrace::force_capture()),
+        }
+        .context("energy network");
+        let e: Error = wrapped.into();
+        let msg = e.to_string();
+        assert!(
+            msg.contains("bad shape") && msg.contains("energy network"),
+            "{msg}"
+        );
+        assert!(!msg.contains('\n'), "{msg}");
+    }
+}

@@ -54,7 +54,7 @@ pub struct Model {
 
 fn bad(what: &str) -> impl Fn(Error) -> Error + '_ {
     move |e| match e {
-        Error::Candle(c) => Error::bad_model(format!("{what}: {c}")),
+        Error::Candle(c) => Error::bad_model(format!("{what}: {}", crate::error::one_line(&c))),
         other => other,
     }
 }
@@ -77,9 +77,12 @@ impl Model {
         let calib = tensors
             .remove(CALIBRATION_TENSOR)
             .ok_or_else(|| Error::bad_model(format!("tensor {CALIBRATION_TENSOR} is missing")))?;
-        let calib = calib
-            .to_vec1::<f32>()
-            .map_err(|e| Error::bad_model(format!("{CALIBRATION_TENSOR}: {e}")))?;
+        let calib = calib.to_vec1::<f32>().map_err(|e| {
+            Error::bad_model(format!(
+                "{CALIBRATION_TENSOR}: {}",
+                crate::error::one_line(&e)
+            ))
+        })?;
         let calibration = Calibration::from_parts(calib, &metadata.calibration)?;
         let levels = schedule.num_timesteps();
         let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
