@@ -67,7 +67,7 @@ impl ModelMetadata {
             .num_timesteps
             .checked_add(1)
             .and_then(|levels| levels.checked_mul(self.network.time_embed_dim));
-        if !embedding.is_some_and(|n| n <= MAX_EMBEDDING_VALUES) {
+        if embedding.is_none_or(|n| n > MAX_EMBEDDING_VALUES) {
             return Err(Error::bad_model(format!(
                 "{} steps × a {}-wide time embedding exceed {MAX_EMBEDDING_VALUES} values",
                 self.schedule.num_timesteps, self.network.time_embed_dim
