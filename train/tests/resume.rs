@@ -199,6 +199,10 @@ fn killed_or_interrupted_runs_resume_to_the_uninterrupted_model() {
         reached.saturating_sub(at_kill)
     );
 
+    // A temporary file that a kill during a checkpoint write would leave is cleaned up.
+    let stale = dir.path().join(".killed.safetensors.ckpt.tmp999999");
+    std::fs::write(&stale, b"half a checkpoint").unwrap();
+
     // A checkpoint is never continued with other data.
     let other = dir.path().join("other.npy");
     write_data(&other, 2);
