@@ -1,15 +1,16 @@
 //! Model file round trips and hostile files, through the public API only.
 
+mod support;
+
 use std::collections::HashMap;
 use std::path::Path;
 
 use candle::{DType, Device, Tensor};
-use candle_nn::{VarBuilder, VarMap};
 use ddaebm::calibration::CalibrationSummary;
 use ddaebm::model_file::{ModelFileContents, CALIBRATION_TENSOR, FORMAT_VERSION};
 use ddaebm::{
-    write_model_file, Calibration, EnergyNet, Error, Generator, Model, ModelMetadata,
-    NetworkConfig, Normalization, ScheduleConfig,
+    write_model_file, Calibration, Error, Model, ModelMetadata, NetworkConfig, Normalization,
+    ScheduleConfig,
 };
 
 /// A randomly initialised model with a small network and non-trivial normalisation.
@@ -17,22 +18,7 @@ fn random_model(dim: usize) -> (ModelMetadata, Vec<(String, Tensor)>) {
     let dev = Device::Cpu;
     let mut network = NetworkConfig::toy(dim);
     network.head_widths = vec![32, 32];
-    let vm = VarMap::new();
-    let vb = VarBuilder::from_varmap(&vm, DType::F32, &dev);
-    EnergyNet::new(&network, 4, vb.pp("energy")).unwrap();
-    let g = Generator::new(&network, 4, vb.pp("generator")).unwrap();
-    // One train-mode pass so the BatchNorm running statistics are not the defaults.
-    let x = Tensor::randn(0.5f32, 2.0, (64, dim), &dev).unwrap();
-    let z = Tensor::randn(0f32, 1.0, (64, network.latent_dim), &dev).unwrap();
-    let k = Tensor::zeros(64, DType::U32, &dev).unwrap();
-    g.forward_t(&x, &z, &k, true).unwrap();
-    let mut tensors: Vec<(String, Tensor)> = vm
-        .data()
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(n, v)| (n.clone(), v.as_tensor().copy().unwrap()))
-        .collect();
+    let mut tensors = support::random_weights(&network, 0.5, 2.0);
     let cal = Calibration::fit((0..50).map(|i| i as f32 * 0.1 - 2.0).collect(), 0.95).unwrap();
     tensors.push((
         CALIBRATION_TENSOR.into(),

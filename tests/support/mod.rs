@@ -31,22 +31,7 @@ pub fn random_model(dim: usize, head: &[usize], kind: Kind) -> Model {
         network.base_std = 0.7;
         network.input_soft_clip = 4.0;
     }
-    let vm = VarMap::new();
-    let vb = VarBuilder::from_varmap(&vm, DType::F32, &dev);
-    EnergyNet::new(&network, 4, vb.pp("energy")).unwrap();
-    let g = Generator::new(&network, 4, vb.pp("generator")).unwrap();
-    // One train-mode pass so the BatchNorm running statistics are not the defaults.
-    let x = Tensor::randn(0f32, 1.0, (64, dim), &dev).unwrap();
-    let z = Tensor::randn(0f32, 1.0, (64, network.latent_dim), &dev).unwrap();
-    let k = Tensor::zeros(64, DType::U32, &dev).unwrap();
-    g.forward_t(&x, &z, &k, true).unwrap();
-    let tensors: Vec<(String, Tensor)> = vm
-        .data()
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(n, v)| (n.clone(), v.as_tensor().copy().unwrap()))
-        .collect();
+    let tensors = random_weights(&network, 0.0, 1.0);
     let normalization = Normalization {
         mean: (0..dim)
             .map(|i| match i % 4 {
@@ -84,6 +69,25 @@ pub fn random_model(dim: usize, head: &[usize], kind: Kind) -> Model {
         .energy(&rows(300, dim, 1), 300)
         .expect("scoring calibration rows");
     build(&Calibration::fit(held_out, 0.95).unwrap())
+}
+
+/// Randomly initialised `energy.*` and `generator.*` tensors for `network` (4 levels), with
+/// BatchNorm running statistics from one train-mode pass on N(`mean`, `std`²) rows.
+pub fn random_weights(network: &NetworkConfig, mean: f32, std: f32) -> Vec<(String, Tensor)> {
+    let dev = Device::Cpu;
+    let vm = VarMap::new();
+    let vb = VarBuilder::from_varmap(&vm, DType::F32, &dev);
+    EnergyNet::new(network, 4, vb.pp("energy")).unwrap();
+    let g = Generator::new(network, 4, vb.pp("generator")).unwrap();
+    let dim = network.input_dim;
+    let x = Tensor::randn(mean, std, (64, dim), &dev).unwrap();
+    let z = Tensor::randn(0f32, 1.0, (64, network.latent_dim), &dev).unwrap();
+    let k = Tensor::zeros(64, DType::U32, &dev).unwrap();
+    g.forward_t(&x, &z, &k, true).unwrap();
+    let data = vm.data().lock().unwrap();
+    data.iter()
+        .map(|(n, v)| (n.clone(), v.as_tensor().copy().unwrap()))
+        .collect()
 }
 
 /// `n` deterministic rows of `dim` features in the raw scale, around the model's mean
