@@ -17,6 +17,7 @@
 //! ```
 
 pub mod calibration;
+pub mod cpu_energy;
 pub mod device;
 pub mod error;
 pub mod ffi;

@@ -7,6 +7,7 @@ use candle::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 
 use crate::calibration::Calibration;
+use crate::cpu_energy::CpuEnergy;
 use crate::error::{Error, Result};
 use crate::model_file::{read_model_file, ModelFileContents, ModelMetadata, CALIBRATION_TENSOR};
 use crate::network::{level_tensor, EnergyNet, Generator};
@@ -50,6 +51,8 @@ pub struct Model {
     device: Device,
     /// Worker threads for CPU compute, when the caller asked for a fixed number.
     pool: Option<Arc<rayon::ThreadPool>>,
+    /// The fused scoring path, on the CPU.
+    cpu_energy: Option<CpuEnergy>,
 }
 
 fn bad(what: &str) -> impl Fn(Error) -> Error + '_ {
@@ -91,6 +94,14 @@ impl Model {
         let generator = Generator::new(&metadata.network, levels, vb.pp("generator"))
             .map_err(bad("generator network"))?;
         let (mean, std) = metadata.normalization.tensors(device)?;
+        let cpu_energy = match device {
+            Device::Cpu => Some(CpuEnergy::new(
+                &energy,
+                &metadata.normalization.mean,
+                &metadata.normalization.std,
+            )?),
+            _ => None,
+        };
         Ok(Self {
             metadata,
             schedule,
@@ -101,6 +112,7 @@ impl Model {
             std,
             device: device.clone(),
             pool: None,
+            cpu_energy,
         })
     }
 
@@ -234,6 +246,12 @@ impl Model {
     ///   without one extrapolates its MLP and may give a large finite energy of either sign.
     pub fn energy(&self, x: &[f32], n_rows: usize) -> Result<Vec<f32>> {
         self.check_rows(x, n_rows)?;
+        if let Some(cpu) = &self.cpu_energy {
+            let mut out = vec![0f32; n_rows];
+            self.in_pool(|| cpu.energies(x, &mut out));
+            out.iter_mut().for_each(|e| *e = overflow_to_infinity(*e));
+            return Ok(out);
+        }
         let d = self.input_dim();
         self.in_pool(|| {
             let mut out = Vec::with_capacity(n_rows);

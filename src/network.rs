@@ -157,6 +157,17 @@ impl Prelu {
     }
 }
 
+impl Prelu {
+    /// The slope as used: clamped to [0, 1].
+    pub fn slope(&self) -> Result<f32> {
+        Ok(self
+            .weight
+            .clamp(0.0, 1.0)?
+            .flatten_all()?
+            .to_vec1::<f32>()?[0])
+    }
+}
+
 impl Module for Prelu {
     fn forward(&self, xs: &Tensor) -> candle::Result<Tensor> {
         let slope = self.weight.clamp(0.0, 1.0)?.reshape(())?;
@@ -200,6 +211,24 @@ impl Mlp {
             norms,
             acts,
         })
+    }
+}
+
+impl Mlp {
+    /// Each linear layer with the PReLU after it (none after the last), for inference code
+    /// outside candle. Fails for an MLP with BatchNorm (its statistics are not folded).
+    pub fn layers(&self) -> Result<Vec<(&Linear, Option<&Prelu>)>> {
+        if !self.norms.is_empty() {
+            return Err(Error::InvalidArgument(
+                "an MLP with BatchNorm has no plain layer list".into(),
+            ));
+        }
+        Ok(self
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (l, self.acts.get(i)))
+            .collect())
     }
 }
 
@@ -264,6 +293,20 @@ impl TimeConditionedMlp {
         })
     }
 
+    pub fn x_branch(&self) -> &Mlp {
+        &self.x_branch
+    }
+
+    pub fn head(&self) -> &Mlp {
+        &self.head
+    }
+
+    /// The t-branch's output for `level`, shape (1, branch width).
+    pub fn level_features(&self, level: usize) -> Result<Tensor> {
+        let emb = self.embedding.narrow(0, level, 1)?;
+        Ok(self.t_branch.forward_t(&emb, false)?)
+    }
+
     /// `xs`: (B, in_dim) f32; `levels`: (B,) u32 level indices.
     pub fn forward_t(&self, xs: &Tensor, levels: &Tensor, train: bool) -> Result<Tensor> {
         let hx = self.x_branch.forward_t(xs, train)?;
@@ -296,6 +339,20 @@ impl EnergyNet {
             base_std: cfg.base_std,
             soft_clip: cfg.input_soft_clip,
         })
+    }
+
+    pub fn trunk(&self) -> &TimeConditionedMlp {
+        &self.trunk
+    }
+
+    /// `s` of the Gaussian base measure (0: none).
+    pub fn base_std(&self) -> f32 {
+        self.base_std
+    }
+
+    /// `c` of the input soft clip (0: off).
+    pub fn soft_clip_width(&self) -> f32 {
+        self.soft_clip
     }
 
     /// `f_θ(x, k)`, shape (B,). Higher means more in-distribution.
@@ -340,7 +397,7 @@ pub const SOFT_CLIP_SATURATION: f64 = (1u64 << 20) as f64;
 
 /// Largest magnitude fed to the soft clip's formula whatever `c` is: its square, 1e36, is
 /// finite in f32. Only a clip width above ~1e12 makes this bound the smaller one.
-const SOFT_CLIP_MAX_INPUT: f64 = 1e18;
+pub(crate) const SOFT_CLIP_MAX_INPUT: f64 = 1e18;
 
 /// `x / √(1 + (x/c)²)` per element: the identity near 0, bounded by ±c, and finite for every
 /// input including ±∞.

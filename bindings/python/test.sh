@@ -39,8 +39,11 @@ failed=$(grep -cE " (FAILED|ERROR)" "$log" || true)
 
 # The example, on the fixture: it must flag exactly the rows the Rust library flags.
 expected="flagged $(awk '$1=="flagged"{print $2}' "$fixture/fixture.txt") of $(awk '$1=="rows"{print $2}' "$fixture/fixture.txt") rows"
-got=$(DDAEBM_LIBRARY="$lib_dir/libddaebm.so" "$venv/bin/python" "$repo/examples/python/screen.py" \
-    "$fixture/model.safetensors" "$fixture/rows.csv" | head -1)
+# The whole output first, then its first line: piping into `head -1` would close the pipe while
+# the example may still be writing, and it would fail with EPIPE depending on timing.
+out=$(DDAEBM_LIBRARY="$lib_dir/libddaebm.so" "$venv/bin/python" "$repo/examples/python/screen.py" \
+    "$fixture/model.safetensors" "$fixture/rows.csv" || true)
+got=${out%%$'\n'*}
 if [[ $got == "$expected"* ]]; then
     echo "ok - example screen.py: $got"
     passed=$((passed + 1))

@@ -1,0 +1,194 @@
+#!/usr/bin/env python3
+"""CPU scoring throughput: ddaebm_energy (through the Python binding) against numpy running the
+same forward pass on the same weights read from the .safetensors file, and PyOD's
+IsolationForest.decision_function on the same rows. Side by side in one run; ratios are the
+result (see bench/scoring/README.md).
+
+    target/bench-venv/bin/python bench/scoring/throughput.py [--dims 32,512] [--out results.json]
+
+Needs the release library and CLI (`cargo build --release --workspace --bins`), numpy and pyod.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[2]
+RELEASE = REPO / "target" / "release"
+sys.path.insert(0, str(REPO / "bindings" / "python" / "src"))
+os.environ.setdefault("DDAEBM_LIBRARY", str(RELEASE / "libddaebm.so"))
+
+import ddaebm  # noqa: E402  (after DDAEBM_LIBRARY is set)
+
+BATCHES = [1, 64, 4096, 65536]
+
+
+def read_safetensors(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Every f32 tensor of a .safetensors file, and its __metadata__."""
+    raw = path.read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8:8 + n])
+    meta = header.pop("__metadata__", {})
+    base = 8 + n
+    tensors = {}
+    for name, info in header.items():
+        assert info["dtype"] == "F32", (name, info["dtype"])
+        lo, hi = info["data_offsets"]
+        tensors[name] = np.frombuffer(raw[base + lo:base + hi], dtype="<f4").reshape(info["shape"])
+    return tensors, meta
+
+
+class NumpyEnergy:
+    """The level-0 energy E(x) = -f(x, 0) of SPEC §2.2 plus ddaebm's base measure and soft clip,
+    written the way one would in numpy: float32, pre-transposed weights, the level-0 t-branch
+    computed once."""
+
+    def __init__(self, path: Path):
+        t, meta = read_safetensors(path)
+        m = json.loads(meta["ddaebm"])
+        net = m["network"]
+        self.mean = np.asarray(m["normalization"]["mean"], np.float32)
+        self.inv_std = (1.0 / np.asarray(m["normalization"]["std"], np.float32)).astype(np.float32)
+        self.clip = float(net.get("input_soft_clip", 0.0))
+        s = float(net.get("base_std", 0.0))
+        self.base = np.float32(0.5 / s**2) if s > 0 else None
+
+        def mlp(prefix: str, n: int):
+            layers = []
+            for i in range(n):
+                w = np.ascontiguousarray(t[f"{prefix}.linear{i}.weight"].T)
+                b = t[f"{prefix}.linear{i}.bias"]
+                a = t.get(f"{prefix}.act{i}.weight")
+                layers.append((w, b, None if a is None else np.float32(np.clip(a[0], 0, 1))))
+            return layers
+
+        nb, nh = len(net["branch_widths"]), len(net["head_widths"]) + 1
+        self.x_branch = mlp("energy.x_branch", nb)
+        t_branch = mlp("energy.t_branch", nb)
+        half = net["time_embed_dim"] // 2
+        emb0 = np.concatenate([np.zeros(half), np.ones(half), np.zeros(net["time_embed_dim"] - 2 * half)])
+        self.ht = self._run(t_branch, emb0.astype(np.float32)[None, :])
+        head = mlp("energy.head", nh)
+        # The head's first layer splits into an x part and a constant t part.
+        w0, b0, a0 = head[0]
+        bx = self.x_branch[-1][0].shape[1]
+        self.head_x = (np.ascontiguousarray(w0[:bx]), (b0 + self.ht @ w0[bx:]).ravel().astype(np.float32), a0)
+        self.head_rest = head[1:]
+
+    @staticmethod
+    def _run(layers, h):
+        for w, b, a in layers:
+            h = h @ w + b
+            if a is not None:
+                h = np.maximum(h, a * h)
+        return h
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        xn = (x - self.mean) * self.inv_std
+        u = xn / np.sqrt(1 + (xn / self.clip) ** 2) if self.clip > 0 else xn
+        h = self._run(self.x_branch, u)
+        h = self._run([self.head_x] + self.head_rest, h)
+        f = h[:, 0]
+        if self.base is not None:
+            f = f - self.base * np.einsum("ij,ij->i", xn, xn)
+        return -f
+
+
+def flops_per_row(model: NumpyEnergy) -> int:
+    mats = [w for w, _, _ in model.x_branch] + [model.head_x[0]] + [w for w, _, _ in model.head_rest]
+    return sum(2 * w.shape[0] * w.shape[1] for w in mats)
+
+
+def rows_per_second(fn, x: np.ndarray, min_seconds: float = 1.0, repeats: int = 3) -> float:
+    """Best of `repeats` timings, each of as many calls as fill `min_seconds`."""
+    fn(x)  # warm-up
+    best = 0.0
+    for _ in range(repeats):
+        calls, start = 0, time.perf_counter()
+        while True:
+            fn(x)
+            calls += 1
+            el = time.perf_counter() - start
+            if el >= min_seconds / repeats:
+                break
+        best = max(best, calls * len(x) / el)
+    return best
+
+
+def sgemm_gflops() -> float:
+    """numpy/OpenBLAS f32 matmul on 2048 x 2048 matrices: the practical peak of this machine."""
+    a = np.random.default_rng(0).standard_normal((2048, 2048)).astype(np.float32)
+    a @ a
+    start, n = time.perf_counter(), 0
+    while time.perf_counter() - start < 1.0:
+        a @ a
+        n += 1
+    return 2 * 2048**3 * n / (time.perf_counter() - start) / 1e9
+
+
+def fit_model(d: int, tmp: Path) -> tuple[Path, np.ndarray]:
+    rng = np.random.default_rng(d)
+    train = rng.standard_normal((2000, d)).astype(np.float32) * 2 + 1
+    np.save(tmp / f"train{d}.npy", train)
+    out = tmp / f"model{d}.safetensors"
+    subprocess.run([str(RELEASE / "ddaebm-train"), "fit", "--data", str(tmp / f"train{d}.npy"),
+                    "--out", str(out), "--steps", "100", "--checkpoint-every", "0"],
+                   check=True, capture_output=True)
+    return out, train
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dims", default="32,512")
+    ap.add_argument("--seconds", type=float, default=1.5, help="timing budget per cell")
+    ap.add_argument("--out", type=Path, default=Path(__file__).with_name("results.json"))
+    args = ap.parse_args(argv)
+    from pyod.models.iforest import IForest
+
+    results = {"machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+                           "numpy": np.__version__, "sgemm_gflops": round(sgemm_gflops(), 1)},
+               "rows": []}
+    print(f"numpy sgemm 2048^3: {results['machine']['sgemm_gflops']} GFLOP/s", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        for d in [int(v) for v in args.dims.split(",")]:
+            path, train = fit_model(d, tmp)
+            ref = NumpyEnergy(path)
+            model = ddaebm.Model(path)
+            forest = IForest(random_state=0).fit(train)
+            rng = np.random.default_rng(1)
+            x_all = (rng.standard_normal((max(BATCHES), d)) * 2 + 1).astype(np.float32)
+            e_dd, e_np = model.energy(x_all[:4096]), ref(x_all[:4096])
+            err = float(np.max(np.abs(e_dd - e_np) / np.maximum(1, np.abs(e_np))))
+            assert err < 1e-4, f"numpy and ddaebm energies disagree: {err}"
+            fl = flops_per_row(ref)
+            for b in BATCHES:
+                x = np.ascontiguousarray(x_all[:b])
+                r_dd = rows_per_second(model.energy, x, args.seconds)
+                r_np = rows_per_second(ref, x, args.seconds)
+                r_if = rows_per_second(forest.decision_function, x, args.seconds) if b >= 64 else None
+                row = {"d": d, "batch": b, "ddaebm_rows_s": r_dd, "numpy_rows_s": r_np,
+                       "iforest_rows_s": r_if, "flops_per_row": fl, "max_rel_diff": err,
+                       "ddaebm_gflops": r_dd * fl / 1e9}
+                results["rows"].append(row)
+                print(f"d={d:4} batch={b:6}: ddaebm {r_dd:12.0f} rows/s, numpy {r_np:12.0f} "
+                      f"({r_dd / r_np:5.2f}x)" + (f", IForest {r_if:10.0f} ({r_dd / r_if:6.1f}x)" if r_if else "")
+                      + f", {r_dd * fl / 1e9:.1f} GFLOP/s", flush=True)
+            model.close()
+    args.out.write_text(json.dumps(results, indent=1) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
