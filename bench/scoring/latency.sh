@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Single-row latency of the energy call, p50 / p99 / mean in µs: through the C ABI
 # (bench/scoring/latency.c, one ddaebm_energy call per row) and through the Python binding
-# (Model.energy on a (1, d) array), on default-size models for d = 32 and d = 512.
+# (Model.energy on a (1, d) array), on default-size models for d = 32 and d = 512; then open
+# time and memory through the C ABI (bench/scoring/open_memory.c).
 #
 #   bench/scoring/latency.sh [CALLS]     (default 200000 C calls, 50000 Python calls)
 #
@@ -15,8 +16,10 @@ py=${PYTHON:-$repo/target/bench-venv/bin/python}
 rel=$repo/target/release
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-cc -O2 -I"$repo/include" "$repo/bench/scoring/latency.c" -L"$rel" -lddaebm -Wl,-rpath,"$rel" \
-    -o "$tmp/latency"
+for prog in latency open_memory; do
+    cc -O2 -I"$repo/include" "$repo/bench/scoring/$prog.c" -L"$rel" -lddaebm -lpthread \
+        -Wl,-rpath,"$rel" -o "$tmp/$prog"
+done
 echo "| d | C ABI p50 µs | C ABI p99 µs | C ABI mean µs | Python p50 µs | Python p99 µs | Python mean µs |"
 echo "|---:|---:|---:|---:|---:|---:|---:|"
 for d in 32 512; do
@@ -45,4 +48,13 @@ print(f"{np.percentile(t, 50):.2f} {np.percentile(t, 99):.2f} {t.mean():.2f}")
 PY
 )
     echo "| $d | $c50 | $c99 | $cmean | $p50 | $p99 | $pmean |"
+done
+
+echo
+echo "| d | file KB | first open ms | open p50 ms | RSS added by open KB | RSS per extra scoring thread KB |"
+echo "|---:|---:|---:|---:|---:|---:|"
+for d in 32 512; do
+    line=$("$tmp/open_memory" "$tmp/m$d.safetensors")
+    v() { sed -E "s/.*$1=([^ ]+).*/\1/" <<<"$line"; }
+    echo "| $d | $(v file_kb) | $(v first_open_ms) | $(v open_p50_ms) | $(v rss_open_kb) | $(v rss_thread_kb) |"
 done
