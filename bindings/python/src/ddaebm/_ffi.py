@@ -19,7 +19,7 @@ import ctypes.util
 import os
 import sys
 import threading
-from ctypes import POINTER, c_char_p, c_float, c_size_t, c_uint8, c_uint32, c_uint64, c_void_p
+from ctypes import POINTER, c_char_p, c_float, c_size_t, c_uint32, c_uint64, c_void_p
 from pathlib import Path
 
 from ._errors import LibraryNotFoundError, Status, error_for
@@ -38,8 +38,11 @@ class OpenOptions(ctypes.Structure):
     _fields_ = [("device", c_char_p), ("threads", c_uint32)]
 
 
-_F32P = POINTER(c_float)
-_U8P = POINTER(c_uint8)
+# Row and output buffers (float *, uint8_t *) are declared as void pointers so that a numpy
+# array's address (``arr.ctypes.data``, an int) passes straight through: building a typed
+# pointer with ``data_as`` costs more than the whole single-row call in the library. The
+# package only ever passes C-contiguous arrays of the right dtype that it made itself.
+_BUF = c_void_p
 
 # name -> (restype, argtypes)
 _SIGNATURES = {
@@ -50,10 +53,10 @@ _SIGNATURES = {
     "ddaebm_model_input_dim": (c_size_t, [c_void_p]),
     "ddaebm_model_threshold": (c_float, [c_void_p]),
     "ddaebm_model_metadata": (c_char_p, [c_void_p]),
-    "ddaebm_energy": (c_uint32, [c_void_p, _F32P, c_size_t, c_size_t, _F32P]),
-    "ddaebm_screen": (c_uint32, [c_void_p, _F32P, c_size_t, c_size_t, _F32P, _U8P]),
-    "ddaebm_pvalues": (c_uint32, [c_void_p, _F32P, c_size_t, c_size_t, _F32P]),
-    "ddaebm_sample": (c_uint32, [c_void_p, c_size_t, c_uint64, _F32P, c_size_t]),
+    "ddaebm_energy": (c_uint32, [c_void_p, _BUF, c_size_t, c_size_t, _BUF]),
+    "ddaebm_screen": (c_uint32, [c_void_p, _BUF, c_size_t, c_size_t, _BUF, _BUF]),
+    "ddaebm_pvalues": (c_uint32, [c_void_p, _BUF, c_size_t, c_size_t, _BUF]),
+    "ddaebm_sample": (c_uint32, [c_void_p, c_size_t, c_uint64, _BUF, c_size_t]),
     "ddaebm_last_error": (c_char_p, []),
     "ddaebm_status_string": (c_char_p, [c_uint32]),
 }

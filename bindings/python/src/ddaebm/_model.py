@@ -120,10 +120,10 @@ class Model:
     def _score(self, fn_name: str, arr: np.ndarray, *outs: np.ndarray | None) -> None:
         """Calls a scoring function on rows already converted by :meth:`_rows`."""
         fn = getattr(_ffi.lib(), fn_name)
-        out_ptrs = [None if o is None else o.ctypes.data_as(fn.argtypes[4 + i]) for i, o in enumerate(outs)]
+        out_ptrs = [None if o is None else o.ctypes.data for o in outs]
         ptr = self._acquire()
         try:
-            status = fn(ptr, arr.ctypes.data_as(_ffi._F32P), arr.shape[0], arr.shape[1], *out_ptrs)
+            status = fn(ptr, arr.ctypes.data, arr.shape[0], arr.shape[1], *out_ptrs)
         finally:
             self._release()
         _ffi.check(status)
@@ -167,7 +167,7 @@ class Model:
         ptr = self._acquire()
         try:
             status = _ffi.lib().ddaebm_sample(
-                ptr, int(n), int(seed), out.ctypes.data_as(_ffi._F32P), out.size
+                ptr, int(n), int(seed), out.ctypes.data, out.size
             )
         finally:
             self._release()
