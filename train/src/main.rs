@@ -382,31 +382,6 @@ fn stop_on_ctrl_c() -> Result<Arc<AtomicBool>> {
     Ok(flag)
 }
 
-/// Removes temporary files that an atomic write of `path` (`.<name>.tmp<pid>` beside it) left
-/// behind when its process was killed mid-write. Best effort: errors are ignored.
-fn remove_stale_temporaries(path: &Path) {
-    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
-        return;
-    };
-    let dir = if dir.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        dir
-    };
-    let prefix = format!(".{}.tmp", name.to_string_lossy());
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let file_name = entry.file_name();
-        let file_name = file_name.to_string_lossy();
-        let pid = file_name.strip_prefix(&prefix);
-        if pid.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) {
-            let _ = std::fs::remove_file(entry.path());
-        }
-    }
-}
-
 fn cmd_fit(args: FitArgs) -> Result<()> {
     let data = load_matrix(&args.data, args.key.as_deref())?;
     let mut cfg = args.train.config(data.cols)?;
@@ -416,8 +391,9 @@ fn cmd_fit(args: FitArgs) -> Result<()> {
         p.push(".ckpt");
         PathBuf::from(p)
     });
-    remove_stale_temporaries(&checkpoint);
-    remove_stale_temporaries(&args.out);
+    // Left behind when a run was killed while writing one of them.
+    ddaebm::model_file::remove_stale_temporaries(&checkpoint);
+    ddaebm::model_file::remove_stale_temporaries(&args.out);
     if args.resume && checkpoint.exists() {
         eprintln!("resuming from {}", checkpoint.display());
     } else if args.resume {
