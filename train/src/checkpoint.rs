@@ -193,7 +193,7 @@ impl Checkpoint {
         let vars = take_prefixed("var/");
         let ema = take_prefixed("ema/");
         let mut optimizer = |prefix: &str, step_t: usize, names: &[String]| -> Result<AdamState> {
-            let m: HashMap<String, Tensor> =
+            let mut m: HashMap<String, Tensor> =
                 take_prefixed(&format!("{prefix}/m/")).into_iter().collect();
             let mut v: HashMap<String, Tensor> =
                 take_prefixed(&format!("{prefix}/v/")).into_iter().collect();
@@ -203,10 +203,10 @@ impl Checkpoint {
             let moments = names
                 .iter()
                 .map(|n| {
-                    let (Some(mt), Some(vt)) = (m.get(n), v.remove(n)) else {
+                    let (Some(mt), Some(vt)) = (m.remove(n), v.remove(n)) else {
                         bail!("{}: {prefix} has no moments for {n}", path.display());
                     };
-                    Ok((n.clone(), mt.clone(), vt))
+                    Ok((n.clone(), mt, vt))
                 })
                 .collect::<Result<Vec<_>>>()?;
             Ok(AdamState { step_t, moments })

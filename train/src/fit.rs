@@ -213,8 +213,6 @@ pub struct FitSummary {
     pub val_rows: usize,
     /// The step the run resumed from, if it did.
     pub resumed_from: Option<usize>,
-    /// Checkpoints written during this call.
-    pub checkpoints_written: usize,
 }
 
 /// Fits a detector on the rows of `data`. `on_step(step, stats)` is called after every
@@ -292,7 +290,6 @@ pub fn fit(
 
     let start = Instant::now();
     let first = trainer.steps_done();
-    let mut checkpoints_written = 0;
     for step in first..tc.steps {
         if cursor + tc.batch_size > order.len() {
             order.shuffle(trainer.rng());
@@ -321,7 +318,6 @@ pub fn fit(
         if let Some(ck) = &cfg.checkpoint {
             if stop || (ck.every > 0 && done % ck.every == 0 && done < tc.steps) {
                 save(&trainer, &order, cursor, last)?;
-                checkpoints_written += 1;
             }
         }
         if stop {
@@ -373,7 +369,6 @@ pub fn fit(
         train_rows: train.rows,
         val_rows: val_idx.len(),
         resumed_from,
-        checkpoints_written,
     };
     Ok((fitted, summary))
 }

@@ -107,8 +107,9 @@ impl Adam {
         })
     }
 
-    /// Restores a state saved by [`Adam::state`] from an optimiser over the same parameters.
-    pub fn restore(&mut self, state: AdamState) -> Result<()> {
+    /// Checks that `state` was saved by an optimiser over the same parameters (names, order and
+    /// shapes), without changing anything.
+    pub fn check(&self, state: &AdamState) -> Result<()> {
         if state.moments.len() != self.slots.len() {
             bail!(
                 "the saved optimiser has {} parameters, this one {}",
@@ -116,7 +117,6 @@ impl Adam {
                 self.slots.len()
             );
         }
-        // Check everything before changing anything.
         for (slot, (name, m, v)) in self.slots.iter().zip(&state.moments) {
             let shape = slot.var.shape();
             if &slot.name != name || m.shape() != shape || v.shape() != shape {
@@ -128,11 +128,17 @@ impl Adam {
                 );
             }
         }
-        let device = self.slots.first().map(|s| s.var.device().clone());
+        Ok(())
+    }
+
+    /// Restores a state saved by [`Adam::state`] from an optimiser over the same parameters;
+    /// nothing changes when [`Adam::check`] refuses it.
+    pub fn restore(&mut self, state: AdamState) -> Result<()> {
+        self.check(&state)?;
         for (slot, (_, m, v)) in self.slots.iter_mut().zip(state.moments) {
-            let device = device.as_ref().expect("non-empty");
-            slot.m = m.to_device(device)?.to_dtype(slot.var.dtype())?;
-            slot.v = v.to_device(device)?.to_dtype(slot.var.dtype())?;
+            let (device, dtype) = (slot.var.device().clone(), slot.var.dtype());
+            slot.m = m.to_device(&device)?.to_dtype(dtype)?;
+            slot.v = v.to_device(&device)?.to_dtype(dtype)?;
         }
         self.step_t = state.step_t;
         Ok(())

@@ -514,6 +514,8 @@ impl Trainer {
         if !ema_matches {
             bail!("the checkpoint's EMA weights do not match this run's energy network and EMA");
         }
+        self.opt_energy.check(&state.opt_energy)?;
+        self.opt_generator.check(&state.opt_generator)?;
         self.opt_energy.restore(state.opt_energy)?;
         self.opt_generator.restore(state.opt_generator)?;
         for (var, t) in targets {
