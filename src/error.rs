@@ -59,7 +59,7 @@ impl From<candle::Error> for Error {
 }
 
 /// candle's message on one line: its context layers are joined with `: ` instead of newlines.
-pub(crate) fn one_line(e: &candle::Error) -> String {
+fn one_line(e: &candle::Error) -> String {
     let text = e.to_string();
     let parts: Vec<&str> = text
         .lines()

@@ -57,7 +57,8 @@ pub struct Model {
 
 fn bad(what: &str) -> impl Fn(Error) -> Error + '_ {
     move |e| match e {
-        Error::Candle(c) => Error::bad_model(format!("{what}: {}", crate::error::one_line(&c))),
+        // Error's Display puts candle's message on one line, without a backtrace.
+        Error::Candle(_) => Error::bad_model(format!("{what}: {e}")),
         other => other,
     }
 }
@@ -80,12 +81,10 @@ impl Model {
         let calib = tensors
             .remove(CALIBRATION_TENSOR)
             .ok_or_else(|| Error::bad_model(format!("tensor {CALIBRATION_TENSOR} is missing")))?;
-        let calib = calib.to_vec1::<f32>().map_err(|e| {
-            Error::bad_model(format!(
-                "{CALIBRATION_TENSOR}: {}",
-                crate::error::one_line(&e)
-            ))
-        })?;
+        let calib = calib
+            .to_vec1::<f32>()
+            .map_err(Error::from)
+            .map_err(bad(CALIBRATION_TENSOR))?;
         let calibration = Calibration::from_parts(calib, &metadata.calibration)?;
         let levels = schedule.num_timesteps();
         let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
