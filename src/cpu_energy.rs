@@ -20,7 +20,7 @@ use candle::{DType, Tensor};
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::network::{EnergyNet, SOFT_CLIP_MAX_INPUT, SOFT_CLIP_SATURATION};
+use crate::network::{soft_clip_bound, EnergyNet, Prelu};
 
 /// Rows per block: each block is one task with its own buffers.
 pub const BLOCK_ROWS: usize = 256;
@@ -55,6 +55,23 @@ fn to_vec(t: &Tensor) -> Result<Vec<f32>> {
     Ok(t.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?)
 }
 
+impl Layer {
+    /// From an (out, in) weight, its bias (zeros when absent) and the PReLU after it.
+    fn new(weight: &Tensor, bias: Option<&Tensor>, act: Option<&Prelu>) -> Result<Self> {
+        let (out_dim, in_dim) = weight.dims2()?;
+        Ok(Self {
+            weight: to_vec(&weight.t()?.contiguous()?)?,
+            bias: match bias {
+                Some(b) => to_vec(b)?,
+                None => vec![0.0; out_dim],
+            },
+            in_dim,
+            out_dim,
+            slope: act.map(Prelu::slope).transpose()?,
+        })
+    }
+}
+
 impl CpuEnergy {
     /// Prepares `net` (on any device; weights are copied to host memory) with the model's
     /// normalisation.
@@ -62,45 +79,25 @@ impl CpuEnergy {
         let trunk = net.trunk();
         let mut layers = vec![];
         for (linear, act) in trunk.x_branch().layers()? {
-            let (out_dim, in_dim) = linear.weight().dims2()?;
-            layers.push(Layer {
-                weight: to_vec(&linear.weight().t()?.contiguous()?)?,
-                bias: match linear.bias() {
-                    Some(b) => to_vec(b)?,
-                    None => vec![0.0; out_dim],
-                },
-                in_dim,
-                out_dim,
-                slope: act.map(|a| a.slope()).transpose()?,
-            });
+            layers.push(Layer::new(linear.weight(), linear.bias(), act)?);
         }
         let branch_out = layers.last().map_or(mean.len(), |l| l.out_dim);
-        let t_features = trunk.level_features(0)?; // (1, branch width)
         for (i, (linear, act)) in trunk.head().layers()?.into_iter().enumerate() {
-            let (out_dim, in_dim) = linear.weight().dims2()?;
-            let mut bias = match linear.bias() {
-                Some(b) => to_vec(b)?,
-                None => vec![0.0; out_dim],
-            };
-            let (weight, in_dim) = if i == 0 {
-                // [x-features, t-features] · Wᵀ = x-features · W_xᵀ + t-features · W_tᵀ.
-                let w_x = linear.weight().narrow(1, 0, branch_out)?;
-                let w_t = linear.weight().narrow(1, branch_out, in_dim - branch_out)?;
-                let folded = to_vec(&t_features.matmul(&w_t.t()?)?)?;
-                for (b, f) in bias.iter_mut().zip(folded) {
-                    *b += f;
-                }
-                (to_vec(&w_x.t()?.contiguous()?)?, branch_out)
-            } else {
-                (to_vec(&linear.weight().t()?.contiguous()?)?, in_dim)
-            };
-            layers.push(Layer {
-                weight,
-                bias,
-                in_dim,
-                out_dim,
-                slope: act.map(|a| a.slope()).transpose()?,
-            });
+            if i > 0 {
+                layers.push(Layer::new(linear.weight(), linear.bias(), act)?);
+                continue;
+            }
+            // [x-features, t-features] · Wᵀ = x-features · W_xᵀ + t-features · W_tᵀ, and the
+            // t-features at level 0 are a constant: their product joins the bias.
+            let w = linear.weight();
+            let t_in = w.dim(1)? - branch_out;
+            let mut first = Layer::new(&w.narrow(1, 0, branch_out)?, linear.bias(), act)?;
+            let t_features = trunk.level_features(0)?; // (1, t-branch width)
+            let folded = to_vec(&t_features.matmul(&w.narrow(1, branch_out, t_in)?.t()?)?)?;
+            for (b, f) in first.bias.iter_mut().zip(folded) {
+                *b += f;
+            }
+            layers.push(first);
         }
         if layers.last().map(|l| l.out_dim) != Some(1) {
             return Err(Error::bad_model("the energy head must end in one output"));
@@ -113,7 +110,7 @@ impl CpuEnergy {
             mean: mean.to_vec(),
             std: std.to_vec(),
             clip,
-            clip_bound: (SOFT_CLIP_SATURATION * f64::from(clip)).min(SOFT_CLIP_MAX_INPUT) as f32,
+            clip_bound: soft_clip_bound(clip) as f32,
             base_coefficient: if s > 0.0 {
                 (0.5 / f64::from(s).powi(2)) as f32
             } else {

@@ -155,9 +155,7 @@ impl Prelu {
         let weight = vb.get_with_hints(1, "weight", Init::Const(0.25))?;
         Ok(Self { weight })
     }
-}
 
-impl Prelu {
     /// The slope as used: clamped to [0, 1].
     pub fn slope(&self) -> Result<f32> {
         Ok(self
@@ -212,9 +210,7 @@ impl Mlp {
             acts,
         })
     }
-}
 
-impl Mlp {
     /// Each linear layer with the PReLU after it (none after the last), for inference code
     /// outside candle. Fails for an MLP with BatchNorm (its statistics are not folded).
     pub fn layers(&self) -> Result<Vec<(&Linear, Option<&Prelu>)>> {
@@ -397,7 +393,7 @@ pub const SOFT_CLIP_SATURATION: f64 = (1u64 << 20) as f64;
 
 /// Largest magnitude fed to the soft clip's formula whatever `c` is: its square, 1e36, is
 /// finite in f32. Only a clip width above ~1e12 makes this bound the smaller one.
-pub(crate) const SOFT_CLIP_MAX_INPUT: f64 = 1e18;
+const SOFT_CLIP_MAX_INPUT: f64 = 1e18;
 
 /// `x / √(1 + (x/c)²)` per element: the identity near 0, bounded by ±c, and finite for every
 /// input including ±∞.
@@ -407,8 +403,13 @@ pub(crate) const SOFT_CLIP_MAX_INPUT: f64 = 1e18;
 /// `±min(SOFT_CLIP_SATURATION · c, 1e18)`; the clamp is the identity, bit for bit, on every
 /// value inside that range, so ordinary inputs get exactly the plain formula's result.
 pub fn soft_clip(xs: &Tensor, c: f32) -> Result<Tensor> {
-    let bound = (SOFT_CLIP_SATURATION * f64::from(c)).min(SOFT_CLIP_MAX_INPUT);
+    let bound = soft_clip_bound(c);
     soft_clip_formula(&xs.clamp(-bound, bound)?, c)
+}
+
+/// The clamp [`soft_clip`] applies before its formula: `min(SOFT_CLIP_SATURATION · c, 1e18)`.
+pub(crate) fn soft_clip_bound(c: f32) -> f64 {
+    (SOFT_CLIP_SATURATION * f64::from(c)).min(SOFT_CLIP_MAX_INPUT)
 }
 
 /// `x / √(1 + (x/c)²)` as written, without the clamp of [`soft_clip`].
