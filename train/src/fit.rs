@@ -250,7 +250,11 @@ pub fn fit(
         .broadcast_sub(&mean)?
         .broadcast_div(&std)?;
 
-    let fingerprint = run_fingerprint(data, cfg, &tc, &network)?;
+    // Hashing the data is only needed to write or check a checkpoint.
+    let fingerprint = match cfg.checkpoint {
+        Some(_) => run_fingerprint(data, cfg, &tc, &network)?,
+        None => serde_json::Value::Null,
+    };
     let mut order: Vec<u32> = (0..train.rows as u32).collect();
     let mut cursor = order.len();
     let mut last = StepStats::default();
