@@ -76,7 +76,9 @@ impl CpuEnergy {
     /// Prepares `net` (on any device; weights are copied to host memory) with the model's
     /// normalisation.
     pub fn new(net: &EnergyNet, mean: &[f32], std: &[f32]) -> Result<Self> {
-        let trunk = net.trunk();
+        let trunk = net.trunk().ok_or_else(|| {
+            Error::InvalidArgument("the fused CPU path handles MLP energy networks only".into())
+        })?;
         let mut layers = vec![];
         for (linear, act) in trunk.x_branch().layers()? {
             layers.push(Layer::new(linear.weight(), linear.bias(), act)?);

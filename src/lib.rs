@@ -17,6 +17,7 @@
 //! ```
 
 pub mod calibration;
+pub mod conv_network;
 pub mod cpu_energy;
 pub mod device;
 pub mod error;
@@ -29,6 +30,7 @@ pub mod sampling;
 pub mod schedule;
 
 pub use calibration::{Calibration, CalibrationSummary};
+pub use conv_network::ImageConfig;
 pub use device::parse_device;
 pub use error::{Error, Result};
 pub use model::{Model, Screening};

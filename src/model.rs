@@ -94,7 +94,7 @@ impl Model {
             .map_err(bad("generator network"))?;
         let (mean, std) = metadata.normalization.tensors(device)?;
         let cpu_energy = match device {
-            Device::Cpu => Some(CpuEnergy::new(
+            Device::Cpu if energy.trunk().is_some() => Some(CpuEnergy::new(
                 &energy,
                 &metadata.normalization.mean,
                 &metadata.normalization.std,

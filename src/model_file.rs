@@ -29,14 +29,17 @@ use crate::network::NetworkConfig;
 use crate::normalization::Normalization;
 use crate::schedule::ScheduleConfig;
 
-/// The newest format version this library reads and the one it writes.
+/// The newest format version this library reads.
 ///
 /// * 1: the reference energy network.
 /// * 2: the network config may set `base_std` and `input_soft_clip` (a Gaussian base measure and
 ///   a soft-clipped MLP input in the energy). A reader that ignored them would compute other
 ///   energies, so files written with them are marked 2 and older libraries refuse them; version-1
 ///   files read as before (both fields default to off).
-pub const FORMAT_VERSION: u32 = 2;
+/// * 3: the network config may hold `image` (convolutional networks for C×H×W inputs). Only
+///   image models are written as version 3 ([`ModelMetadata::format_version`]), so libraries
+///   that read version 2 still open every vector-data model.
+pub const FORMAT_VERSION: u32 = 3;
 /// Value of the `format` metadata key.
 pub const FORMAT_NAME: &str = "ddaebm";
 /// Name of the tensor holding the sorted held-out energies.
@@ -55,6 +58,16 @@ pub struct ModelMetadata {
 }
 
 impl ModelMetadata {
+    /// The format version a file with this metadata is written as: the oldest one whose readers
+    /// compute the same energies (3 for image models, 2 otherwise).
+    pub fn format_version(&self) -> u32 {
+        if self.network.image.is_some() {
+            3
+        } else {
+            2
+        }
+    }
+
     /// Checks that the parts agree with each other and are in range.
     pub fn validate(&self) -> Result<()> {
         self.network
@@ -280,7 +293,10 @@ pub fn write_model_file(
         .map_err(|e| Error::InvalidArgument(format!("metadata does not serialise: {e}")))?;
     let info = HashMap::from([
         ("format".to_string(), FORMAT_NAME.to_string()),
-        ("format_version".to_string(), FORMAT_VERSION.to_string()),
+        (
+            "format_version".to_string(),
+            metadata.format_version().to_string(),
+        ),
         ("ddaebm".to_string(), json),
     ]);
     let bytes = safetensors::serialize(cpu.iter().map(|(n, t)| (n.as_str(), t)), Some(info))

@@ -18,6 +18,7 @@ use candle::{DType, Device, Module, ModuleT, Tensor};
 use candle_nn::{BatchNorm, BatchNormConfig, Init, Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
+use crate::conv_network::{ConvEnergyBody, ConvGenerator, ImageConfig};
 use crate::error::{Error, Result};
 
 /// Largest input dimension or layer width a model may declare. Keeps a hostile model file from
@@ -48,6 +49,10 @@ pub struct NetworkConfig {
     /// `x`: the identity near 0, bounded by ±c. Absent in older files: `0` (off).
     #[serde(default)]
     pub input_soft_clip: f32,
+    /// Convolutional networks for images (`input_dim = C·H·W`); absent: the MLPs, and the MLP
+    /// sizes above (`branch_widths`, `head_widths`, `encoder_features`) are the ones used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<ImageConfig>,
 }
 
 impl NetworkConfig {
@@ -62,6 +67,7 @@ impl NetworkConfig {
             encoder_features: 16,
             base_std: 0.0,
             input_soft_clip: 0.0,
+            image: None,
         }
     }
 
@@ -104,6 +110,9 @@ impl NetworkConfig {
                 "time_embed_dim must be even and >= 4, got {}",
                 self.time_embed_dim
             )));
+        }
+        if let Some(image) = &self.image {
+            image.validate(self.input_dim)?;
         }
         Ok(())
     }
@@ -320,25 +329,53 @@ impl TimeConditionedMlp {
 /// along every ray once the clip saturates, so `f → −∞` far from the data. Without them an MLP
 /// log-density extrapolates linearly and can *rise* away from the data (measured on tabular
 /// data; see `bench/ood/README.md`).
+/// The learned part `g` of the energy network: the time-conditioned MLP, or the convolutional
+/// network for images.
+#[derive(Clone, Debug)]
+enum EnergyBody {
+    Mlp(TimeConditionedMlp),
+    Conv(ConvEnergyBody),
+}
+
 #[derive(Clone, Debug)]
 pub struct EnergyNet {
-    trunk: TimeConditionedMlp,
+    body: EnergyBody,
     base_std: f32,
     soft_clip: f32,
 }
 
 impl EnergyNet {
     pub fn new(cfg: &NetworkConfig, num_levels: usize, vb: VarBuilder) -> Result<Self> {
-        let trunk = TimeConditionedMlp::new(cfg, num_levels, cfg.input_dim, 1, false, vb)?;
+        cfg.validate()?;
+        let body = match &cfg.image {
+            None => EnergyBody::Mlp(TimeConditionedMlp::new(
+                cfg,
+                num_levels,
+                cfg.input_dim,
+                1,
+                false,
+                vb,
+            )?),
+            Some(image) => EnergyBody::Conv(ConvEnergyBody::new(
+                image,
+                cfg.time_embed_dim,
+                num_levels,
+                vb,
+            )?),
+        };
         Ok(Self {
-            trunk,
+            body,
             base_std: cfg.base_std,
             soft_clip: cfg.input_soft_clip,
         })
     }
 
-    pub fn trunk(&self) -> &TimeConditionedMlp {
-        &self.trunk
+    /// The MLP of a vector-data model (`None` for the convolutional network of an image model).
+    pub fn trunk(&self) -> Option<&TimeConditionedMlp> {
+        match &self.body {
+            EnergyBody::Mlp(trunk) => Some(trunk),
+            EnergyBody::Conv(_) => None,
+        }
     }
 
     /// `s` of the Gaussian base measure (0: none).
@@ -370,7 +407,11 @@ impl EnergyNet {
         } else {
             xs.clone()
         };
-        Ok(self.trunk.forward_t(&u, levels, false)?.squeeze(1)?)
+        let g = match &self.body {
+            EnergyBody::Mlp(trunk) => trunk.forward_t(&u, levels, false)?,
+            EnergyBody::Conv(net) => net.forward(&u, levels)?,
+        };
+        Ok(g.squeeze(1)?)
     }
 
     /// `(f, g)` from one pass through the MLP: the log-density and its part relative to the base
@@ -421,16 +462,43 @@ fn soft_clip_formula(xs: &Tensor, c: f32) -> Result<Tensor> {
 /// The generator `G_φ([x_{k+1}, z], k)`: a clean-data estimate `x̂` from the noisier level.
 #[derive(Clone, Debug)]
 pub struct Generator {
-    trunk: TimeConditionedMlp,
+    body: GeneratorBody,
     latent_dim: usize,
+}
+
+// One per model: the size difference between the variants does not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug)]
+enum GeneratorBody {
+    /// The MLP on `[x_{k+1}, z]`, with BatchNorm.
+    Mlp(TimeConditionedMlp),
+    /// The U-Net on `x_{k+1}` modulated by `z`.
+    Conv(ConvGenerator),
 }
 
 impl Generator {
     pub fn new(cfg: &NetworkConfig, num_levels: usize, vb: VarBuilder) -> Result<Self> {
+        cfg.validate()?;
         let d = cfg.input_dim;
-        let trunk = TimeConditionedMlp::new(cfg, num_levels, d + cfg.latent_dim, d, true, vb)?;
+        let body = match &cfg.image {
+            None => GeneratorBody::Mlp(TimeConditionedMlp::new(
+                cfg,
+                num_levels,
+                d + cfg.latent_dim,
+                d,
+                true,
+                vb,
+            )?),
+            Some(image) => GeneratorBody::Conv(ConvGenerator::new(
+                image,
+                cfg.latent_dim,
+                cfg.time_embed_dim,
+                num_levels,
+                vb,
+            )?),
+        };
         Ok(Self {
-            trunk,
+            body,
             latent_dim: cfg.latent_dim,
         })
     }
@@ -440,7 +508,8 @@ impl Generator {
     }
 
     /// `x̂ = G([x_next, z], k)`, shape (B, d). `train` selects batch statistics in BatchNorm
-    /// (and updates the running statistics); `false` uses the running statistics.
+    /// (and updates the running statistics); `false` uses the running statistics. The image
+    /// generator has no BatchNorm and ignores it.
     pub fn forward_t(
         &self,
         x_next: &Tensor,
@@ -448,8 +517,13 @@ impl Generator {
         levels: &Tensor,
         train: bool,
     ) -> Result<Tensor> {
-        let input = Tensor::cat(&[x_next, z], 1)?;
-        self.trunk.forward_t(&input, levels, train)
+        match &self.body {
+            GeneratorBody::Mlp(trunk) => {
+                let input = Tensor::cat(&[x_next, z], 1)?;
+                trunk.forward_t(&input, levels, train)
+            }
+            GeneratorBody::Conv(net) => net.forward(x_next, z, levels),
+        }
     }
 }
 

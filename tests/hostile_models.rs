@@ -178,6 +178,7 @@ fn valid_model() -> RawModel {
         encoder_features: 4,
         base_std: 0.7,
         input_soft_clip: 4.0,
+        image: None,
     };
     let schedule = ScheduleConfig::default();
     // The networks' own constructors name and shape the tensors; the values are set by hand so
@@ -231,7 +232,10 @@ fn valid_model() -> RawModel {
     RawModel {
         metadata: Some(vec![
             ("format".into(), "ddaebm".into()),
-            ("format_version".into(), FORMAT_VERSION.to_string()),
+            (
+                "format_version".into(),
+                metadata.format_version().to_string(),
+            ),
             ("ddaebm".into(), json),
         ]),
         tensors,

@@ -1,4 +1,8 @@
-//! Reading feature matrices from `.npy`, `.npz` and `.csv` files, and writing `.npy` results.
+//! Reading feature matrices from `.npy`, `.npz` and `.csv` files and images from arrays or a
+//! folder of PNG/JPEG files, and writing `.npy` results.
+//!
+//! Images become rows of `C·H·W` values in channel-major order (the layout of a C-ordered
+//! `(N, C, H, W)` array), with their shape kept in [`Matrix::image`].
 //!
 //! Every error names the file and, for bad values, the row and column, so the CLI can print one
 //! clear line.
@@ -14,6 +18,17 @@ pub struct Matrix {
     pub rows: usize,
     pub cols: usize,
     pub data: Vec<f32>,
+    /// Set when each row is an image.
+    pub image: Option<ImageLayout>,
+}
+
+/// The shape of the images a matrix's rows hold.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ImageLayout {
+    /// `[C, H, W]`; a row holds `C·H·W` values, channel by channel, each row by row.
+    pub shape: [usize; 3],
+    /// The value range of the source format when it has one (`[0, 255]` for 8-bit pixels).
+    pub range: Option<[f32; 2]>,
 }
 
 impl Matrix {
@@ -21,7 +36,24 @@ impl Matrix {
         if rows.checked_mul(cols) != Some(data.len()) {
             bail!("{} values do not make a {rows}×{cols} matrix", data.len());
         }
-        Ok(Self { rows, cols, data })
+        Ok(Self {
+            rows,
+            cols,
+            data,
+            image: None,
+        })
+    }
+
+    /// `rows` images of `shape` (`[C, H, W]`), `data` in channel-major order.
+    pub fn images(
+        rows: usize,
+        shape: [usize; 3],
+        data: Vec<f32>,
+        range: Option<[f32; 2]>,
+    ) -> Result<Self> {
+        let mut m = Self::new(rows, shape.iter().product(), data)?;
+        m.image = Some(ImageLayout { shape, range });
+        Ok(m)
     }
 
     pub fn row(&self, i: usize) -> &[f32] {
@@ -38,6 +70,7 @@ impl Matrix {
             rows: indices.len(),
             cols: self.cols,
             data,
+            image: self.image,
         }
     }
 
@@ -55,19 +88,31 @@ impl Matrix {
     }
 }
 
-/// Reads a 1-D or 2-D numeric `.npy` stream (C or Fortran order) into a row-major matrix.
+/// Reads a numeric `.npy` stream into a row-major matrix: 1-D or 2-D (C or Fortran order), or
+/// images, `(N, H, W)` or `(N, C, H, W)` (C order).
 fn from_npy<R: std::io::Read>(npy: npyz::NpyFile<R>, what: &str) -> Result<Matrix> {
     use npyz::TypeChar::{Bool, Float, Int, Uint};
     let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
+    let image = match shape[..] {
+        [_, h, w] => Some([1, h, w]),
+        [_, c, h, w] => Some([c, h, w]),
+        _ => None,
+    };
     let (rows, cols) = match shape[..] {
         [n] => (n, 1),
         [r, c] => (r, c),
+        [n, ..] if shape.len() <= 4 => (n, shape[1..].iter().product()),
         _ => bail!(
-            "{what} has {} dimensions, expected a 2-D (rows × features) array",
+            "{what} has {} dimensions, expected a 2-D (rows × features) array or images \
+             (N, H, W) or (N, C, H, W)",
             shape.len()
         ),
     };
     let fortran = npy.order() == npyz::Order::Fortran;
+    if fortran && image.is_some() {
+        bail!("{what} is a Fortran-ordered image array; save it in C order (np.ascontiguousarray)");
+    }
+    let eight_bit = matches!(npy.dtype(), npyz::DType::Plain(ts) if ts.type_char() == Uint && ts.size_field() == 1);
     let npyz::DType::Plain(ts) = npy.dtype() else {
         bail!("{what} is a structured array; expected plain numbers");
     };
@@ -109,14 +154,78 @@ fn from_npy<R: std::io::Read>(npy: npyz::NpyFile<R>, what: &str) -> Result<Matri
     } else {
         values
     };
-    Matrix::new(rows, cols, data)
+    match image {
+        Some(shape) => Matrix::images(rows, shape, data, eight_bit.then_some([0.0, 255.0])),
+        None => Matrix::new(rows, cols, data),
+    }
 }
 
-/// Loads a feature matrix. `.npy`: a 2-D numeric array; `.npz`: the array named `key` (default
-/// `X`); `.csv`: numeric values with an optional header row. Rows with NaN/Inf are an error.
+/// File extensions read as images from a folder.
+const IMAGE_EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];
+
+/// Reads every PNG/JPEG file of a folder (sorted by name; other files are skipped) as one row
+/// each. All must have the same size; the matrix has one channel when every file is grey and
+/// three (RGB; alpha dropped) otherwise. Values are 0–255.
+pub fn load_image_folder(dir: &Path) -> Result<Matrix> {
+    let shown = dir.display();
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("{shown}: cannot list the folder"))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+        })
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        bail!("{shown}: no .png, .jpg or .jpeg files in the folder");
+    }
+    let mut decoded = Vec::with_capacity(files.len());
+    for f in &files {
+        let img = image::open(f).with_context(|| format!("{}: cannot decode", f.display()))?;
+        decoded.push(img);
+    }
+    let (w, h) = (decoded[0].width() as usize, decoded[0].height() as usize);
+    if let Some((f, img)) = files
+        .iter()
+        .zip(&decoded)
+        .find(|(_, i)| (i.width() as usize, i.height() as usize) != (w, h))
+    {
+        bail!(
+            "{}: {}×{} pixels, but {} is {w}×{h}; every image must have the same size",
+            f.display(),
+            img.width(),
+            img.height(),
+            files[0].display()
+        );
+    }
+    let grey = decoded.iter().all(|i| !i.color().has_color());
+    let channels = if grey { 1 } else { 3 };
+    let mut data = Vec::with_capacity(files.len() * channels * h * w);
+    for img in &decoded {
+        if grey {
+            data.extend(img.to_luma8().into_raw().into_iter().map(f32::from));
+        } else {
+            // Interleaved RGB → channel-major.
+            let rgb = img.to_rgb8().into_raw();
+            for c in 0..3 {
+                data.extend(rgb.iter().skip(c).step_by(3).map(|&v| f32::from(v)));
+            }
+        }
+    }
+    Matrix::images(files.len(), [channels, h, w], data, Some([0.0, 255.0]))
+}
+
+/// Loads a feature matrix. `.npy`: a 2-D numeric array, or images `(N, H, W)` / `(N, C, H, W)`;
+/// `.npz`: the array named `key` (default `X`); `.csv`: numeric values with an optional header
+/// row; a folder: its PNG/JPEG images ([`load_image_folder`]). Rows with NaN/Inf are an error.
 pub fn load_matrix(path: impl AsRef<Path>, key: Option<&str>) -> Result<Matrix> {
     let path = path.as_ref();
     let shown = path.display();
+    if path.is_dir() {
+        return load_image_folder(path);
+    }
     if !path.is_file() {
         bail!("{shown}: no such file");
     }

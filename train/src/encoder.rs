@@ -1,23 +1,53 @@
-//! The variational posterior encoder `q_ψ(z | x_k, x_{k+1}, k)` (SPEC §2.2). Training only.
+//! The variational posterior encoder `q_ψ(z | x_k, x_{k+1}, k)` (SPEC §2.2, §2.3). Training
+//! only.
 
 use candle::{Module, Tensor};
 use candle_nn::{Linear, VarBuilder};
+use ddaebm::conv_network::{DownsamplingNet, ImageConfig};
 use ddaebm::network::{linear, TimeConditionedMlp};
 use ddaebm::NetworkConfig;
 
 /// `[x_k, x_{k+1}] → trunk → (μ, log σ²)`.
 pub struct Encoder {
-    trunk: TimeConditionedMlp,
+    trunk: Trunk,
     mu: Linear,
     logvar: Linear,
+}
+
+enum Trunk {
+    /// The time-conditioned MLP on the concatenated rows (BatchNorm on its hidden layers).
+    Mlp(TimeConditionedMlp),
+    /// The downsampling residual network on the two images stacked as `2C` channels.
+    Conv(ImageConfig, DownsamplingNet),
 }
 
 impl Encoder {
     pub fn new(cfg: &NetworkConfig, num_levels: usize, vb: VarBuilder) -> ddaebm::Result<Self> {
         let d = cfg.input_dim;
         let f = cfg.encoder_features;
+        let trunk = match &cfg.image {
+            None => Trunk::Mlp(TimeConditionedMlp::new(
+                cfg,
+                num_levels,
+                2 * d,
+                f,
+                true,
+                vb.pp("trunk"),
+            )?),
+            Some(image) => Trunk::Conv(
+                image.clone(),
+                DownsamplingNet::new(
+                    image,
+                    cfg.time_embed_dim,
+                    num_levels,
+                    2 * image.channels,
+                    f,
+                    vb.pp("trunk"),
+                )?,
+            ),
+        };
         Ok(Self {
-            trunk: TimeConditionedMlp::new(cfg, num_levels, 2 * d, f, true, vb.pp("trunk"))?,
+            trunk,
             mu: linear(f, cfg.latent_dim, vb.pp("mu"))?,
             logvar: linear(f, cfg.latent_dim, vb.pp("logvar"))?,
         })
@@ -31,8 +61,13 @@ impl Encoder {
         levels: &Tensor,
         train: bool,
     ) -> ddaebm::Result<(Tensor, Tensor)> {
-        let input = Tensor::cat(&[x, x_next], 1)?;
-        let h = self.trunk.forward_t(&input, levels, train)?;
+        let h = match &self.trunk {
+            Trunk::Mlp(trunk) => trunk.forward_t(&Tensor::cat(&[x, x_next], 1)?, levels, train)?,
+            Trunk::Conv(image, net) => {
+                let pair = Tensor::cat(&[image.to_images(x)?, image.to_images(x_next)?], 1)?;
+                net.forward(&pair, levels)?
+            }
+        };
         Ok((self.mu.forward(&h)?, self.logvar.forward(&h)?))
     }
 }

@@ -9,10 +9,12 @@ use anyhow::{bail, Result};
 use candle::{Device, Tensor};
 use ddaebm::calibration::CalibrationSummary;
 use ddaebm::model_file::{ModelFileContents, CALIBRATION_TENSOR};
-use ddaebm::{Calibration, Model, ModelMetadata, NetworkConfig, Normalization};
+use ddaebm::{Calibration, ImageConfig, Model, ModelMetadata, NetworkConfig, Normalization};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+
+use ddaebm::sampling::sample_normalized;
 
 use crate::checkpoint::{fnv1a64, Checkpoint};
 use crate::data::Matrix;
@@ -22,8 +24,13 @@ use crate::trainer::{StepStats, TrainConfig, Trainer};
 #[derive(Clone, Debug)]
 pub struct FitConfig {
     pub train: TrainConfig,
-    /// Network sizes; `None` picks [`default_network`] for the data's dimension.
+    /// Network sizes; `None` picks [`default_network`] for the data's dimension, or
+    /// [`default_image_network`] when the rows are images.
     pub network: Option<NetworkConfig>,
+    /// Raw pixel range of image data mapped to [−1, 1]; `None`: the source format's range
+    /// (0–255 for 8-bit images) or else the training rows' minimum and maximum. Ignored when
+    /// `network` sets an image config (its `pixel_range` is used).
+    pub pixel_range: Option<[f32; 2]>,
     /// Share of the rows held out for calibration (never trained on).
     pub val_fraction: f64,
     /// Target true-positive rate of the stored threshold.
@@ -33,6 +40,29 @@ pub struct FitConfig {
     /// When set (e.g. by a Ctrl-C handler), the run stops after the current iteration, writes a
     /// checkpoint (if configured) and returns [`Interrupted`].
     pub stop: Option<Arc<AtomicBool>>,
+    /// Samples from the networks being trained, every so often (e.g. PNG grids of images).
+    pub snapshots: Option<Snapshots>,
+}
+
+/// What [`Snapshots`] hands its samples to: `(iterations done, rows)`.
+pub type SampleSink = dyn Fn(usize, &[f32]) -> Result<()> + Send + Sync;
+
+/// Draws `rows` samples (raw feature scale, the same seed each time) from the current
+/// generator every `every` iterations and hands them to `on_samples(step, samples)`.
+#[derive(Clone)]
+pub struct Snapshots {
+    pub every: usize,
+    pub rows: usize,
+    pub on_samples: Arc<SampleSink>,
+}
+
+impl std::fmt::Debug for Snapshots {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshots")
+            .field("every", &self.every)
+            .field("rows", &self.rows)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for FitConfig {
@@ -40,10 +70,12 @@ impl Default for FitConfig {
         Self {
             train: TrainConfig::default(),
             network: None,
+            pixel_range: None,
             val_fraction: 0.1,
             target_tpr: 0.95,
             checkpoint: None,
             stop: None,
+            snapshots: None,
         }
     }
 }
@@ -82,6 +114,9 @@ impl std::fmt::Display for Interrupted {
 
 impl std::error::Error for Interrupted {}
 
+/// Seed of the samples [`Snapshots`] draws (the same every time, so grids are comparable).
+const SNAPSHOT_SEED: u64 = 0x5A3_B1E5;
+
 /// What a checkpoint must match to be resumed: the data (hash and shape), the split and every
 /// training setting except the number of iterations (a run may be resumed with more).
 fn run_fingerprint(
@@ -118,6 +153,46 @@ pub fn default_network(d: usize) -> NetworkConfig {
     cfg.base_std = 0.7;
     cfg.input_soft_clip = 4.0;
     cfg
+}
+
+/// The default networks for images of `shape` (`[C, H, W]`) with raw values in `pixel_range`:
+/// the convolutional networks of [`ImageConfig::for_shape`], a 16-dimensional latent, and a
+/// Gaussian base measure (std 1 in the [−1, 1] pixel scale) so that inputs far from every image,
+/// such as large-amplitude noise, get a high energy.
+pub fn default_image_network(shape: [usize; 3], pixel_range: [f32; 2]) -> NetworkConfig {
+    let [c, h, w] = shape;
+    let mut cfg = NetworkConfig::toy(c * h * w);
+    cfg.latent_dim = 16;
+    cfg.time_embed_dim = 32;
+    cfg.encoder_features = 64;
+    cfg.base_std = 1.0;
+    cfg.image = Some(ImageConfig::for_shape(c, h, w, pixel_range));
+    cfg
+}
+
+/// The pixel range of image rows: the source format's, or the rows' minimum and maximum (a
+/// constant image set gets `[v − 1, v + 1]`).
+pub fn pixel_range_of(data: &Matrix) -> [f32; 2] {
+    if let Some(range) = data.image.and_then(|l| l.range) {
+        return range;
+    }
+    let lo = data.data.iter().copied().fold(f32::INFINITY, f32::min);
+    let hi = data.data.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    if hi > lo {
+        [lo, hi]
+    } else {
+        [lo - 1.0, lo + 1.0]
+    }
+}
+
+/// The normalisation of an image model: every value maps `[lo, hi]` onto [−1, 1].
+pub fn pixel_normalization(image: &ImageConfig) -> Normalization {
+    let [lo, hi] = image.pixel_range;
+    let d = image.values();
+    Normalization {
+        mean: vec![(lo + hi) / 2.0; d],
+        std: vec![(hi - lo) / 2.0; d],
+    }
 }
 
 /// A trained detector, in memory, ready to save or use.
@@ -230,11 +305,18 @@ pub fn fit(
     data.check_finite()?;
     let (train_idx, val_idx) = split_indices(data.rows, cfg.val_fraction, cfg.train.seed)?;
     let train = data.select(&train_idx);
-    let normalization = Normalization::fit(&train.data, train.rows, train.cols)?;
-    let network = cfg
-        .network
-        .clone()
-        .unwrap_or_else(|| default_network(data.cols));
+    let network = match (&cfg.network, data.image) {
+        (Some(n), _) => n.clone(),
+        (None, Some(layout)) => {
+            let range = cfg.pixel_range.unwrap_or_else(|| pixel_range_of(&train));
+            default_image_network(layout.shape, range)
+        }
+        (None, None) => default_network(data.cols),
+    };
+    let normalization = match &network.image {
+        Some(image) => pixel_normalization(image),
+        None => Normalization::fit(&train.data, train.rows, train.cols)?,
+    };
     if network.input_dim != data.cols {
         bail!(
             "the network expects {} features but the data has {}",
@@ -317,6 +399,22 @@ pub fn fit(
         }
         on_step(step, &last);
         let done = step + 1;
+        if let Some(snap) = cfg
+            .snapshots
+            .as_ref()
+            .filter(|s| s.every > 0 && done % s.every == 0)
+        {
+            let xs = sample_normalized(
+                trainer.generator(),
+                trainer.schedule(),
+                snap.rows,
+                train.cols,
+                SNAPSHOT_SEED,
+                device,
+            )?;
+            let raw = xs.broadcast_mul(&std)?.broadcast_add(&mean)?;
+            (snap.on_samples)(done, &raw.flatten_all()?.to_vec1::<f32>()?)?;
+        }
         // A stop during the last iteration lets the run finish: writing the model is quick.
         let stop = done < tc.steps && cfg.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst));
         if let Some(ck) = &cfg.checkpoint {

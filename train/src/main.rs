@@ -9,13 +9,14 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
-use ddaebm::{parse_device, Model, ScheduleConfig};
+use ddaebm::{parse_device, ImageConfig, Model, NetworkConfig, ScheduleConfig};
 use ddaebm_train::data::{load_matrix, write_npy, Matrix};
 use ddaebm_train::fit::{
-    assemble, default_network, fit, CheckpointConfig, FitConfig, FittedModel, Interrupted,
+    assemble, default_image_network, default_network, fit, pixel_range_of, CheckpointConfig,
+    FitConfig, FittedModel, Interrupted, Snapshots,
 };
 use ddaebm_train::metrics::{aupr, auroc, fpr_at_tpr};
-use ddaebm_train::plot::{write_demo_png, View};
+use ddaebm_train::plot::{write_demo_png, write_image_grid, View};
 use ddaebm_train::toy;
 use ddaebm_train::trainer::{StepStats, TrainConfig};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -50,14 +51,22 @@ enum Command {
         #[arg(long, default_value = "cpu")]
         device: String,
     },
-    /// Generate rows from the model (raw feature scale) as an (n, d) f32 .npy.
+    /// Generate rows from the model (raw feature scale) as an (n, d) f32 .npy, and for an image
+    /// model optionally a PNG grid of them.
     Sample {
         #[arg(long)]
         model: PathBuf,
         #[arg(short = 'n', long = "num", default_value_t = 1000)]
         n: usize,
+        /// The samples as .npy (an image model's as (n, C, H, W)).
+        #[arg(long, required_unless_present = "grid")]
+        out: Option<PathBuf>,
+        /// A PNG grid of the samples (image models only).
         #[arg(long)]
-        out: PathBuf,
+        grid: Option<PathBuf>,
+        /// Images per row of the grid.
+        #[arg(long, default_value_t = 10)]
+        columns: usize,
         #[arg(long, default_value_t = 0)]
         seed: u64,
         #[arg(long, default_value = "cpu")]
@@ -183,6 +192,13 @@ struct TrainArgs {
     /// Variance schedule: vp or geometric.
     #[arg(long, hide = true)]
     schedule_kind: Option<String>,
+    /// Raw pixel range of image data, "lo,hi", mapped to [−1, 1] [default: 0,255 for 8-bit
+    /// images, else the data's minimum and maximum].
+    #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
+    pixel_range: Option<Vec<f32>>,
+    /// Channels of the first stage of the image networks (default 32).
+    #[arg(long)]
+    base_channels: Option<usize>,
     /// Floor of the reconstruction variance (natural log).
     #[arg(long, hide = true, allow_hyphen_values = true)]
     rec_logvar_floor: Option<f64>,
@@ -209,6 +225,13 @@ struct FitArgs {
     /// grow). The result is the model an uninterrupted run would have written.
     #[arg(long)]
     resume: bool,
+    /// Image data: every N iterations, write a PNG grid of 64 samples from the current
+    /// networks to `--sample-dir` (0: never).
+    #[arg(long, default_value_t = 0)]
+    sample_every: usize,
+    /// Folder for the `--sample-every` grids (`step-000500.png`, …) [default: beside --out].
+    #[arg(long)]
+    sample_dir: Option<PathBuf>,
     #[command(flatten)]
     train: TrainArgs,
 }
@@ -229,9 +252,30 @@ struct DemoArgs {
 }
 
 impl TrainArgs {
-    fn config(&self, dim: usize) -> Result<FitConfig> {
-        let defaults = TrainConfig::default();
-        let mut network = default_network(dim);
+    /// The default networks for `data` (vector or image rows) with this run's overrides.
+    fn network_for(&self, data: &Matrix) -> Result<NetworkConfig> {
+        let Some(layout) = data.image else {
+            return Ok(default_network(data.cols));
+        };
+        let range = match self.pixel_range.as_deref() {
+            None => pixel_range_of(data),
+            Some(&[lo, hi]) => [lo, hi],
+            Some(v) => bail!("--pixel-range takes two values lo,hi; got {v:?}"),
+        };
+        let mut network = default_image_network(layout.shape, range);
+        if let (Some(c), Some(image)) = (self.base_channels, network.image.as_mut()) {
+            image.base_channels = c;
+        }
+        network.validate()?;
+        Ok(network)
+    }
+
+    fn config(&self, network: NetworkConfig) -> Result<FitConfig> {
+        let defaults = match network.image {
+            Some(_) => TrainConfig::image_default(),
+            None => TrainConfig::default(),
+        };
+        let mut network = network;
         if let Some(w) = self.width {
             network.head_widths = vec![w; network.head_widths.len()];
         }
@@ -302,10 +346,12 @@ impl TrainArgs {
                 ..defaults
             },
             network: Some(network),
+            pixel_range: None,
             val_fraction: self.val_fraction,
             target_tpr: self.tpr,
             checkpoint: None,
             stop: None,
+            snapshots: None,
         })
     }
 }
@@ -384,7 +430,7 @@ fn stop_on_ctrl_c() -> Result<Arc<AtomicBool>> {
 
 fn cmd_fit(args: FitArgs) -> Result<()> {
     let data = load_matrix(&args.data, args.key.as_deref())?;
-    let mut cfg = args.train.config(data.cols)?;
+    let mut cfg = args.train.config(args.train.network_for(&data)?)?;
     let device = parse_device(&args.train.device)?;
     let checkpoint = args.checkpoint.clone().unwrap_or_else(|| {
         let mut p = args.out.clone().into_os_string();
@@ -416,6 +462,32 @@ fn cmd_fit(args: FitArgs) -> Result<()> {
         cfg.train.batch_size.min(data.rows),
         args.train.device
     );
+    if args.sample_every > 0 {
+        let Some(image) = cfg.network.as_ref().and_then(|n| n.image.clone()) else {
+            bail!(
+                "--sample-every needs image data; {} holds vector rows",
+                args.data.display()
+            );
+        };
+        let dir = match &args.sample_dir {
+            Some(d) => d.clone(),
+            None => args
+                .out
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
+        };
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        cfg.snapshots = Some(Snapshots {
+            every: args.sample_every,
+            rows: 64,
+            on_samples: Arc::new(move |step, samples: &[f32]| {
+                let path = dir.join(format!("step-{step:06}.png"));
+                write_sample_grid(&path, samples, &image, 8)
+            }),
+        });
+    }
     let (fitted, summary) = fit(&data, &cfg, &device, progress(cfg.train.steps))?;
     fitted.save(&args.out)?;
     // The model is on disk: the checkpoint has served its purpose.
@@ -438,12 +510,30 @@ fn cmd_fit(args: FitArgs) -> Result<()> {
     Ok(())
 }
 
+/// Writes image rows (raw pixel scale) as a PNG grid, each pixel 4×4 (8×8 for images up to 16
+/// pixels a side).
+fn write_sample_grid(path: &Path, rows: &[f32], image: &ImageConfig, columns: usize) -> Result<()> {
+    let scale = if image.height.max(image.width) <= 16 {
+        8
+    } else {
+        4
+    };
+    write_image_grid(
+        path,
+        rows,
+        [image.channels, image.height, image.width],
+        image.pixel_range,
+        columns,
+        scale,
+    )
+}
+
 /// Iterations of `demo` unless `--steps` says otherwise: the 2-D sampler needs far more than
 /// `fit`'s default to cover all 25 modes (README, "How the defaults were chosen").
 const DEMO_STEPS: usize = 30_000;
 
 fn cmd_demo(args: DemoArgs) -> Result<()> {
-    let mut cfg = args.train.config(2)?;
+    let mut cfg = args.train.config(default_network(2))?;
     if args.train.steps.is_none() {
         cfg.train.steps = DEMO_STEPS;
     }
@@ -542,6 +632,8 @@ fn run(cli: Cli) -> Result<()> {
             model,
             n,
             out,
+            grid,
+            columns,
             seed,
             device,
         } => {
@@ -549,9 +641,26 @@ fn run(cli: Cli) -> Result<()> {
                 bail!("-n must be at least 1");
             }
             let m = open_model(&model, &device)?;
+            let image = m.metadata().network.image.clone();
+            if grid.is_some() && image.is_none() {
+                bail!(
+                    "--grid needs an image model; {} holds vector data",
+                    model.display()
+                );
+            }
             let s = m.sample(n, seed)?;
-            write_npy(&out, &s, &[n, m.input_dim()])?;
-            eprintln!("wrote {n} samples to {}", out.display());
+            if let Some(out) = &out {
+                let shape = match &image {
+                    Some(i) => vec![n, i.channels, i.height, i.width],
+                    None => vec![n, m.input_dim()],
+                };
+                write_npy(out, &s, &shape)?;
+                eprintln!("wrote {n} samples to {}", out.display());
+            }
+            if let (Some(grid), Some(image)) = (&grid, &image) {
+                write_sample_grid(grid, &s, image, columns)?;
+                eprintln!("wrote a grid of {n} samples to {}", grid.display());
+            }
             Ok(())
         }
         Command::Eval {
@@ -585,7 +694,7 @@ fn run(cli: Cli) -> Result<()> {
                 "{}",
                 serde_json::to_string_pretty(&serde_json::json!({
                     "format": ddaebm::model_file::FORMAT_NAME,
-                    "format_version": ddaebm::model_file::FORMAT_VERSION,
+                    "format_version": meta.format_version(),
                     "metadata": meta,
                 }))?
             );

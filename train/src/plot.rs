@@ -1,4 +1,5 @@
-//! The demo picture: three square panels (data, 4-step samples, learned density) in one PNG.
+//! Pictures: the demo's three square panels (data, 4-step samples, learned density) in one PNG,
+//! and grids of images (generated samples of an image model).
 
 use std::path::Path;
 
@@ -94,6 +95,64 @@ pub fn write_demo_png(
         .with_context(|| format!("{}: cannot write PNG", path.display()))
 }
 
+/// Gap between grid cells, in image pixels before scaling.
+const GRID_GAP: u32 = 1;
+
+/// Writes `images` (rows of `C·H·W` values, channel-major, raw pixel scale) as a PNG grid with
+/// `columns` images per row, each pixel drawn as a `scale × scale` block. Values map from
+/// `pixel_range` to 0–255 (clamped); one channel is drawn grey, three as RGB.
+pub fn write_image_grid(
+    path: impl AsRef<Path>,
+    images: &[f32],
+    shape: [usize; 3],
+    pixel_range: [f32; 2],
+    columns: usize,
+    scale: u32,
+) -> Result<()> {
+    let [c, h, w] = shape;
+    let per = c * h * w;
+    if !(c == 1 || c == 3) || per == 0 || images.is_empty() || images.len() % per != 0 {
+        anyhow::bail!(
+            "cannot draw {} values as {c}×{h}×{w} images (1 or 3 channels)",
+            images.len()
+        );
+    }
+    let n = images.len() / per;
+    let columns = columns.clamp(1, n);
+    let rows = n.div_ceil(columns);
+    let (cell_w, cell_h) = (w as u32 * scale + GRID_GAP, h as u32 * scale + GRID_GAP);
+    let mut img = RgbImage::from_pixel(
+        columns as u32 * cell_w + GRID_GAP,
+        rows as u32 * cell_h + GRID_GAP,
+        Rgb([255, 255, 255]),
+    );
+    let [lo, hi] = pixel_range;
+    let byte = |v: f32| ((v - lo) / (hi - lo) * 255.0).round().clamp(0.0, 255.0) as u8;
+    for (i, values) in images.chunks_exact(per).enumerate() {
+        let (x0, y0) = (
+            (i % columns) as u32 * cell_w + GRID_GAP,
+            (i / columns) as u32 * cell_h + GRID_GAP,
+        );
+        for y in 0..h {
+            for x in 0..w {
+                let at = |ch: usize| byte(values[ch * h * w + y * w + x]);
+                let px = if c == 1 {
+                    Rgb([at(0); 3])
+                } else {
+                    Rgb([at(0), at(1), at(2)])
+                };
+                for dy in 0..scale {
+                    for dx in 0..scale {
+                        img.put_pixel(x0 + x as u32 * scale + dx, y0 + y as u32 * scale + dy, px);
+                    }
+                }
+            }
+        }
+    }
+    img.save(path.as_ref())
+        .with_context(|| format!("cannot write {}", path.as_ref().display()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,5 +182,24 @@ mod tests {
         let x0 = 2 * (PANEL + GAP);
         assert_eq!(img.get_pixel(x0 + PANEL - 1, 0), &ramp(1.0));
         assert_eq!(img.get_pixel(x0, PANEL - 1), &ramp((-10f32).exp()));
+    }
+
+    #[test]
+    fn image_grid_places_each_image_in_its_cell() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("grid.png");
+        // Three 2×2 grey images: black, white, and a left-white/right-black one.
+        let images = [
+            0.0, 0.0, 0.0, 0.0, 16.0, 16.0, 16.0, 16.0, 16.0, 0.0, 16.0, 0.0,
+        ];
+        write_image_grid(&p, &images, [1, 2, 2], [0.0, 16.0], 2, 3).unwrap();
+        let img = image::open(&p).unwrap().to_rgb8();
+        // 2 columns × (2·3 + 1) + 1 wide, 2 rows × 7 + 1 high.
+        assert_eq!(img.dimensions(), (15, 15));
+        assert_eq!(img.get_pixel(1, 1), &Rgb([0, 0, 0]));
+        assert_eq!(img.get_pixel(8 + 5, 1 + 5), &Rgb([255, 255, 255]));
+        assert_eq!(img.get_pixel(1, 8), &Rgb([255, 255, 255]));
+        assert_eq!(img.get_pixel(1 + 3, 8), &Rgb([0, 0, 0]));
+        assert!(write_image_grid(&p, &images, [2, 2, 2], [0.0, 1.0], 2, 1).is_err());
     }
 }

@@ -1,0 +1,701 @@
+//! Convolutional networks for image data (C×H×W inputs): a smaller, configurable counterpart of
+//! the NCSN++ networks of SPEC §2.3.
+//!
+//! Rows stay flat everywhere else in ddaebm: an image is a row of `C·H·W` values in
+//! channel-major order (all of channel 0 row by row, then channel 1, …), so the trainer, the
+//! losses, sampling and the C ABI are the same for vectors and images. These networks reshape to
+//! `(B, C, H, W)` on the way in and flatten on the way out.
+//!
+//! * [`ConvEnergyBody`]: `g(x, k)`, a downsampling residual network with a scalar head. Only
+//!   stride-1 convolutions, 2×2 average pooling, GroupNorm, SiLU and linear layers, whose
+//!   backward passes candle differentiates again (the R1 and score-matching terms need
+//!   second-order gradients through the energy).
+//! * [`ConvGenerator`]: a U-Net `G(x_{k+1}, z, k)` whose GroupNorms are modulated by the latent
+//!   (adaptive GroupNorm, `γ(z) ⊙ GN(h) + β(z)`), with a tanh output (images are scaled to
+//!   [−1, 1]).
+//! * [`ResBlock`] and [`LevelMlp`] are shared with the encoder in `ddaebm-train`.
+//!
+//! Every residual block is "BigGAN"-style as in SPEC §2.3: norm → SiLU → conv3×3, plus a
+//! per-channel bias from the level embedding, norm → SiLU → conv3×3, a 1×1 skip when the channel
+//! count changes, and `(skip + h)/√2`.
+
+use candle::{Module, Tensor};
+use candle_nn::{Conv2d, Conv2dConfig, GroupNorm, Linear, VarBuilder};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::network::{linear, timestep_embedding};
+
+/// GroupNorm's ε (SPEC §2.3).
+const GROUP_NORM_EPS: f64 = 1e-6;
+
+/// Largest image side and channel count a model may declare.
+pub const MAX_IMAGE_SIDE: usize = 4096;
+pub const MAX_CHANNELS: usize = 4096;
+
+/// Shape, pixel scaling and network sizes of an image model; stored in the model file as the
+/// `image` entry of the network config.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ImageConfig {
+    /// Input channels `C` (1 for grey, 3 for RGB).
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+    /// The raw pixel range `[lo, hi]`; the model's normalisation maps it onto [−1, 1]
+    /// (`mean = (lo + hi)/2`, `std = (hi − lo)/2` for every value).
+    pub pixel_range: [f32; 2],
+    /// Channels of the first stage; stage `i` has `base_channels · channel_mult[i]`.
+    pub base_channels: usize,
+    /// One entry per resolution; each stage after the first halves the height and width.
+    pub channel_mult: Vec<usize>,
+    /// Residual blocks per stage.
+    pub blocks_per_stage: usize,
+    /// GroupNorm groups; must divide every stage's channel count.
+    pub groups: usize,
+}
+
+impl ImageConfig {
+    /// Values per image, `C·H·W`.
+    pub fn values(&self) -> usize {
+        self.channels * self.height * self.width
+    }
+
+    /// Channels of stage `i`.
+    pub fn stage_channels(&self, i: usize) -> usize {
+        self.base_channels * self.channel_mult[i]
+    }
+
+    /// Width of the level (and latent) embedding the blocks are conditioned on.
+    pub fn embed_dim(&self) -> usize {
+        4 * self.base_channels
+    }
+
+    /// The default networks for `channels × height × width` images with raw values in
+    /// `pixel_range`: 16 base channels (GroupNorm with 4 groups), one block per stage, and as many stages as the image
+    /// can be halved while both sides stay even and at least 8 (at most 4).
+    pub fn for_shape(channels: usize, height: usize, width: usize, pixel_range: [f32; 2]) -> Self {
+        let mut stages = 1;
+        let (mut h, mut w) = (height, width);
+        while stages < 4 && h % 2 == 0 && w % 2 == 0 && h >= 8 && w >= 8 {
+            stages += 1;
+            h /= 2;
+            w /= 2;
+        }
+        let channel_mult = (0..stages).map(|i| if i == 0 { 1 } else { 2 }).collect();
+        Self {
+            channels,
+            height,
+            width,
+            pixel_range,
+            base_channels: 16,
+            channel_mult,
+            blocks_per_stage: 1,
+            groups: 4,
+        }
+    }
+
+    /// Checks the sizes against each other and against `input_dim`.
+    pub fn validate(&self, input_dim: usize) -> Result<()> {
+        let bad = |msg: String| Err(Error::InvalidArgument(format!("image config: {msg}")));
+        let sides = [self.height, self.width];
+        if sides.iter().any(|&s| s == 0 || s > MAX_IMAGE_SIDE) {
+            return bad(format!(
+                "height and width must be in 1..={MAX_IMAGE_SIDE}, got {}×{}",
+                self.height, self.width
+            ));
+        }
+        if self.channels == 0 || self.channels > MAX_CHANNELS {
+            return bad(format!(
+                "channels must be in 1..={MAX_CHANNELS}, got {}",
+                self.channels
+            ));
+        }
+        if self.values() != input_dim {
+            return bad(format!(
+                "{}×{}×{} = {} values but input_dim is {input_dim}",
+                self.channels,
+                self.height,
+                self.width,
+                self.values()
+            ));
+        }
+        let [lo, hi] = self.pixel_range;
+        if !(lo.is_finite() && hi.is_finite() && hi > lo) {
+            return bad(format!(
+                "pixel_range must be finite with lo < hi, got {lo}, {hi}"
+            ));
+        }
+        if self.channel_mult.is_empty() || self.channel_mult.len() > 8 {
+            return bad("channel_mult needs 1 to 8 entries".into());
+        }
+        let stages = self.channel_mult.len() as u32 - 1;
+        if self.height % (1 << stages) != 0 || self.width % (1 << stages) != 0 {
+            return bad(format!(
+                "{} stages halve the image {stages} times, but {}×{} is not divisible by {}",
+                self.channel_mult.len(),
+                self.height,
+                self.width,
+                1 << stages
+            ));
+        }
+        if !(1..=16).contains(&self.blocks_per_stage) {
+            return bad("blocks_per_stage must be in 1..=16".into());
+        }
+        if self.groups == 0 {
+            return bad("groups must be at least 1".into());
+        }
+        for (i, &m) in self.channel_mult.iter().enumerate() {
+            let c = self.base_channels.checked_mul(m);
+            if m == 0 || c.is_none_or(|c| c == 0 || c > MAX_CHANNELS) {
+                return bad(format!(
+                    "stage {i} has {} × {m} channels; must be in 1..={MAX_CHANNELS}",
+                    self.base_channels
+                ));
+            }
+            if self.stage_channels(i) % self.groups != 0 {
+                return bad(format!(
+                    "{} groups do not divide stage {i}'s {} channels",
+                    self.groups,
+                    self.stage_channels(i)
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// `(B, C·H·W)` → `(B, C, H, W)`.
+    pub fn to_images(&self, xs: &Tensor) -> Result<Tensor> {
+        let b = xs.dim(0)?;
+        Ok(xs.reshape((b, self.channels, self.height, self.width))?)
+    }
+}
+
+/// A 3×3 (padding 1) or 1×1 convolution with bias.
+fn conv(in_c: usize, out_c: usize, kernel: usize, vb: VarBuilder) -> Result<Conv2d> {
+    let cfg = Conv2dConfig {
+        padding: kernel / 2,
+        ..Default::default()
+    };
+    Ok(candle_nn::conv2d(in_c, out_c, kernel, cfg, vb)?)
+}
+
+fn silu(xs: &Tensor) -> Result<Tensor> {
+    Ok(xs.silu()?)
+}
+
+/// `(B, n)` → `(B, n, 1, 1)`, to add or multiply per channel.
+fn per_channel(xs: &Tensor) -> Result<Tensor> {
+    Ok(xs.unsqueeze(2)?.unsqueeze(3)?)
+}
+
+/// The level embedding: sinusoid of `k` → Linear → SiLU → Linear (SPEC §2.3), computed for every
+/// level once at construction and looked up per row.
+#[derive(Clone, Debug)]
+pub struct LevelMlp {
+    embedding: Tensor,
+    first: Linear,
+    second: Linear,
+}
+
+impl LevelMlp {
+    pub fn new(num_levels: usize, sinusoid: usize, out: usize, vb: VarBuilder) -> Result<Self> {
+        let embedding =
+            timestep_embedding(num_levels, sinusoid, vb.device())?.to_dtype(vb.dtype())?;
+        Ok(Self {
+            embedding,
+            first: linear(sinusoid, out, vb.pp("linear0"))?,
+            second: linear(out, out, vb.pp("linear1"))?,
+        })
+    }
+
+    /// `(B,)` u32 levels → `(B, out)`.
+    pub fn forward(&self, levels: &Tensor) -> Result<Tensor> {
+        let e = self.embedding.index_select(levels, 0)?;
+        Ok(self.second.forward(&silu(&self.first.forward(&e)?)?)?)
+    }
+}
+
+/// GroupNorm, either plain (learned affine) or modulated: no affine of its own, then
+/// `(1 + γ(z)) ⊙ GN(h) + β(z)` with `[γ, β] = Linear(zemb)` (γ = β = 0 would keep GN(h)).
+#[derive(Clone, Debug)]
+enum Norm {
+    Plain(GroupNorm),
+    Adaptive { norm: GroupNorm, style: Linear },
+}
+
+impl Norm {
+    fn new(
+        groups: usize,
+        channels: usize,
+        modulation: Option<usize>,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        Ok(match modulation {
+            None => Norm::Plain(candle_nn::group_norm(groups, channels, GROUP_NORM_EPS, vb)?),
+            Some(zdim) => {
+                let dev = vb.device();
+                let norm = GroupNorm::new(
+                    Tensor::ones(channels, vb.dtype(), dev)?,
+                    Tensor::zeros(channels, vb.dtype(), dev)?,
+                    channels,
+                    groups,
+                    GROUP_NORM_EPS,
+                )?;
+                Norm::Adaptive {
+                    norm,
+                    style: linear(zdim, 2 * channels, vb.pp("style"))?,
+                }
+            }
+        })
+    }
+
+    fn forward(&self, h: &Tensor, zemb: Option<&Tensor>) -> Result<Tensor> {
+        match (self, zemb) {
+            (Norm::Plain(norm), _) => Ok(norm.forward(h)?),
+            (Norm::Adaptive { norm, style }, Some(zemb)) => {
+                let c = h.dim(1)?;
+                let s = style.forward(zemb)?;
+                let gamma = per_channel(&(s.narrow(1, 0, c)? + 1.0)?)?;
+                let beta = per_channel(&s.narrow(1, c, c)?)?;
+                Ok(norm
+                    .forward(h)?
+                    .broadcast_mul(&gamma)?
+                    .broadcast_add(&beta)?)
+            }
+            (Norm::Adaptive { .. }, None) => Err(Error::InvalidArgument(
+                "an adaptive GroupNorm needs the latent embedding".into(),
+            )),
+        }
+    }
+}
+
+/// A residual block conditioned on the level embedding (and, for the generator, on the latent).
+#[derive(Clone, Debug)]
+pub struct ResBlock {
+    norm1: Norm,
+    conv1: Conv2d,
+    level_bias: Linear,
+    norm2: Norm,
+    conv2: Conv2d,
+    skip: Option<Conv2d>,
+}
+
+impl ResBlock {
+    /// `in_c → out_c` channels; `embed` is the level embedding's width; `modulation` the
+    /// latent embedding's width for adaptive GroupNorm (`None`: plain GroupNorm).
+    pub fn new(
+        in_c: usize,
+        out_c: usize,
+        groups: usize,
+        embed: usize,
+        modulation: Option<usize>,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        Ok(Self {
+            norm1: Norm::new(groups, in_c, modulation, vb.pp("norm1"))?,
+            conv1: conv(in_c, out_c, 3, vb.pp("conv1"))?,
+            level_bias: linear(embed, out_c, vb.pp("level_bias"))?,
+            norm2: Norm::new(groups, out_c, modulation, vb.pp("norm2"))?,
+            conv2: conv(out_c, out_c, 3, vb.pp("conv2"))?,
+            skip: if in_c != out_c {
+                Some(conv(in_c, out_c, 1, vb.pp("skip"))?)
+            } else {
+                None
+            },
+        })
+    }
+
+    /// `h`: `(B, in_c, H, W)`; `temb`: `(B, embed)`; `zemb`: `(B, modulation)` when modulated.
+    pub fn forward(&self, h: &Tensor, temb: &Tensor, zemb: Option<&Tensor>) -> Result<Tensor> {
+        let mut x = silu(&self.norm1.forward(h, zemb)?)?;
+        x = self.conv1.forward(&x)?;
+        let bias = per_channel(&self.level_bias.forward(&silu(temb)?)?)?;
+        x = x.broadcast_add(&bias)?;
+        x = silu(&self.norm2.forward(&x, zemb)?)?;
+        x = self.conv2.forward(&x)?;
+        let skip = match &self.skip {
+            Some(s) => s.forward(h)?,
+            None => h.clone(),
+        };
+        Ok(((skip + x)? * std::f64::consts::FRAC_1_SQRT_2)?)
+    }
+}
+
+/// Blocks of one stage, in order.
+fn stage_blocks(
+    cfg: &ImageConfig,
+    in_c: usize,
+    out_c: usize,
+    modulation: Option<usize>,
+    vb: VarBuilder,
+) -> Result<Vec<ResBlock>> {
+    (0..cfg.blocks_per_stage)
+        .map(|b| {
+            let c = if b == 0 { in_c } else { out_c };
+            ResBlock::new(c, out_c, cfg.groups, cfg.embed_dim(), modulation, vb.pp(b))
+        })
+        .collect()
+}
+
+/// A downsampling residual network with a pooled, linear scalar head:
+/// conv3×3 → stages of residual blocks (2×2 average pooling between stages) → GN → SiLU →
+/// spatial mean → Linear → `(B, 1)`. Also the encoder's trunk, with `2C` input channels.
+#[derive(Clone, Debug)]
+pub struct DownsamplingNet {
+    level: LevelMlp,
+    input: Conv2d,
+    stages: Vec<Vec<ResBlock>>,
+    out_norm: GroupNorm,
+    head: Linear,
+}
+
+impl DownsamplingNet {
+    pub fn new(
+        cfg: &ImageConfig,
+        sinusoid: usize,
+        num_levels: usize,
+        in_channels: usize,
+        out_features: usize,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        let level = LevelMlp::new(num_levels, sinusoid, cfg.embed_dim(), vb.pp("level"))?;
+        let input = conv(in_channels, cfg.stage_channels(0), 3, vb.pp("input"))?;
+        let mut stages = vec![];
+        let mut prev = cfg.stage_channels(0);
+        for i in 0..cfg.channel_mult.len() {
+            let c = cfg.stage_channels(i);
+            stages.push(stage_blocks(
+                cfg,
+                prev,
+                c,
+                None,
+                vb.pp(format!("stage{i}")),
+            )?);
+            prev = c;
+        }
+        let out_norm = candle_nn::group_norm(cfg.groups, prev, GROUP_NORM_EPS, vb.pp("out_norm"))?;
+        let head = linear(prev, out_features, vb.pp("head"))?;
+        Ok(Self {
+            level,
+            input,
+            stages,
+            out_norm,
+            head,
+        })
+    }
+
+    /// `images`: `(B, in_channels, H, W)`; `levels`: `(B,)` u32 → `(B, out_features)`.
+    pub fn forward(&self, images: &Tensor, levels: &Tensor) -> Result<Tensor> {
+        let temb = self.level.forward(levels)?;
+        let mut h = self.input.forward(images)?;
+        for (i, blocks) in self.stages.iter().enumerate() {
+            if i > 0 {
+                h = h.avg_pool2d(2)?;
+            }
+            for block in blocks {
+                h = block.forward(&h, &temb, None)?;
+            }
+        }
+        h = silu(&self.out_norm.forward(&h)?)?;
+        let pooled = h.mean((2, 3))?;
+        Ok(self.head.forward(&pooled)?)
+    }
+}
+
+/// The energy network's learned part `g(x, k)` for images, `(B, C·H·W)` → `(B, 1)`.
+#[derive(Clone, Debug)]
+pub struct ConvEnergyBody {
+    cfg: ImageConfig,
+    net: DownsamplingNet,
+}
+
+impl ConvEnergyBody {
+    pub fn new(
+        cfg: &ImageConfig,
+        sinusoid: usize,
+        num_levels: usize,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        Ok(Self {
+            cfg: cfg.clone(),
+            net: DownsamplingNet::new(cfg, sinusoid, num_levels, cfg.channels, 1, vb)?,
+        })
+    }
+
+    pub fn forward(&self, xs: &Tensor, levels: &Tensor) -> Result<Tensor> {
+        self.net.forward(&self.cfg.to_images(xs)?, levels)
+    }
+}
+
+/// The image generator: a U-Net on `x_{k+1}` with latent-modulated GroupNorms and a tanh
+/// output, `(B, C·H·W)` → `(B, C·H·W)` in [−1, 1].
+#[derive(Clone, Debug)]
+pub struct ConvGenerator {
+    cfg: ImageConfig,
+    level: LevelMlp,
+    /// PixelNorm(z) → Linear → SiLU → Linear → SiLU.
+    mapping: [Linear; 2],
+    input: Conv2d,
+    down: Vec<Vec<ResBlock>>,
+    middle: ResBlock,
+    up: Vec<Vec<ResBlock>>,
+    out_norm: GroupNorm,
+    output: Conv2d,
+}
+
+impl ConvGenerator {
+    pub fn new(
+        cfg: &ImageConfig,
+        latent_dim: usize,
+        sinusoid: usize,
+        num_levels: usize,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        let e = cfg.embed_dim();
+        let z = Some(e);
+        let level = LevelMlp::new(num_levels, sinusoid, e, vb.pp("level"))?;
+        let mapping = [
+            linear(latent_dim, e, vb.pp("mapping.linear0"))?,
+            linear(e, e, vb.pp("mapping.linear1"))?,
+        ];
+        let input = conv(cfg.channels, cfg.stage_channels(0), 3, vb.pp("input"))?;
+        let n = cfg.channel_mult.len();
+        let (mut down, mut up) = (vec![], vec![]);
+        let mut prev = cfg.stage_channels(0);
+        for i in 0..n {
+            let c = cfg.stage_channels(i);
+            down.push(stage_blocks(cfg, prev, c, z, vb.pp(format!("down{i}")))?);
+            prev = c;
+        }
+        let middle = ResBlock::new(prev, prev, cfg.groups, e, z, vb.pp("middle"))?;
+        for i in (0..n).rev() {
+            // Each up stage sees its input concatenated with the down stage's output.
+            let c = cfg.stage_channels(i);
+            up.push(stage_blocks(cfg, prev + c, c, z, vb.pp(format!("up{i}")))?);
+            prev = c;
+        }
+        let out_norm = candle_nn::group_norm(cfg.groups, prev, GROUP_NORM_EPS, vb.pp("out_norm"))?;
+        let output = conv(prev, cfg.channels, 3, vb.pp("output"))?;
+        Ok(Self {
+            cfg: cfg.clone(),
+            level,
+            mapping,
+            input,
+            down,
+            middle,
+            up,
+            out_norm,
+            output,
+        })
+    }
+
+    /// `x_next`: `(B, C·H·W)`, `z`: `(B, nz)`, `levels`: `(B,)` u32 → `x̂`, `(B, C·H·W)`.
+    pub fn forward(&self, x_next: &Tensor, z: &Tensor, levels: &Tensor) -> Result<Tensor> {
+        let temb = self.level.forward(levels)?;
+        // PixelNorm: z / √(mean(z²) + 1e-8).
+        let z = z.broadcast_div(&(z.sqr()?.mean_keepdim(1)? + 1e-8)?.sqrt()?)?;
+        let zemb = silu(&self.mapping[0].forward(&z)?)?;
+        let zemb = silu(&self.mapping[1].forward(&zemb)?)?;
+        let zemb = Some(&zemb);
+        let mut h = self.input.forward(&self.cfg.to_images(x_next)?)?;
+        let mut skips = vec![];
+        for (i, blocks) in self.down.iter().enumerate() {
+            if i > 0 {
+                h = h.avg_pool2d(2)?;
+            }
+            for block in blocks {
+                h = block.forward(&h, &temb, zemb)?;
+            }
+            skips.push(h.clone());
+        }
+        h = self.middle.forward(&h, &temb, zemb)?;
+        for (j, blocks) in self.up.iter().enumerate() {
+            let skip = skips.pop().expect("one skip per stage");
+            if j > 0 {
+                let (_, _, sh, sw) = skip.dims4()?;
+                h = h.upsample_nearest2d(sh, sw)?;
+            }
+            h = Tensor::cat(&[&h, &skip], 1)?;
+            for block in blocks {
+                h = block.forward(&h, &temb, zemb)?;
+            }
+        }
+        h = silu(&self.out_norm.forward(&h)?)?;
+        let out = self.output.forward(&h)?.tanh()?;
+        Ok(out.flatten_from(1)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle::{DType, Device};
+    use candle_nn::VarMap;
+
+    fn digits_config() -> ImageConfig {
+        let mut cfg = ImageConfig::for_shape(1, 8, 8, [0.0, 16.0]);
+        cfg.base_channels = 8;
+        cfg.groups = 4;
+        cfg
+    }
+
+    #[test]
+    fn default_stages_follow_the_image_size() {
+        let stages = |h, w| {
+            ImageConfig::for_shape(1, h, w, [0.0, 1.0])
+                .channel_mult
+                .len()
+        };
+        assert_eq!(stages(8, 8), 2);
+        assert_eq!(stages(28, 28), 3);
+        assert_eq!(stages(32, 32), 4);
+        assert_eq!(stages(64, 64), 4);
+        assert_eq!(stages(5, 7), 1);
+        for (h, w) in [(8, 8), (28, 28), (32, 32), (64, 64), (5, 7)] {
+            let cfg = ImageConfig::for_shape(3, h, w, [0.0, 255.0]);
+            cfg.validate(3 * h * w).unwrap();
+        }
+    }
+
+    #[test]
+    fn rejects_inconsistent_image_configs() {
+        let ok = digits_config();
+        ok.validate(64).unwrap();
+        let cases: Vec<(ImageConfig, usize, &str)> = vec![
+            (ok.clone(), 65, "input_dim"),
+            (
+                ImageConfig {
+                    pixel_range: [1.0, 1.0],
+                    ..ok.clone()
+                },
+                64,
+                "pixel_range",
+            ),
+            (
+                ImageConfig {
+                    pixel_range: [0.0, f32::NAN],
+                    ..ok.clone()
+                },
+                64,
+                "pixel_range",
+            ),
+            (
+                ImageConfig {
+                    channel_mult: vec![1; 5],
+                    ..ok.clone()
+                },
+                64,
+                "divisible",
+            ),
+            (
+                ImageConfig {
+                    groups: 3,
+                    ..ok.clone()
+                },
+                64,
+                "groups",
+            ),
+            (
+                ImageConfig {
+                    groups: 0,
+                    ..ok.clone()
+                },
+                64,
+                "groups",
+            ),
+            (
+                ImageConfig {
+                    base_channels: 0,
+                    ..ok.clone()
+                },
+                64,
+                "stage 0",
+            ),
+            (
+                ImageConfig {
+                    base_channels: usize::MAX,
+                    ..ok.clone()
+                },
+                64,
+                "stage 0",
+            ),
+            (
+                ImageConfig {
+                    height: 0,
+                    ..ok.clone()
+                },
+                0,
+                "height",
+            ),
+            (
+                ImageConfig {
+                    channels: 1 << 40,
+                    ..ok.clone()
+                },
+                64,
+                "channels",
+            ),
+            (
+                ImageConfig {
+                    blocks_per_stage: 0,
+                    ..ok.clone()
+                },
+                64,
+                "blocks",
+            ),
+            (
+                ImageConfig {
+                    channel_mult: vec![],
+                    ..ok.clone()
+                },
+                64,
+                "channel_mult",
+            ),
+        ];
+        for (cfg, dim, fragment) in cases {
+            let err = cfg.validate(dim).unwrap_err().to_string();
+            assert!(err.contains(fragment), "{cfg:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn shapes_of_the_energy_and_the_generator() {
+        let dev = Device::Cpu;
+        let cfg = digits_config();
+        let vm = VarMap::new();
+        let vb = VarBuilder::from_varmap(&vm, DType::F32, &dev);
+        let energy = ConvEnergyBody::new(&cfg, 16, 4, vb.pp("energy")).unwrap();
+        let generator = ConvGenerator::new(&cfg, 5, 16, 4, vb.pp("generator")).unwrap();
+        let x = Tensor::randn(0f32, 1., (3, 64), &dev).unwrap();
+        let k = Tensor::new(&[0u32, 1, 3], &dev).unwrap();
+        assert_eq!(energy.forward(&x, &k).unwrap().dims(), &[3, 1]);
+        let z = Tensor::randn(0f32, 1., (3, 5), &dev).unwrap();
+        let out = generator.forward(&x, &z, &k).unwrap();
+        assert_eq!(out.dims(), &[3, 64]);
+        let max = out
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(max <= 1.0, "tanh output, got {max}");
+        // The latent changes the output (adaptive GroupNorm is wired in).
+        let z2 = (&z + 1.0).unwrap();
+        let out2 = generator.forward(&x, &z2, &k).unwrap();
+        let diff = (out - out2).unwrap().abs().unwrap().sum_all().unwrap();
+        assert!(diff.to_scalar::<f32>().unwrap() > 0.0);
+        // A row's energy does not depend on the other rows of its batch (no batch statistics).
+        let alone = energy
+            .forward(&x.narrow(0, 1, 1).unwrap(), &k.narrow(0, 1, 1).unwrap())
+            .unwrap();
+        let together = energy.forward(&x, &k).unwrap().narrow(0, 1, 1).unwrap();
+        let d = (alone - together)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .sum_all()
+            .unwrap();
+        assert!(d.to_scalar::<f32>().unwrap() < 1e-5);
+    }
+}
