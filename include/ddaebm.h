@@ -190,6 +190,23 @@ void ddaebm_model_free(struct ddaebm_model *m);
 size_t ddaebm_model_input_dim(const struct ddaebm_model *m);
 
 /**
+ * The image shape of an image model: rows are `channels × height × width` values, channel by
+ * channel, each channel row by row (the layout of a C-ordered `(N, C, H, W)` array), in the
+ * raw pixel scale the model was trained on (the metadata's `network.image.pixel_range`). A
+ * vector-data model writes 0 to all three.
+ *
+ * Returns `DDAEBM_OK`; `DDAEBM_ERR_NULL_ARGUMENT` (`m` or an output NULL; nothing written);
+ * `DDAEBM_ERR_PANIC`. Thread safety: safe to call concurrently.
+ *
+ * # Safety
+ * `m` is NULL or a live model; each output is NULL or points to a writable `size_t`.
+ */
+ddaebm_status ddaebm_model_image_shape(const struct ddaebm_model *m,
+                                       size_t *channels,
+                                       size_t *height,
+                                       size_t *width);
+
+/**
  * The calibrated energy threshold: rows with energy above it are flagged out-of-distribution.
  * NaN when `m` is NULL. Thread safety: safe to call concurrently.
  *

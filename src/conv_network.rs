@@ -20,7 +20,7 @@
 //! count changes, and `(skip + h)/√2`.
 
 use candle::{Module, Tensor};
-use candle_nn::{Conv2d, Conv2dConfig, GroupNorm, Linear, VarBuilder};
+use candle_nn::{GroupNorm, Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -170,13 +170,89 @@ impl ImageConfig {
     }
 }
 
+/// A same-size convolution with an odd square kernel (3×3 with zero padding 1, or 1×1) and a
+/// bias, written as one batched matrix product over shifted copies of the input (im2col by
+/// slicing) instead of candle's convolution op.
+///
+/// The weights are candle-nn's `Conv2d` layout (`weight` `(O, C, k, k)`, `bias` `(O,)`). The
+/// reason for the rewrite is the backward pass: candle differentiates a convolution into a
+/// transposed convolution, whose CPU kernel was 2× slower than the forward one and the largest
+/// cost of a training step; here every backward op is a matrix product, a slice or a pad,
+/// which candle differentiates again for the second-order gradients of the energy.
+#[derive(Clone, Debug)]
+pub struct Conv {
+    /// `(O, C·k·k)`.
+    weight: Tensor,
+    bias: Tensor,
+    kernel: usize,
+}
+
+impl Conv {
+    pub fn new(in_c: usize, out_c: usize, kernel: usize, vb: VarBuilder) -> Result<Self> {
+        let bound = 1.0 / ((in_c * kernel * kernel) as f64).sqrt();
+        let init = candle_nn::Init::Uniform {
+            lo: -bound,
+            up: bound,
+        };
+        let weight = vb.get_with_hints((out_c, in_c, kernel, kernel), "weight", init)?;
+        let bias = vb.get_with_hints(out_c, "bias", init)?;
+        Ok(Self {
+            weight: weight.flatten_from(1)?,
+            bias,
+            kernel,
+        })
+    }
+
+    /// `(B, C, H, W)` → `(B, O, H, W)`.
+    pub fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        let (b, c, h, w) = xs.dims4()?;
+        let k = self.kernel;
+        let cols = if k == 1 {
+            xs.reshape((b, c, h * w))?
+        } else {
+            // Every output pixel reads k·k input pixels; those outside the image read an extra
+            // zero column appended to the flattened input. One gather builds the columns.
+            let flat = xs.reshape((b, c, h * w))?;
+            let padded = Tensor::cat(&[&flat, &flat.narrow(2, 0, 1)?.zeros_like()?], 2)?;
+            let index = gather_index(h, w, k, xs.device())?;
+            padded
+                .index_select(&index, 2)?
+                .reshape((b, c * k * k, h * w))?
+        };
+        let out = self.weight.broadcast_matmul(&cols)?;
+        let o = out.dim(1)?;
+        Ok(out
+            .broadcast_add(&self.bias.reshape((1, o, 1))?)?
+            .reshape((b, o, h, w))?)
+    }
+}
+
+/// For each kernel offset `(dy, dx)` (row-major) and output pixel `(y, x)`, the flat index of
+/// input pixel `(y + dy − k/2, x + dx − k/2)`, or `h·w` (the appended zero) outside the image.
+fn gather_index(h: usize, w: usize, k: usize, device: &candle::Device) -> Result<Tensor> {
+    let p = (k / 2) as isize;
+    let mut index = Vec::with_capacity(k * k * h * w);
+    for dy in 0..k as isize {
+        for dx in 0..k as isize {
+            for y in 0..h as isize {
+                for x in 0..w as isize {
+                    let (sy, sx) = (y + dy - p, x + dx - p);
+                    let inside = (0..h as isize).contains(&sy) && (0..w as isize).contains(&sx);
+                    index.push(if inside {
+                        (sy * w as isize + sx) as u32
+                    } else {
+                        (h * w) as u32
+                    });
+                }
+            }
+        }
+    }
+    Ok(Tensor::from_vec(index, k * k * h * w, device)?)
+}
+
 /// A 3×3 (padding 1) or 1×1 convolution with bias.
-fn conv(in_c: usize, out_c: usize, kernel: usize, vb: VarBuilder) -> Result<Conv2d> {
-    let cfg = Conv2dConfig {
-        padding: kernel / 2,
-        ..Default::default()
-    };
-    Ok(candle_nn::conv2d(in_c, out_c, kernel, cfg, vb)?)
+fn conv(in_c: usize, out_c: usize, kernel: usize, vb: VarBuilder) -> Result<Conv> {
+    Conv::new(in_c, out_c, kernel, vb)
 }
 
 fn silu(xs: &Tensor) -> Result<Tensor> {
@@ -273,11 +349,11 @@ impl Norm {
 #[derive(Clone, Debug)]
 pub struct ResBlock {
     norm1: Norm,
-    conv1: Conv2d,
+    conv1: Conv,
     level_bias: Linear,
     norm2: Norm,
-    conv2: Conv2d,
-    skip: Option<Conv2d>,
+    conv2: Conv,
+    skip: Option<Conv>,
 }
 
 impl ResBlock {
@@ -343,7 +419,7 @@ fn stage_blocks(
 #[derive(Clone, Debug)]
 pub struct DownsamplingNet {
     level: LevelMlp,
-    input: Conv2d,
+    input: Conv,
     stages: Vec<Vec<ResBlock>>,
     out_norm: GroupNorm,
     head: Linear,
@@ -435,12 +511,12 @@ pub struct ConvGenerator {
     level: LevelMlp,
     /// PixelNorm(z) → Linear → SiLU → Linear → SiLU.
     mapping: [Linear; 2],
-    input: Conv2d,
+    input: Conv,
     down: Vec<Vec<ResBlock>>,
     middle: ResBlock,
     up: Vec<Vec<ResBlock>>,
     out_norm: GroupNorm,
-    output: Conv2d,
+    output: Conv,
 }
 
 impl ConvGenerator {
@@ -537,6 +613,28 @@ mod tests {
         cfg.base_channels = 8;
         cfg.groups = 4;
         cfg
+    }
+
+    #[test]
+    fn conv_matches_candle_convolution() {
+        let dev = Device::Cpu;
+        for k in [1usize, 3] {
+            let vm = VarMap::new();
+            let vb = VarBuilder::from_varmap(&vm, DType::F32, &dev);
+            let conv = Conv::new(3, 5, k, vb.pp("c")).unwrap();
+            let x = Tensor::randn(0f32, 1., (2, 3, 6, 4), &dev).unwrap();
+            let ours = conv.forward(&x).unwrap();
+            let data = vm.data().lock().unwrap();
+            let (w, b) = (data["c.weight"].as_tensor(), data["c.bias"].as_tensor());
+            let theirs = x
+                .conv2d(w, k / 2, 1, 1, 1)
+                .unwrap()
+                .broadcast_add(&b.reshape((1, 5, 1, 1)).unwrap())
+                .unwrap();
+            assert_eq!(ours.dims(), &[2, 5, 6, 4]);
+            let diff = (ours - theirs).unwrap().abs().unwrap().max_all().unwrap();
+            assert!(diff.to_scalar::<f32>().unwrap() < 1e-5);
+        }
     }
 
     #[test]

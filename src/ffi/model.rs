@@ -173,6 +173,39 @@ pub unsafe extern "C" fn ddaebm_model_input_dim(m: *const ddaebm_model) -> usize
     }
 }
 
+/// The image shape of an image model: rows are `channels × height × width` values, channel by
+/// channel, each channel row by row (the layout of a C-ordered `(N, C, H, W)` array), in the
+/// raw pixel scale the model was trained on (the metadata's `network.image.pixel_range`). A
+/// vector-data model writes 0 to all three.
+///
+/// Returns `DDAEBM_OK`; `DDAEBM_ERR_NULL_ARGUMENT` (`m` or an output NULL; nothing written);
+/// `DDAEBM_ERR_PANIC`. Thread safety: safe to call concurrently.
+///
+/// # Safety
+/// `m` is NULL or a live model; each output is NULL or points to a writable `size_t`.
+#[no_mangle]
+pub unsafe extern "C" fn ddaebm_model_image_shape(
+    m: *const ddaebm_model,
+    channels: *mut usize,
+    height: *mut usize,
+    width: *mut usize,
+) -> ddaebm_status {
+    boundary("ddaebm_model_image_shape", || {
+        let m = m.as_ref().ok_or_else(|| Failure::null("m"))?;
+        for (p, name) in [(channels, "channels"), (height, "height"), (width, "width")] {
+            if p.is_null() {
+                return Err(Failure::null(name));
+            }
+        }
+        let (c, h, w) = match &m.model.metadata().network.image {
+            Some(i) => (i.channels, i.height, i.width),
+            None => (0, 0, 0),
+        };
+        (*channels, *height, *width) = (c, h, w);
+        Ok(())
+    })
+}
+
 /// The calibrated energy threshold: rows with energy above it are flagged out-of-distribution.
 /// NaN when `m` is NULL. Thread safety: safe to call concurrently.
 ///
