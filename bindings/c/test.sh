@@ -34,7 +34,8 @@ die() {
 [[ -f "$include_dir/ddaebm.h" ]] ||
   die "$include_dir/ddaebm.h not found (set DDAEBM_INCLUDE_DIR)"
 for f in fixture.txt model.safetensors rows.f32 rows.csv energy.f32 pvalue.f32 is_ood.u8 \
-  sample.f32 truncated.safetensors random.safetensors future.safetensors; do
+  sample.f32 truncated.safetensors random.safetensors future.safetensors \
+  image_model.safetensors image_rows.f32 image_energy.f32; do
   [[ -f "$fixture_dir/$f" ]] ||
     die "$fixture_dir/$f not found; run scripts/test-bindings.sh (or set DDAEBM_FIXTURE_DIR)"
 done

@@ -22,6 +22,12 @@ type fixture struct {
 	threshold                      float32
 	x, energy, pvalue, sample      []float32
 	isOOD                          []bool
+
+	// The image model (image_model.safetensors): imageRows images of imageShape
+	// (channels, height, width), each channel-major in imageX, and their energies.
+	imageShape          [3]int
+	imageRows           int
+	imageX, imageEnergy []float32
 }
 
 // fixtureDir is $DDAEBM_FIXTURE_DIR, or target/bindings-fixture of the repository.
@@ -103,12 +109,22 @@ func loadFixture(t testing.TB) *fixture {
 		energy:     readF32(t, "energy.f32"),
 		pvalue:     readF32(t, "pvalue.f32"),
 		sample:     readF32(t, "sample.f32"),
+		imageShape: [3]int{
+			int(number("image_channels", 64)),
+			int(number("image_height", 64)),
+			int(number("image_width", 64)),
+		},
+		imageRows:   int(number("image_rows", 64)),
+		imageX:      readF32(t, "image_rows.f32"),
+		imageEnergy: readF32(t, "image_energy.f32"),
 	}
 	for _, b := range readFixture(t, "is_ood.u8") {
 		f.isOOD = append(f.isOOD, b != 0)
 	}
 	if len(f.x) != f.rows*f.dim || len(f.energy) != f.rows || len(f.pvalue) != f.rows ||
-		len(f.isOOD) != f.rows || len(f.sample) != f.sampleRows*f.dim {
+		len(f.isOOD) != f.rows || len(f.sample) != f.sampleRows*f.dim ||
+		len(f.imageX) != f.imageRows*f.imageShape[0]*f.imageShape[1]*f.imageShape[2] ||
+		len(f.imageEnergy) != f.imageRows {
 		t.Fatalf("the fixture in %s is inconsistent with its fixture.txt", fixtureDir())
 	}
 	return f
@@ -118,6 +134,17 @@ func loadFixture(t testing.TB) *fixture {
 func openFixture(t testing.TB, opts *ddaebm.Options) *ddaebm.Model {
 	t.Helper()
 	m, err := ddaebm.Open(fixtureFile(t, "model.safetensors"), opts)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+// openImageFixture opens the fixture's image model and closes it at the end of the test.
+func openImageFixture(t testing.TB, opts *ddaebm.Options) *ddaebm.Model {
+	t.Helper()
+	m, err := ddaebm.Open(fixtureFile(t, "image_model.safetensors"), opts)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}

@@ -23,6 +23,11 @@ static ddaebm_status go_model_open(const char *path, const ddaebm_open_options *
 	return keep_error(ddaebm_model_open(path, opts, out), message);
 }
 
+static ddaebm_status go_image_shape(const ddaebm_model *m, size_t *channels, size_t *height,
+                                    size_t *width, char **message) {
+	return keep_error(ddaebm_model_image_shape(m, channels, height, width), message);
+}
+
 static ddaebm_status go_energy(const ddaebm_model *m, const float *x, size_t n_rows,
                                size_t row_len, float *out_energy, char **message) {
 	return keep_error(ddaebm_energy(m, x, n_rows, row_len, out_energy), message);
@@ -81,6 +86,7 @@ type Model struct {
 	dim       int
 	threshold float32
 	metadata  string
+	image     [3]int // channels, height, width; zero for a model of feature vectors
 }
 
 // Open opens a model file (memory-mapped) with the given options; nil opts means the defaults
@@ -121,11 +127,18 @@ func Open(path string, opts *Options) (*Model, error) {
 	if err := check(status, message); err != nil {
 		return nil, err
 	}
+	var channels, height, width C.size_t
+	status = C.go_image_shape(ptr, &channels, &height, &width, &message)
+	if err := check(status, message); err != nil {
+		C.ddaebm_model_free(ptr)
+		return nil, err
+	}
 	m := &Model{
 		ptr:       ptr,
 		dim:       int(C.ddaebm_model_input_dim(ptr)),
 		threshold: float32(C.ddaebm_model_threshold(ptr)),
 		metadata:  C.GoString(C.ddaebm_model_metadata(ptr)),
+		image:     [3]int{int(channels), int(height), int(width)},
 	}
 	runtime.SetFinalizer(m, (*Model).Close)
 	return m, nil
@@ -148,6 +161,15 @@ func (m *Model) Close() error {
 // InputDim returns the number of features per row the model expects. It stays valid after
 // Close.
 func (m *Model) InputDim() int { return m.dim }
+
+// ImageShape returns the shape of the images an image model scores, with ok true; ok is false
+// (and the sizes 0) for a model of plain feature vectors. An image is passed as one row of
+// channels × height × width values (= InputDim()), channel by channel and each channel row by
+// row (the layout of a C-ordered (N, C, H, W) array), in the raw pixel scale the model was
+// trained on. It stays valid after Close.
+func (m *Model) ImageShape() (channels, height, width int, ok bool) {
+	return m.image[0], m.image[1], m.image[2], m.image[0] != 0
+}
 
 // Threshold returns the calibrated energy threshold: rows with energy above it are
 // out-of-distribution. It stays valid after Close.

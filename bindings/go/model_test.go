@@ -34,6 +34,54 @@ func TestOpenAndGetters(t *testing.T) {
 	}
 }
 
+func TestImageShape(t *testing.T) {
+	f := loadFixture(t)
+	m := openImageFixture(t, nil)
+	c, h, w, ok := m.ImageShape()
+	if !ok || [3]int{c, h, w} != f.imageShape {
+		t.Errorf("ImageShape() = %d, %d, %d, %v; want %v, true", c, h, w, ok, f.imageShape)
+	}
+	if got, want := m.InputDim(), f.imageShape[0]*f.imageShape[1]*f.imageShape[2]; got != want {
+		t.Errorf("image model InputDim() = %d, want C·H·W = %d", got, want)
+	}
+	m.Close()
+	if c2, h2, w2, ok2 := m.ImageShape(); [3]int{c2, h2, w2} != f.imageShape || !ok2 {
+		t.Error("ImageShape changed after Close")
+	}
+	// A model of feature vectors has none.
+	if c, h, w, ok := openFixture(t, nil).ImageShape(); ok || c != 0 || h != 0 || w != 0 {
+		t.Errorf("vector model ImageShape() = %d, %d, %d, %v; want 0, 0, 0, false", c, h, w, ok)
+	}
+}
+
+// TestImageEnergy scores images: one row of C·H·W values per image, channel-major.
+func TestImageEnergy(t *testing.T) {
+	f := loadFixture(t)
+	for _, opts := range []*ddaebm.Options{nil, {Threads: 2}} {
+		m := openImageFixture(t, opts)
+		energy, err := m.Energy(f.imageX, f.imageRows)
+		if err != nil {
+			t.Fatalf("Energy: %v", err)
+		}
+		sameBits(t, "image energy", energy, f.imageEnergy)
+		screenEnergy, ood, err := m.Screen(f.imageX, f.imageRows)
+		if err != nil {
+			t.Fatalf("Screen: %v", err)
+		}
+		sameBits(t, "image screen energy", screenEnergy, f.imageEnergy)
+		for i, o := range ood {
+			if o != (screenEnergy[i] > m.Threshold()) {
+				t.Errorf("image %d: ood %v but energy %v and threshold %v", i, o, screenEnergy[i], m.Threshold())
+			}
+		}
+	}
+	// Not a whole number of images.
+	_, err := openImageFixture(t, nil).Energy(f.imageX[1:], f.imageRows)
+	if !errors.Is(err, ddaebm.StatusShapeMismatch) {
+		t.Errorf("Energy of a short image batch: %v, want StatusShapeMismatch", err)
+	}
+}
+
 func TestOpenOptions(t *testing.T) {
 	f := loadFixture(t)
 	for _, opts := range []*ddaebm.Options{{}, {Device: "cpu"}, {Device: "CPU", Threads: 2}, {Threads: 1}} {

@@ -14,25 +14,39 @@
 //! - `energy.f32`, `pvalue.f32`, `is_ood.u8`: what `Model::energy`, `pvalues`, `screen` give;
 //! - `sample.f32`: `Model::sample(sample_rows, sample_seed)`;
 //! - `truncated.safetensors`, `random.safetensors`, `future.safetensors` (format version 9);
+//! - `image_model.safetensors`: an image model for `image_channels × image_height ×
+//!   image_width` images with pixels in [0, 255], fitted for a few iterations only (its scores
+//!   mean nothing; it checks that image models open and score through the bindings);
+//! - `image_rows.f32`: `image_rows` images, each `C·H·W` values channel-major (the layout of a
+//!   C-ordered `(N, C, H, W)` array) in the raw pixel scale, the first half like the training
+//!   images, the second half uniform noise;
+//! - `image_energy.f32`: what `Model::energy` gives for them;
 //! - `fixture.txt`: `key value` lines: `rows`, `dim`, `sample_rows`, `sample_seed`, `flagged`,
-//!   `threshold`.
+//!   `threshold`, `image_channels`, `image_height`, `image_width`, `image_rows`.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{ensure, Context, Result};
+use candle::Device;
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 
 use ddaebm::{parse_device, Model};
 use ddaebm_train::data::Matrix;
-use ddaebm_train::fit::{fit, FitConfig};
+use ddaebm_train::fit::{default_image_network, fit, FitConfig};
+use ddaebm_train::trainer::TrainConfig;
 
 const DIM: usize = 4;
 const ROWS: usize = 64;
 const SAMPLE_ROWS: usize = 16;
 const SAMPLE_SEED: u64 = 7;
+/// `[C, H, W]` of the image model: small and not square, so that a height/width mix-up shows.
+const IMAGE_SHAPE: [usize; 3] = [2, 8, 4];
+const IMAGE_RANGE: [f32; 2] = [0.0, 255.0];
+const IMAGE_TRAIN_ROWS: usize = 200;
+const IMAGE_ROWS: usize = 16;
 
 /// One in-distribution row: a point near one of 8 centres on a ring, then two features that
 /// depend on it.
@@ -47,6 +61,91 @@ fn in_distribution(rng: &mut ChaCha8Rng) -> [f32; DIM] {
 fn far_away(rng: &mut ChaCha8Rng) -> [f32; DIM] {
     let mut n = || -> f32 { StandardNormal.sample(rng) };
     [6.0 * n(), 6.0 * n(), 5.0 + 3.0 * n(), -20.0 + 5.0 * n()]
+}
+
+/// One training-like image, channel-major: channel 0 a horizontal ramp, channel 1 a vertical
+/// one, each with a random offset and slope plus a little noise, in [0, 255].
+fn image_like(rng: &mut ChaCha8Rng) -> Vec<f32> {
+    let [c, h, w] = IMAGE_SHAPE;
+    let mut out = Vec::with_capacity(c * h * w);
+    for ch in 0..c {
+        let offset = rng.random_range(40.0..120.0f32);
+        let slope = rng.random_range(5.0..15.0f32);
+        for y in 0..h {
+            for x in 0..w {
+                let along = if ch % 2 == 0 { x } else { y } as f32;
+                let noise: f32 = StandardNormal.sample(rng);
+                out.push((offset + slope * along + 4.0 * noise).clamp(0.0, 255.0));
+            }
+        }
+    }
+    out
+}
+
+/// Fits the small image model, saves it to `dir` and writes the image rows, their energies and
+/// the `image_*` lines of `fixture.txt` (returned).
+fn write_image_fixture(dir: &Path, device: &Device) -> Result<String> {
+    // An RNG of its own, so that the vector fixture above stays as it was.
+    let mut rng = ChaCha8Rng::seed_from_u64(23);
+    let [c, h, w] = IMAGE_SHAPE;
+    let train: Vec<f32> = (0..IMAGE_TRAIN_ROWS)
+        .flat_map(|_| image_like(&mut rng))
+        .collect();
+    let data = Matrix::images(IMAGE_TRAIN_ROWS, IMAGE_SHAPE, train, Some(IMAGE_RANGE))?;
+    let mut network = default_image_network(IMAGE_SHAPE, IMAGE_RANGE);
+    network
+        .image
+        .as_mut()
+        .context("default_image_network has no image config")?
+        .base_channels = 8;
+    let mut cfg = FitConfig {
+        train: TrainConfig::image_default(),
+        network: Some(network),
+        ..FitConfig::default()
+    };
+    // A few iterations: the bindings check the plumbing, not the detector.
+    cfg.train.steps = 20;
+    cfg.train.batch_size = 16;
+    cfg.train.seed = 5;
+    let (fitted, _) = fit(&data, &cfg, device, |_, _| {})?;
+    let model_path = dir.join("image_model.safetensors");
+    fitted.save(&model_path)?;
+
+    let rows: Vec<f32> = (0..IMAGE_ROWS)
+        .flat_map(|i| {
+            if i < IMAGE_ROWS / 2 {
+                image_like(&mut rng)
+            } else {
+                (0..c * h * w)
+                    .map(|_| rng.random_range(IMAGE_RANGE[0]..IMAGE_RANGE[1]))
+                    .collect()
+            }
+        })
+        .collect();
+    let model = Model::open(&model_path, device)?;
+    let image = model
+        .metadata()
+        .network
+        .image
+        .as_ref()
+        .context("the image model has no image config")?;
+    ensure!(
+        [image.channels, image.height, image.width] == IMAGE_SHAPE,
+        "the image model is {}×{}×{}, expected {c}×{h}×{w}",
+        image.channels,
+        image.height,
+        image.width
+    );
+    let energy = model.energy(&rows, IMAGE_ROWS)?;
+    ensure!(
+        energy.iter().all(|e| e.is_finite()),
+        "image energies are not all finite: {energy:?}"
+    );
+    write_f32(&dir.join("image_rows.f32"), &rows)?;
+    write_f32(&dir.join("image_energy.f32"), &energy)?;
+    Ok(format!(
+        "image_channels {c}\nimage_height {h}\nimage_width {w}\nimage_rows {IMAGE_ROWS}\n"
+    ))
 }
 
 fn write_f32(path: &Path, values: &[f32]) -> Result<()> {
@@ -112,11 +211,13 @@ fn main() -> Result<()> {
     rng.fill_bytes(&mut random);
     std::fs::write(dir.join("random.safetensors"), random)?;
     // Bump the format version inside the (ASCII JSON) header; tensor bytes stay as they are.
+    // The file's own version: vector models are still written as version 2, below
+    // `FORMAT_VERSION`.
     let header_len = 8 + u64::from_le_bytes(bytes[..8].try_into()?) as usize;
     let header = std::str::from_utf8(&bytes[8..header_len])?;
     let current = format!(
         "\"format_version\":\"{}\"",
-        ddaebm::model_file::FORMAT_VERSION
+        model.metadata().format_version()
     );
     let bumped = header.replacen(&current, "\"format_version\":\"9\"", 1);
     ensure!(
@@ -127,9 +228,11 @@ fn main() -> Result<()> {
     future_bytes[8..header_len].copy_from_slice(bumped.as_bytes());
     std::fs::write(dir.join("future.safetensors"), future_bytes)?;
 
+    // The image model last: nothing above depends on it.
+    let image_info = write_image_fixture(&dir, &device)?;
     let info = format!(
         "rows {ROWS}\ndim {DIM}\nsample_rows {SAMPLE_ROWS}\nsample_seed {SAMPLE_SEED}\n\
-         flagged {flagged}\nthreshold {:?}\n",
+         flagged {flagged}\nthreshold {:?}\n{image_info}",
         model.threshold()
     );
     std::fs::write(dir.join("fixture.txt"), &info)?;

@@ -118,7 +118,19 @@ static int read_summary(fixture *fx, char *err, size_t err_len) {
     snprintf(err, err_len, "cannot open %s", path);
     return 0;
   }
-  enum { ROWS = 1, DIM = 2, SAMPLE_ROWS = 4, SAMPLE_SEED = 8, FLAGGED = 16, THRESHOLD = 32 };
+  enum {
+    ROWS = 1,
+    DIM = 2,
+    SAMPLE_ROWS = 4,
+    SAMPLE_SEED = 8,
+    FLAGGED = 16,
+    THRESHOLD = 32,
+    IMAGE_CHANNELS = 64,
+    IMAGE_HEIGHT = 128,
+    IMAGE_WIDTH = 256,
+    IMAGE_ROWS = 512,
+    ALL = 1023
+  };
   unsigned seen = 0;
   char key[64], value[64];
   while (fscanf(f, "%63s %63s", key, value) == 2) {
@@ -142,6 +154,18 @@ static int read_summary(fixture *fx, char *err, size_t err_len) {
     } else if (strcmp(key, "flagged") == 0) {
       fx->flagged = (size_t)n;
       seen |= FLAGGED;
+    } else if (strcmp(key, "image_channels") == 0) {
+      fx->image_channels = (size_t)n;
+      seen |= IMAGE_CHANNELS;
+    } else if (strcmp(key, "image_height") == 0) {
+      fx->image_height = (size_t)n;
+      seen |= IMAGE_HEIGHT;
+    } else if (strcmp(key, "image_width") == 0) {
+      fx->image_width = (size_t)n;
+      seen |= IMAGE_WIDTH;
+    } else if (strcmp(key, "image_rows") == 0) {
+      fx->image_rows = (size_t)n;
+      seen |= IMAGE_ROWS;
     } else {
       continue; /* unknown keys are for other bindings */
     }
@@ -152,7 +176,7 @@ static int read_summary(fixture *fx, char *err, size_t err_len) {
     }
   }
   fclose(f);
-  if (seen != (ROWS | DIM | SAMPLE_ROWS | SAMPLE_SEED | FLAGGED | THRESHOLD)) {
+  if (seen != ALL) {
     snprintf(err, err_len, "%s: missing keys", path);
     return 0;
   }
@@ -167,13 +191,24 @@ int fixture_load(fixture *fx, const char *dir, char *err, size_t err_len) {
     snprintf(err, err_len, "%s/fixture.txt: rows, dim and sample_rows must be positive", dir);
     return 0;
   }
+  if (fx->image_channels == 0 || fx->image_height == 0 || fx->image_width == 0 ||
+      fx->image_rows == 0) {
+    snprintf(err, err_len, "%s/fixture.txt: the image_* values must be positive", dir);
+    return 0;
+  }
+  size_t image_values = fx->image_channels * fx->image_height * fx->image_width;
   fx->x = read_f32(fx, "rows.f32", fx->rows * fx->dim, err, err_len);
   fx->energy = fx->x ? read_f32(fx, "energy.f32", fx->rows, err, err_len) : NULL;
   fx->pvalue = fx->energy ? read_f32(fx, "pvalue.f32", fx->rows, err, err_len) : NULL;
   fx->sample =
       fx->pvalue ? read_f32(fx, "sample.f32", fx->sample_rows * fx->dim, err, err_len) : NULL;
   fx->is_ood = fx->sample ? read_exact(fx, "is_ood.u8", fx->rows, err, err_len) : NULL;
-  if (fx->is_ood == NULL) {
+  fx->image_x = fx->is_ood ? read_f32(fx, "image_rows.f32", fx->image_rows * image_values, err,
+                                      err_len)
+                           : NULL;
+  fx->image_energy =
+      fx->image_x ? read_f32(fx, "image_energy.f32", fx->image_rows, err, err_len) : NULL;
+  if (fx->image_energy == NULL) {
     fixture_free(fx);
     return 0;
   }
@@ -186,5 +221,7 @@ void fixture_free(fixture *fx) {
   free(fx->pvalue);
   free(fx->sample);
   free(fx->is_ood);
+  free(fx->image_x);
+  free(fx->image_energy);
   memset(fx, 0, sizeof *fx);
 }

@@ -47,6 +47,11 @@ typedef struct fixture {
   float *pvalue;       /* rows */
   uint8_t *is_ood;     /* rows */
   float *sample;       /* sample_rows × dim */
+  /* The image model (image_model.safetensors) and its rows. */
+  size_t image_channels, image_height, image_width;
+  size_t image_rows;   /* images in image_rows.f32 */
+  float *image_x;      /* image_rows × (C·H·W), each image channel-major, raw pixel scale */
+  float *image_energy; /* image_rows */
 } fixture;
 
 /* Loads every fixture file from `dir`; on failure writes a message to `err` and returns 0. */

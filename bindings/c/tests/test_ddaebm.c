@@ -301,6 +301,86 @@ static void test_status_strings(void) {
   }
 }
 
+/* ---- image models ----------------------------------------------------------------------- */
+
+/* Opens the fixture's image model with `opts`; NULL (after a failed check) if that fails. */
+static ddaebm_model *open_image_model(const ddaebm_open_options *opts) {
+  char path[4096];
+  ddaebm_model *m = NULL;
+  EXPECT_OK(ddaebm_model_open(fixture_path(&fx, "image_model.safetensors", path, sizeof path),
+                              opts, &m));
+  return m;
+}
+
+static void test_image_shape(void) {
+  size_t c = 7, h = 7, w = 7;
+  ddaebm_model *image = open_image_model(NULL);
+  if (image != NULL) {
+    EXPECT_OK(ddaebm_model_image_shape(image, &c, &h, &w));
+    CHECK(c == fx.image_channels && h == fx.image_height && w == fx.image_width,
+          "image shape %zu×%zu×%zu, fixture %zu×%zu×%zu", c, h, w, fx.image_channels,
+          fx.image_height, fx.image_width);
+    size_t values = fx.image_channels * fx.image_height * fx.image_width;
+    CHECK(ddaebm_model_input_dim(image) == values, "image model input_dim %zu, C·H·W %zu",
+          ddaebm_model_input_dim(image), values);
+    const char *meta = ddaebm_model_metadata(image);
+    CHECK(meta != NULL && strstr(meta, "\"image\"") != NULL,
+          "image model metadata has no \"image\" entry: %.80s", meta ? meta : "(null)");
+
+    /* Any NULL argument: an error, and nothing written. */
+    c = h = w = 7;
+    EXPECT_ERR(DDAEBM_ERR_NULL_ARGUMENT, ddaebm_model_image_shape(NULL, &c, &h, &w));
+    EXPECT_ERR(DDAEBM_ERR_NULL_ARGUMENT, ddaebm_model_image_shape(image, NULL, &h, &w));
+    EXPECT_ERR(DDAEBM_ERR_NULL_ARGUMENT, ddaebm_model_image_shape(image, &c, NULL, &w));
+    EXPECT_ERR(DDAEBM_ERR_NULL_ARGUMENT, ddaebm_model_image_shape(image, &c, &h, NULL));
+    CHECK(c == 7 && h == 7 && w == 7, "a failing ddaebm_model_image_shape wrote %zu×%zu×%zu", c,
+          h, w);
+    ddaebm_model_free(image);
+  }
+  /* A vector-data model: 0, 0, 0. */
+  ddaebm_model *vector = open_model(NULL);
+  if (vector != NULL) {
+    c = h = w = 7;
+    EXPECT_OK(ddaebm_model_image_shape(vector, &c, &h, &w));
+    CHECK(c == 0 && h == 0 && w == 0, "vector model image shape %zu×%zu×%zu, expected 0×0×0", c,
+          h, w);
+    ddaebm_model_free(vector);
+  }
+}
+
+/* Image rows are flat C·H·W floats, channel-major, in the raw pixel scale. */
+static void check_image_energy(const ddaebm_open_options *opts) {
+  ddaebm_model *m = open_image_model(opts);
+  if (m == NULL) return;
+  size_t n = fx.image_rows, len = fx.image_channels * fx.image_height * fx.image_width;
+  float *energy = xmalloc(n * sizeof *energy), *screened = xmalloc(n * sizeof *screened);
+  uint8_t *is_ood = xmalloc(n);
+  EXPECT_OK(ddaebm_energy(m, fx.image_x, n, len, energy));
+  CHECK_SAME_F32("image energy", energy, fx.image_energy, n);
+  EXPECT_OK(ddaebm_screen(m, fx.image_x, n, len, screened, is_ood));
+  CHECK_SAME_F32("image screen energy", screened, fx.image_energy, n);
+  float threshold = ddaebm_model_threshold(m);
+  for (size_t i = 0; i < n; i++) {
+    CHECK(is_ood[i] == (screened[i] > threshold), "image is_ood[%zu] = %u but energy %.9g vs %.9g",
+          i, is_ood[i], (double)screened[i], (double)threshold);
+  }
+  /* A row of H·W values (one channel short) is refused. */
+  EXPECT_ERR(DDAEBM_ERR_SHAPE_MISMATCH,
+             ddaebm_energy(m, fx.image_x, n, fx.image_height * fx.image_width, energy));
+  free(energy);
+  free(screened);
+  free(is_ood);
+  ddaebm_model_free(m);
+}
+
+static void test_image_energy_matches_fixture(void) { check_image_energy(NULL); }
+
+static void test_image_energy_pool_of_2(void) {
+  ddaebm_open_options opts = ddaebm_open_options_default();
+  opts.threads = 2;
+  check_image_energy(&opts);
+}
+
 /* ---- edge cases that succeed ------------------------------------------------------------ */
 
 static void check_screen_optional_outputs(const ddaebm_model *m) {
@@ -1053,6 +1133,9 @@ int main(int argc, char **argv) {
   run_test("open_null_device_is_cpu", test_open_null_device_is_cpu);
   run_test("getters", test_getters);
   run_test("getters_on_null", test_getters_on_null);
+  run_test("image_shape", test_image_shape);
+  run_test("image_energy_matches_fixture", test_image_energy_matches_fixture);
+  run_test("image_energy_pool_of_2", test_image_energy_pool_of_2);
   run_test("model_free_null", test_model_free_null);
   run_test("status_strings", test_status_strings);
   run_test("energy_matches_fixture", test_energy_matches_fixture);

@@ -6,7 +6,9 @@
 /// code and the library's message. Requires C++17; under C++20 the scoring and sampling
 /// methods also take `std::span`.
 ///
-/// Rows are `float`s, row-major, `input_dim()` per row. Every input is borrowed for the
+/// Rows are `float`s, row-major, `input_dim()` per row. An image model (image_shape() set)
+/// takes each image as one row of `C·H·W` floats, channel-major (the layout of a C-ordered
+/// `(N, C, H, W)` array), in the raw pixel scale it was trained on. Every input is borrowed for the
 /// duration of the call only; every result is a fresh `std::vector` owned by the caller, or is
 /// written into caller-provided storage.
 ///
@@ -19,10 +21,12 @@
 
 #include <ddaebm.h>
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -135,6 +139,19 @@ public:
 
     /// Features per row the model expects.
     [[nodiscard]] std::size_t input_dim() const { return ddaebm_model_input_dim(get()); }
+
+    /// `{channels, height, width}` of an image model, whose rows are `channels * height *
+    /// width` floats (= input_dim()), channel by channel, each channel row by row (the layout
+    /// of a C-ordered `(N, C, H, W)` array), in the raw pixel scale; `std::nullopt` for a
+    /// model of plain feature vectors.
+    [[nodiscard]] std::optional<std::array<std::size_t, 3>> image_shape() const {
+        std::array<std::size_t, 3> shape{};
+        check(ddaebm_model_image_shape(get(), &shape[0], &shape[1], &shape[2]));
+        if (shape[0] == 0) {
+            return std::nullopt;
+        }
+        return shape;
+    }
 
     /// Calibrated energy threshold: rows with energy above it are out-of-distribution.
     [[nodiscard]] float threshold() const { return ddaebm_model_threshold(get()); }

@@ -60,6 +60,10 @@ Fixture load() {
     f.sample_seed = std::stoull(get("sample_seed"));
     f.flagged = std::stoul(get("flagged"));
     f.threshold = std::strtof(get("threshold").c_str(), nullptr);
+    f.image_channels = std::stoul(get("image_channels"));
+    f.image_height = std::stoul(get("image_height"));
+    f.image_width = std::stoul(get("image_width"));
+    f.image_rows = std::stoul(get("image_rows"));
 
     f.x = read_array<float>(f.path("rows.f32"));
     f.energy = read_array<float>(f.path("energy.f32"));
@@ -69,6 +73,12 @@ Fixture load() {
     if (f.x.size() != f.rows * f.dim || f.energy.size() != f.rows || f.pvalue.size() != f.rows ||
         f.is_ood.size() != f.rows || f.sample.size() != f.sample_rows * f.dim) {
         throw std::runtime_error(f.dir + ": array sizes disagree with fixture.txt");
+    }
+    f.image_x = read_array<float>(f.path("image_rows.f32"));
+    f.image_energy = read_array<float>(f.path("image_energy.f32"));
+    if (f.image_x.size() != f.image_rows * f.image_channels * f.image_height * f.image_width ||
+        f.image_energy.size() != f.image_rows) {
+        throw std::runtime_error(f.dir + ": image array sizes disagree with fixture.txt");
     }
     return f;
 }

@@ -85,6 +85,13 @@ struct Fixture {
     std::vector<float> pvalue;
     std::vector<std::uint8_t> is_ood;
     std::vector<float> sample;  // sample(sample_rows, sample_seed)
+    // The image model (image_model.safetensors) and its rows.
+    std::size_t image_channels = 0;
+    std::size_t image_height = 0;
+    std::size_t image_width = 0;
+    std::size_t image_rows = 0;
+    std::vector<float> image_x;  // image_rows × C·H·W, each image channel-major
+    std::vector<float> image_energy;
 
     /// Full path of a file in the fixture directory.
     [[nodiscard]] std::string path(const std::string& name) const { return dir + "/" + name; }
@@ -92,6 +99,11 @@ struct Fixture {
     /// model.safetensors opened with default options.
     [[nodiscard]] ddaebm::Model open() const {
         return ddaebm::Model::open(path("model.safetensors"));
+    }
+
+    /// image_model.safetensors opened with default options.
+    [[nodiscard]] ddaebm::Model open_image() const {
+        return ddaebm::Model::open(path("image_model.safetensors"));
     }
 };
 

@@ -25,6 +25,16 @@ DDAEBM_TEST(cxx17_model) {
     CHECK(bits_equal(s.is_ood, f.is_ood));
     CHECK(bits_equal(model.sample(f.sample_rows, f.sample_seed), f.sample));
     CHECK_ERROR(DDAEBM_ERR_SHAPE_MISMATCH, model.energy(std::vector<float>(f.dim + 1)));
+    CHECK(!model.image_shape().has_value());
+}
+
+DDAEBM_TEST(cxx17_image_model) {
+    const auto& f = fixture();
+    const ddaebm::Model model = f.open_image();
+    const auto shape = model.image_shape();
+    CHECK(shape.has_value() && (*shape)[0] == f.image_channels &&
+          (*shape)[1] == f.image_height && (*shape)[2] == f.image_width);
+    CHECK(bits_equal(model.energy(f.image_x), f.image_energy));
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 
 #include "runner.hpp"
 
+#include <array>
 #include <cmath>
 #include <limits>
 #include <span>
@@ -44,6 +45,38 @@ DDAEBM_TEST(open_getters) {
     CHECK(metadata.front() == '{' && metadata.back() == '}');
     CHECK(metadata.find("\"input_dim\": " + std::to_string(f.dim)) != std::string::npos);
     CHECK(metadata == ddaebm_model_metadata(model.capi()));
+}
+
+DDAEBM_TEST(image_shape) {
+    const auto& f = fixture();
+    const auto image = f.open_image();
+    const auto shape = image.image_shape();
+    CHECK(shape.has_value());
+    CHECK(shape.value_or(std::array<std::size_t, 3>{}) ==
+          (std::array<std::size_t, 3>{f.image_channels, f.image_height, f.image_width}));
+    CHECK(image.input_dim() == f.image_channels * f.image_height * f.image_width);
+    // A model of plain feature vectors has none.
+    CHECK(!f.open().image_shape().has_value());
+    CHECK_ERROR(DDAEBM_ERR_NULL_ARGUMENT, ddaebm::Model().image_shape());
+}
+
+DDAEBM_TEST(image_energy) {
+    const auto& f = fixture();
+    const auto model = f.open_image();
+    // One row per image: C·H·W floats, channel-major, raw pixel scale.
+    CHECK(bits_equal(model.energy(f.image_x), f.image_energy));
+    CHECK(bits_equal(model.energy(f.image_x.data(), f.image_rows), f.image_energy));
+    CHECK(bits_equal(model.energy(std::span<const float>(f.image_x)), f.image_energy));
+    const auto s = model.screen(f.image_x);
+    CHECK(bits_equal(s.energy, f.image_energy));
+    for (std::size_t i = 0; i < f.image_rows; ++i) {
+        CHECK(s.is_ood[i] == (s.energy[i] > model.threshold() ? 1 : 0));
+    }
+    const auto two = ddaebm::Model::open(f.path("image_model.safetensors"), {"cpu", 2});
+    CHECK(bits_equal(two.energy(f.image_x), f.image_energy));
+    // Not a whole number of images.
+    CHECK_ERROR(DDAEBM_ERR_SHAPE_MISMATCH,
+                model.energy(std::vector<float>(f.image_x.begin(), f.image_x.end() - 1)));
 }
 
 DDAEBM_TEST(open_options) {
@@ -226,6 +259,7 @@ DDAEBM_TEST(move_semantics) {
     CHECK_ERROR(DDAEBM_ERR_NULL_ARGUMENT, a.input_dim());
     CHECK_ERROR(DDAEBM_ERR_NULL_ARGUMENT, a.threshold());
     CHECK_ERROR(DDAEBM_ERR_NULL_ARGUMENT, a.metadata());
+    CHECK_ERROR(DDAEBM_ERR_NULL_ARGUMENT, a.image_shape());
     CHECK_ERROR(DDAEBM_ERR_NULL_ARGUMENT, a.energy(f.x));
     CHECK_ERROR(DDAEBM_ERR_NULL_ARGUMENT, a.screen(f.x.data(), f.rows));
     CHECK_ERROR(DDAEBM_ERR_NULL_ARGUMENT, a.pvalues(std::span<const float>(f.x)));

@@ -76,6 +76,57 @@ def test_wrong_shapes_raise_with_the_library_message(model, rows):
         model.pvalues(np.zeros(model.input_dim + 1))
 
 
+@pytest.fixture
+def image_model(fixture_dir):
+    with ddaebm.Model(fixture_dir / "image_model.safetensors") as m:
+        yield m
+
+
+@pytest.fixture(scope="session")
+def image_shape(info):
+    return tuple(int(info[k]) for k in ("image_channels", "image_height", "image_width"))
+
+
+@pytest.fixture(scope="session")
+def images(fixture_dir, info, image_shape):
+    """The fixture images as an (n, C, H, W) array (image_rows.f32 is that array, flat)."""
+    flat = np.fromfile(fixture_dir / "image_rows.f32", dtype="<f4")
+    return flat.reshape(int(info["image_rows"]), *image_shape)
+
+
+def test_image_shape(image_model, model, image_shape):
+    assert image_model.image_shape == image_shape
+    assert image_model.input_dim == int(np.prod(image_shape))
+    assert image_model.metadata["network"]["image"]["channels"] == image_shape[0]
+    assert model.image_shape is None
+
+
+def test_image_energy_is_bit_identical_to_rust(image_model, images, fixture_dir):
+    want = bits(np.fromfile(fixture_dir / "image_energy.f32", dtype="<f4"))
+    # Flat rows of C·H·W values, channel-major ...
+    flat = images.reshape(len(images), -1)
+    assert (bits(image_model.energy(flat)) == want).all()
+    # ... or the (n, C, H, W) array itself, also through a non-contiguous view.
+    assert (bits(image_model.energy(images)) == want).all()
+    nhwc = np.ascontiguousarray(images.transpose(0, 2, 3, 1))
+    assert (bits(image_model.energy(nhwc.transpose(0, 3, 1, 2))) == want).all()
+    energy, is_ood = image_model.screen(images)
+    assert (bits(energy) == want).all() and (is_ood == (energy > image_model.threshold)).all()
+    assert image_model.pvalues(images).shape == (len(images),)
+    assert image_model.energy(images[:0]).shape == (0,)
+
+
+def test_image_shapes_are_checked(image_model, model, images, image_shape):
+    c, h, w = image_shape
+    with pytest.raises(ddaebm.ShapeMismatchError, match=rf"\(n, {c}, {h}, {w}\) array of images") as e:
+        image_model.energy(images.transpose(0, 1, 3, 2))  # (n, C, W, H)
+    assert e.value.status == ddaebm.Status.SHAPE_MISMATCH
+    with pytest.raises(ddaebm.ShapeMismatchError, match="4-D array"):
+        image_model.energy(images[0])  # one (C, H, W) image: not a batch
+    with pytest.raises(ddaebm.ShapeMismatchError, match="2-D array"):
+        model.energy(images)  # a vector model takes no 4-D arrays
+
+
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 def test_non_finite_rows_raise(model, rows, bad):
     x = rows.copy()

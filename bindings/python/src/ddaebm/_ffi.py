@@ -51,6 +51,10 @@ _SIGNATURES = {
     "ddaebm_model_open": (c_uint32, [c_char_p, POINTER(OpenOptions), POINTER(c_void_p)]),
     "ddaebm_model_free": (None, [c_void_p]),
     "ddaebm_model_input_dim": (c_size_t, [c_void_p]),
+    "ddaebm_model_image_shape": (
+        c_uint32,
+        [c_void_p, POINTER(c_size_t), POINTER(c_size_t), POINTER(c_size_t)],
+    ),
     "ddaebm_model_threshold": (c_float, [c_void_p]),
     "ddaebm_model_metadata": (c_char_p, [c_void_p]),
     "ddaebm_energy": (c_uint32, [c_void_p, _BUF, c_size_t, c_size_t, _BUF]),

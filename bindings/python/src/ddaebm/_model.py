@@ -41,6 +41,11 @@ class Model:
         self._input_dim = int(lib.ddaebm_model_input_dim(self._ptr))
         self._threshold = float(lib.ddaebm_model_threshold(self._ptr))
         self._metadata_json = lib.ddaebm_model_metadata(self._ptr).decode()
+        shape = (ctypes.c_size_t(), ctypes.c_size_t(), ctypes.c_size_t())
+        _ffi.check(lib.ddaebm_model_image_shape(self._ptr, *map(ctypes.byref, shape)))
+        self._image_shape: tuple[int, int, int] | None = (
+            (shape[0].value, shape[1].value, shape[2].value) if shape[0].value else None
+        )
 
     # --- lifetime -------------------------------------------------------------------------
 
@@ -94,6 +99,15 @@ class Model:
         return self._input_dim
 
     @property
+    def image_shape(self) -> tuple[int, int, int] | None:
+        """``(channels, height, width)`` of an image model, ``None`` for a model of feature
+        vectors. An image model scores rows of ``channels * height * width`` values (=
+        :attr:`input_dim`), channel-major (a C-ordered ``(n, C, H, W)`` array flattened per
+        image), in the raw pixel scale it was trained on; the scoring methods also take the
+        ``(n, C, H, W)`` array itself."""
+        return self._image_shape
+
+    @property
     def threshold(self) -> float:
         """Calibrated energy threshold: rows above it are flagged out-of-distribution."""
         return self._threshold
@@ -106,14 +120,29 @@ class Model:
     # --- scoring --------------------------------------------------------------------------
 
     def _rows(self, x: npt.ArrayLike) -> np.ndarray:
-        """``x`` as a C-contiguous float32 2-D array; a 1-D array is one row."""
+        """``x`` as a C-contiguous float32 2-D array; a 1-D array is one row, and for an image
+        model an ``(n, C, H, W)`` array is ``n`` rows of ``C·H·W`` values."""
         arr = np.ascontiguousarray(x, dtype=np.float32)
         if arr.ndim == 1:
             arr = arr.reshape(1, -1)
+        elif arr.ndim == 4 and self._image_shape is not None:
+            if arr.shape[1:] != self._image_shape:
+                c, h, w = self._image_shape
+                raise ShapeMismatchError(
+                    Status.SHAPE_MISMATCH,
+                    f"expected an (n, {c}, {h}, {w}) array of images (n, channels, height, "
+                    f"width), got shape {arr.shape}",
+                )
+            arr = arr.reshape(arr.shape[0], self._input_dim)
         if arr.ndim != 2:
+            images = ""
+            if self._image_shape is not None:
+                c, h, w = self._image_shape
+                images = f" or a 4-D array of (n, {c}, {h}, {w}) images"
             raise ShapeMismatchError(
                 Status.SHAPE_MISMATCH,
-                f"expected a 2-D array of rows × {self._input_dim} features, got shape {arr.shape}",
+                f"expected a 2-D array of rows × {self._input_dim} features{images}, "
+                f"got shape {arr.shape}",
             )
         return arr
 
@@ -132,8 +161,9 @@ class Model:
         """Energy of each row (float32, shape ``(n,)``); higher = more out-of-distribution.
 
         ``x`` is anything numpy turns into a float array of shape ``(n, input_dim)`` (a 1-D
-        array is one row). Wrong shapes raise :class:`ShapeMismatchError`, NaN/Inf
-        :class:`NonFiniteError`, both with the library's message.
+        array is one row), or for an image model of shape ``(n, *image_shape)``. Wrong shapes
+        raise :class:`ShapeMismatchError`, NaN/Inf :class:`NonFiniteError`, both with the
+        library's message.
         """
         rows = self._rows(x)
         out = np.empty(rows.shape[0], dtype=np.float32)
