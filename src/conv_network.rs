@@ -19,8 +19,8 @@
 //! per-channel bias from the level embedding, norm → SiLU → conv3×3, a 1×1 skip when the channel
 //! count changes, and `(skip + h)/√2`.
 
-use candle::{Module, Tensor};
-use candle_nn::{GroupNorm, Linear, VarBuilder};
+use candle::{DType, Module, Tensor};
+use candle_nn::{Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -163,32 +163,77 @@ impl ImageConfig {
         Ok(())
     }
 
-    /// `(B, C·H·W)` → `(B, C, H, W)`.
-    pub fn to_images(&self, xs: &Tensor) -> Result<Tensor> {
-        let b = xs.dim(0)?;
-        Ok(xs.reshape((b, self.channels, self.height, self.width))?)
+    /// `(B, C·H·W)` rows → pixel-major `(H·W, B, C)` activations (see [`Grid`]).
+    pub fn to_pixels(&self, xs: &Tensor) -> Result<Tensor> {
+        let grid = Grid {
+            height: self.height,
+            width: self.width,
+        };
+        rows_to_pixels(xs, self.channels, grid)
     }
 }
 
+/// Activations inside these networks are *pixel-major*: `(H·W, B, C)`, pixels row by row, then
+/// the batch, then channels. Every operation a training step repeats is then a matrix product
+/// or a copy of whole `B·C` blocks: a convolution gathers the `k·k` neighbours of every pixel
+/// with one `index_select` over the leading dimension and multiplies by the weights, and its
+/// backward pass is an `index_add` of blocks plus matrix products, which candle differentiates
+/// again for the energy's second-order gradients. (candle's own convolution differentiates
+/// into a transposed convolution whose CPU kernel was the largest cost of a training step.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Grid {
+    pub height: usize,
+    pub width: usize,
+}
+
+impl Grid {
+    fn pixels(self) -> usize {
+        self.height * self.width
+    }
+
+    fn halved(self) -> Self {
+        Self {
+            height: self.height / 2,
+            width: self.width / 2,
+        }
+    }
+}
+
+/// `(B, C·H·W)` channel-major rows → `(H·W, B, C)`.
+pub fn rows_to_pixels(xs: &Tensor, channels: usize, grid: Grid) -> Result<Tensor> {
+    let b = xs.dim(0)?;
+    Ok(xs
+        .reshape((b, channels, grid.pixels()))?
+        .permute((2, 0, 1))?
+        .contiguous()?)
+}
+
+/// `(H·W, B, C)` → `(B, C·H·W)` channel-major rows.
+fn pixels_to_rows(xs: &Tensor) -> Result<Tensor> {
+    let (p, b, c) = xs.dims3()?;
+    Ok(xs.permute((1, 2, 0))?.contiguous()?.reshape((b, c * p))?)
+}
+
 /// A same-size convolution with an odd square kernel (3×3 with zero padding 1, or 1×1) and a
-/// bias, written as one batched matrix product over shifted copies of the input (im2col by
-/// slicing) instead of candle's convolution op.
-///
-/// The weights are candle-nn's `Conv2d` layout (`weight` `(O, C, k, k)`, `bias` `(O,)`). The
-/// reason for the rewrite is the backward pass: candle differentiates a convolution into a
-/// transposed convolution, whose CPU kernel was 2× slower than the forward one and the largest
-/// cost of a training step; here every backward op is a matrix product, a slice or a pad,
-/// which candle differentiates again for the second-order gradients of the energy.
+/// bias on pixel-major activations. The weights are candle-nn's `Conv2d` layout (`weight`
+/// `(O, C, k, k)`, `bias` `(O,)`).
 #[derive(Clone, Debug)]
 pub struct Conv {
-    /// `(O, C·k·k)`.
     weight: Tensor,
     bias: Tensor,
     kernel: usize,
+    /// For a k > 1 kernel: the source pixel of every (pixel, offset) pair, `(H·W·k·k,)`.
+    gather: Option<Tensor>,
 }
 
 impl Conv {
-    pub fn new(in_c: usize, out_c: usize, kernel: usize, vb: VarBuilder) -> Result<Self> {
+    pub fn new(
+        in_c: usize,
+        out_c: usize,
+        kernel: usize,
+        grid: Grid,
+        vb: VarBuilder,
+    ) -> Result<Self> {
         let bound = 1.0 / ((in_c * kernel * kernel) as f64).sqrt();
         let init = candle_nn::Init::Uniform {
             lo: -bound,
@@ -196,72 +241,148 @@ impl Conv {
         };
         let weight = vb.get_with_hints((out_c, in_c, kernel, kernel), "weight", init)?;
         let bias = vb.get_with_hints(out_c, "bias", init)?;
+        let gather = (kernel > 1)
+            .then(|| gather_index(grid, kernel, vb.device()))
+            .transpose()?;
         Ok(Self {
-            weight: weight.flatten_from(1)?,
+            weight,
             bias,
             kernel,
+            gather,
         })
     }
 
-    /// `(B, C, H, W)` → `(B, O, H, W)`.
+    /// `(H·W, B, C)` → `(H·W, B, O)`.
     pub fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        let (b, c, h, w) = xs.dims4()?;
-        let k = self.kernel;
-        let cols = if k == 1 {
-            xs.reshape((b, c, h * w))?
-        } else {
-            // Every output pixel reads k·k input pixels; those outside the image read an extra
-            // zero column appended to the flattened input. One gather builds the columns.
-            let flat = xs.reshape((b, c, h * w))?;
-            let padded = Tensor::cat(&[&flat, &flat.narrow(2, 0, 1)?.zeros_like()?], 2)?;
-            let index = gather_index(h, w, k, xs.device())?;
-            padded
-                .index_select(&index, 2)?
-                .reshape((b, c * k * k, h * w))?
+        let (p, b, c) = xs.dims3()?;
+        let o = self.weight.dim(0)?;
+        let k2 = self.kernel * self.kernel;
+        let out = match &self.gather {
+            None => xs
+                .reshape((p * b, c))?
+                .matmul(&self.weight.reshape((o, c))?.t()?)?,
+            Some(index) => {
+                // Neighbours outside the image read an appended zero pixel. Rows of `cols` are
+                // (pixel, image) pairs; columns are (kernel offset, channel).
+                let padded = Tensor::cat(&[xs, &xs.narrow(0, 0, 1)?.zeros_like()?], 0)?;
+                let cols = padded
+                    .index_select(index, 0)?
+                    .reshape((p, k2, b, c))?
+                    .transpose(1, 2)?
+                    .contiguous()?
+                    .reshape((p * b, k2 * c))?;
+                // (k²·C, O), rows in the same (offset, channel) order.
+                let w = self
+                    .weight
+                    .reshape((o, c, k2))?
+                    .permute((2, 1, 0))?
+                    .contiguous()?
+                    .reshape((k2 * c, o))?;
+                cols.matmul(&w)?
+            }
         };
-        let out = self.weight.broadcast_matmul(&cols)?;
-        let o = out.dim(1)?;
-        Ok(out
-            .broadcast_add(&self.bias.reshape((1, o, 1))?)?
-            .reshape((b, o, h, w))?)
+        Ok(out.broadcast_add(&self.bias)?.reshape((p, b, o))?)
     }
 }
 
-/// For each kernel offset `(dy, dx)` (row-major) and output pixel `(y, x)`, the flat index of
-/// input pixel `(y + dy − k/2, x + dx − k/2)`, or `h·w` (the appended zero) outside the image.
-fn gather_index(h: usize, w: usize, k: usize, device: &candle::Device) -> Result<Tensor> {
+/// For each output pixel `(y, x)` (row-major) and kernel offset `(dy, dx)` (row-major), the
+/// index of input pixel `(y + dy − k/2, x + dx − k/2)`, or `H·W` (the appended zero) outside
+/// the image.
+fn gather_index(grid: Grid, k: usize, device: &candle::Device) -> Result<Tensor> {
+    let (h, w) = (grid.height as isize, grid.width as isize);
     let p = (k / 2) as isize;
-    let mut index = Vec::with_capacity(k * k * h * w);
-    for dy in 0..k as isize {
-        for dx in 0..k as isize {
-            for y in 0..h as isize {
-                for x in 0..w as isize {
+    let mut index = Vec::with_capacity(k * k * grid.pixels());
+    for y in 0..h {
+        for x in 0..w {
+            for dy in 0..k as isize {
+                for dx in 0..k as isize {
                     let (sy, sx) = (y + dy - p, x + dx - p);
-                    let inside = (0..h as isize).contains(&sy) && (0..w as isize).contains(&sx);
-                    index.push(if inside {
-                        (sy * w as isize + sx) as u32
-                    } else {
-                        (h * w) as u32
-                    });
+                    let inside = (0..h).contains(&sy) && (0..w).contains(&sx);
+                    index.push(if inside { sy * w + sx } else { h * w } as u32);
                 }
             }
         }
     }
-    Ok(Tensor::from_vec(index, k * k * h * w, device)?)
+    let n = index.len();
+    Ok(Tensor::from_vec(index, n, device)?)
 }
 
-/// A 3×3 (padding 1) or 1×1 convolution with bias.
-fn conv(in_c: usize, out_c: usize, kernel: usize, vb: VarBuilder) -> Result<Conv> {
-    Conv::new(in_c, out_c, kernel, vb)
+/// 2×2 average pooling, `(H·W, B, C)` → `(H/2·W/2, B, C)`.
+fn avg_pool(xs: &Tensor, grid: Grid) -> Result<Tensor> {
+    let (_, b, c) = xs.dims3()?;
+    let half = grid.halved();
+    let x = xs.reshape((half.height, 2, half.width, 2, b * c))?;
+    Ok((x.sum_keepdim(3)?.sum_keepdim(1)? * 0.25)?.reshape((half.pixels(), b, c))?)
+}
+
+/// Nearest-neighbour 2× upsampling, `(H·W, B, C)` → `(2H·2W, B, C)`.
+fn upsample(xs: &Tensor, grid: Grid) -> Result<Tensor> {
+    let (h2, w2) = (2 * grid.height, 2 * grid.width);
+    let index: Vec<u32> = (0..h2 * w2)
+        .map(|i| ((i / w2 / 2) * grid.width + (i % w2) / 2) as u32)
+        .collect();
+    let index = Tensor::from_vec(index, h2 * w2, xs.device())?;
+    Ok(xs.index_select(&index, 0)?)
+}
+
+/// GroupNorm on pixel-major activations: statistics per (image, group) over its pixels and
+/// channels, ε = 1e-6, then a per-channel affine.
+#[derive(Clone, Debug)]
+struct GroupNorm {
+    weight: Tensor,
+    bias: Tensor,
+    groups: usize,
+}
+
+impl GroupNorm {
+    /// With learned `weight` (init 1) and `bias` (init 0) when `vb` is given, else the identity
+    /// affine.
+    fn new(
+        groups: usize,
+        channels: usize,
+        vb: Option<VarBuilder>,
+        device: &candle::Device,
+        dtype: DType,
+    ) -> Result<Self> {
+        let (weight, bias) = match vb {
+            Some(vb) => (
+                vb.get_with_hints(channels, "weight", candle_nn::Init::Const(1.0))?,
+                vb.get_with_hints(channels, "bias", candle_nn::Init::Const(0.0))?,
+            ),
+            None => (
+                Tensor::ones(channels, dtype, device)?,
+                Tensor::zeros(channels, dtype, device)?,
+            ),
+        };
+        Ok(Self {
+            weight,
+            bias,
+            groups,
+        })
+    }
+
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        let (p, b, c) = xs.dims3()?;
+        let x = xs.reshape((p, b, self.groups, c / self.groups))?;
+        let mean = x.mean_keepdim(3)?.mean_keepdim(0)?;
+        let centred = x.broadcast_sub(&mean)?;
+        let var = centred.sqr()?.mean_keepdim(3)?.mean_keepdim(0)?;
+        let normed = centred
+            .broadcast_div(&(var + GROUP_NORM_EPS)?.sqrt()?)?
+            .reshape((p, b, c))?;
+        Ok(normed
+            .broadcast_mul(&self.weight)?
+            .broadcast_add(&self.bias)?)
+    }
+}
+
+/// A 3×3 (padding 1) or 1×1 convolution with bias at resolution `grid`.
+fn conv(in_c: usize, out_c: usize, kernel: usize, grid: Grid, vb: VarBuilder) -> Result<Conv> {
+    Conv::new(in_c, out_c, kernel, grid, vb)
 }
 
 fn silu(xs: &Tensor) -> Result<Tensor> {
     Ok(xs.silu()?)
-}
-
-/// `(B, n)` → `(B, n, 1, 1)`, to add or multiply per channel.
-fn per_channel(xs: &Tensor) -> Result<Tensor> {
-    Ok(xs.unsqueeze(2)?.unsqueeze(3)?)
 }
 
 /// The level embedding: sinusoid of `k` → Linear → SiLU → Linear (SPEC §2.3), computed for every
@@ -306,33 +427,25 @@ impl Norm {
         modulation: Option<usize>,
         vb: VarBuilder,
     ) -> Result<Self> {
+        let (dev, dtype) = (vb.device().clone(), vb.dtype());
         Ok(match modulation {
-            None => Norm::Plain(candle_nn::group_norm(groups, channels, GROUP_NORM_EPS, vb)?),
-            Some(zdim) => {
-                let dev = vb.device();
-                let norm = GroupNorm::new(
-                    Tensor::ones(channels, vb.dtype(), dev)?,
-                    Tensor::zeros(channels, vb.dtype(), dev)?,
-                    channels,
-                    groups,
-                    GROUP_NORM_EPS,
-                )?;
-                Norm::Adaptive {
-                    norm,
-                    style: linear(zdim, 2 * channels, vb.pp("style"))?,
-                }
-            }
+            None => Norm::Plain(GroupNorm::new(groups, channels, Some(vb), &dev, dtype)?),
+            Some(zdim) => Norm::Adaptive {
+                norm: GroupNorm::new(groups, channels, None, &dev, dtype)?,
+                style: linear(zdim, 2 * channels, vb.pp("style"))?,
+            },
         })
     }
 
+    /// `h`: `(H·W, B, C)`; `zemb`: `(B, zdim)` for the adaptive norm.
     fn forward(&self, h: &Tensor, zemb: Option<&Tensor>) -> Result<Tensor> {
         match (self, zemb) {
-            (Norm::Plain(norm), _) => Ok(norm.forward(h)?),
+            (Norm::Plain(norm), _) => norm.forward(h),
             (Norm::Adaptive { norm, style }, Some(zemb)) => {
-                let c = h.dim(1)?;
+                let c = h.dim(2)?;
                 let s = style.forward(zemb)?;
-                let gamma = per_channel(&(s.narrow(1, 0, c)? + 1.0)?)?;
-                let beta = per_channel(&s.narrow(1, c, c)?)?;
+                let gamma = (s.narrow(1, 0, c)? + 1.0)?.unsqueeze(0)?;
+                let beta = s.narrow(1, c, c)?.unsqueeze(0)?;
                 Ok(norm
                     .forward(h)?
                     .broadcast_mul(&gamma)?
@@ -357,11 +470,12 @@ pub struct ResBlock {
 }
 
 impl ResBlock {
-    /// `in_c → out_c` channels; `embed` is the level embedding's width; `modulation` the
-    /// latent embedding's width for adaptive GroupNorm (`None`: plain GroupNorm).
+    /// `in_c → out_c` channels at resolution `grid`; `embed` is the level embedding's width;
+    /// `modulation` the latent embedding's width for adaptive GroupNorm (`None`: plain).
     pub fn new(
         in_c: usize,
         out_c: usize,
+        grid: Grid,
         groups: usize,
         embed: usize,
         modulation: Option<usize>,
@@ -369,23 +483,23 @@ impl ResBlock {
     ) -> Result<Self> {
         Ok(Self {
             norm1: Norm::new(groups, in_c, modulation, vb.pp("norm1"))?,
-            conv1: conv(in_c, out_c, 3, vb.pp("conv1"))?,
+            conv1: conv(in_c, out_c, 3, grid, vb.pp("conv1"))?,
             level_bias: linear(embed, out_c, vb.pp("level_bias"))?,
             norm2: Norm::new(groups, out_c, modulation, vb.pp("norm2"))?,
-            conv2: conv(out_c, out_c, 3, vb.pp("conv2"))?,
+            conv2: conv(out_c, out_c, 3, grid, vb.pp("conv2"))?,
             skip: if in_c != out_c {
-                Some(conv(in_c, out_c, 1, vb.pp("skip"))?)
+                Some(conv(in_c, out_c, 1, grid, vb.pp("skip"))?)
             } else {
                 None
             },
         })
     }
 
-    /// `h`: `(B, in_c, H, W)`; `temb`: `(B, embed)`; `zemb`: `(B, modulation)` when modulated.
+    /// `h`: `(H·W, B, in_c)`; `temb`: `(B, embed)`; `zemb`: `(B, modulation)` when modulated.
     pub fn forward(&self, h: &Tensor, temb: &Tensor, zemb: Option<&Tensor>) -> Result<Tensor> {
         let mut x = silu(&self.norm1.forward(h, zemb)?)?;
         x = self.conv1.forward(&x)?;
-        let bias = per_channel(&self.level_bias.forward(&silu(temb)?)?)?;
+        let bias = self.level_bias.forward(&silu(temb)?)?.unsqueeze(0)?;
         x = x.broadcast_add(&bias)?;
         x = silu(&self.norm2.forward(&x, zemb)?)?;
         x = self.conv2.forward(&x)?;
@@ -402,25 +516,52 @@ fn stage_blocks(
     cfg: &ImageConfig,
     in_c: usize,
     out_c: usize,
+    grid: Grid,
     modulation: Option<usize>,
     vb: VarBuilder,
 ) -> Result<Vec<ResBlock>> {
     (0..cfg.blocks_per_stage)
         .map(|b| {
             let c = if b == 0 { in_c } else { out_c };
-            ResBlock::new(c, out_c, cfg.groups, cfg.embed_dim(), modulation, vb.pp(b))
+            ResBlock::new(
+                c,
+                out_c,
+                grid,
+                cfg.groups,
+                cfg.embed_dim(),
+                modulation,
+                vb.pp(b),
+            )
         })
         .collect()
 }
 
+/// The image's resolution at each stage.
+fn stage_grids(cfg: &ImageConfig) -> Vec<Grid> {
+    let mut grid = Grid {
+        height: cfg.height,
+        width: cfg.width,
+    };
+    let mut out = vec![];
+    for i in 0..cfg.channel_mult.len() {
+        if i > 0 {
+            grid = grid.halved();
+        }
+        out.push(grid);
+    }
+    out
+}
+
 /// A downsampling residual network with a pooled, linear scalar head:
 /// conv3×3 → stages of residual blocks (2×2 average pooling between stages) → GN → SiLU →
-/// spatial mean → Linear → `(B, 1)`. Also the encoder's trunk, with `2C` input channels.
+/// spatial mean → Linear → `(B, out_features)`. Also the encoder's trunk, with `2C` input
+/// channels.
 #[derive(Clone, Debug)]
 pub struct DownsamplingNet {
     level: LevelMlp,
     input: Conv,
     stages: Vec<Vec<ResBlock>>,
+    grids: Vec<Grid>,
     out_norm: GroupNorm,
     head: Linear,
 }
@@ -434,47 +575,57 @@ impl DownsamplingNet {
         out_features: usize,
         vb: VarBuilder,
     ) -> Result<Self> {
+        let grids = stage_grids(cfg);
         let level = LevelMlp::new(num_levels, sinusoid, cfg.embed_dim(), vb.pp("level"))?;
-        let input = conv(in_channels, cfg.stage_channels(0), 3, vb.pp("input"))?;
+        let input = conv(
+            in_channels,
+            cfg.stage_channels(0),
+            3,
+            grids[0],
+            vb.pp("input"),
+        )?;
         let mut stages = vec![];
         let mut prev = cfg.stage_channels(0);
-        for i in 0..cfg.channel_mult.len() {
+        for (i, &grid) in grids.iter().enumerate() {
             let c = cfg.stage_channels(i);
             stages.push(stage_blocks(
                 cfg,
                 prev,
                 c,
+                grid,
                 None,
                 vb.pp(format!("stage{i}")),
             )?);
             prev = c;
         }
-        let out_norm = candle_nn::group_norm(cfg.groups, prev, GROUP_NORM_EPS, vb.pp("out_norm"))?;
+        let (dev, dtype) = (vb.device().clone(), vb.dtype());
+        let out_norm = GroupNorm::new(cfg.groups, prev, Some(vb.pp("out_norm")), &dev, dtype)?;
         let head = linear(prev, out_features, vb.pp("head"))?;
         Ok(Self {
             level,
             input,
             stages,
+            grids,
             out_norm,
             head,
         })
     }
 
-    /// `images`: `(B, in_channels, H, W)`; `levels`: `(B,)` u32 → `(B, out_features)`.
-    pub fn forward(&self, images: &Tensor, levels: &Tensor) -> Result<Tensor> {
+    /// `pixels`: `(H·W, B, in_channels)` (see [`rows_to_pixels`]); `levels`: `(B,)` u32 →
+    /// `(B, out_features)`.
+    pub fn forward(&self, pixels: &Tensor, levels: &Tensor) -> Result<Tensor> {
         let temb = self.level.forward(levels)?;
-        let mut h = self.input.forward(images)?;
+        let mut h = self.input.forward(pixels)?;
         for (i, blocks) in self.stages.iter().enumerate() {
             if i > 0 {
-                h = h.avg_pool2d(2)?;
+                h = avg_pool(&h, self.grids[i - 1])?;
             }
             for block in blocks {
                 h = block.forward(&h, &temb, None)?;
             }
         }
         h = silu(&self.out_norm.forward(&h)?)?;
-        let pooled = h.mean((2, 3))?;
-        Ok(self.head.forward(&pooled)?)
+        Ok(self.head.forward(&h.mean(0)?)?)
     }
 }
 
@@ -499,7 +650,7 @@ impl ConvEnergyBody {
     }
 
     pub fn forward(&self, xs: &Tensor, levels: &Tensor) -> Result<Tensor> {
-        self.net.forward(&self.cfg.to_images(xs)?, levels)
+        self.net.forward(&self.cfg.to_pixels(xs)?, levels)
     }
 }
 
@@ -515,6 +666,7 @@ pub struct ConvGenerator {
     down: Vec<Vec<ResBlock>>,
     middle: ResBlock,
     up: Vec<Vec<ResBlock>>,
+    grids: Vec<Grid>,
     out_norm: GroupNorm,
     output: Conv,
 }
@@ -529,29 +681,51 @@ impl ConvGenerator {
     ) -> Result<Self> {
         let e = cfg.embed_dim();
         let z = Some(e);
+        let grids = stage_grids(cfg);
         let level = LevelMlp::new(num_levels, sinusoid, e, vb.pp("level"))?;
         let mapping = [
             linear(latent_dim, e, vb.pp("mapping.linear0"))?,
             linear(e, e, vb.pp("mapping.linear1"))?,
         ];
-        let input = conv(cfg.channels, cfg.stage_channels(0), 3, vb.pp("input"))?;
-        let n = cfg.channel_mult.len();
+        let input = conv(
+            cfg.channels,
+            cfg.stage_channels(0),
+            3,
+            grids[0],
+            vb.pp("input"),
+        )?;
+        let n = grids.len();
         let (mut down, mut up) = (vec![], vec![]);
         let mut prev = cfg.stage_channels(0);
-        for i in 0..n {
+        for (i, &grid) in grids.iter().enumerate() {
             let c = cfg.stage_channels(i);
-            down.push(stage_blocks(cfg, prev, c, z, vb.pp(format!("down{i}")))?);
+            down.push(stage_blocks(
+                cfg,
+                prev,
+                c,
+                grid,
+                z,
+                vb.pp(format!("down{i}")),
+            )?);
             prev = c;
         }
-        let middle = ResBlock::new(prev, prev, cfg.groups, e, z, vb.pp("middle"))?;
+        let middle = ResBlock::new(prev, prev, grids[n - 1], cfg.groups, e, z, vb.pp("middle"))?;
         for i in (0..n).rev() {
             // Each up stage sees its input concatenated with the down stage's output.
             let c = cfg.stage_channels(i);
-            up.push(stage_blocks(cfg, prev + c, c, z, vb.pp(format!("up{i}")))?);
+            up.push(stage_blocks(
+                cfg,
+                prev + c,
+                c,
+                grids[i],
+                z,
+                vb.pp(format!("up{i}")),
+            )?);
             prev = c;
         }
-        let out_norm = candle_nn::group_norm(cfg.groups, prev, GROUP_NORM_EPS, vb.pp("out_norm"))?;
-        let output = conv(prev, cfg.channels, 3, vb.pp("output"))?;
+        let (dev, dtype) = (vb.device().clone(), vb.dtype());
+        let out_norm = GroupNorm::new(cfg.groups, prev, Some(vb.pp("out_norm")), &dev, dtype)?;
+        let output = conv(prev, cfg.channels, 3, grids[0], vb.pp("output"))?;
         Ok(Self {
             cfg: cfg.clone(),
             level,
@@ -560,6 +734,7 @@ impl ConvGenerator {
             down,
             middle,
             up,
+            grids,
             out_norm,
             output,
         })
@@ -573,11 +748,11 @@ impl ConvGenerator {
         let zemb = silu(&self.mapping[0].forward(&z)?)?;
         let zemb = silu(&self.mapping[1].forward(&zemb)?)?;
         let zemb = Some(&zemb);
-        let mut h = self.input.forward(&self.cfg.to_images(x_next)?)?;
+        let mut h = self.input.forward(&self.cfg.to_pixels(x_next)?)?;
         let mut skips = vec![];
         for (i, blocks) in self.down.iter().enumerate() {
             if i > 0 {
-                h = h.avg_pool2d(2)?;
+                h = avg_pool(&h, self.grids[i - 1])?;
             }
             for block in blocks {
                 h = block.forward(&h, &temb, zemb)?;
@@ -585,20 +760,19 @@ impl ConvGenerator {
             skips.push(h.clone());
         }
         h = self.middle.forward(&h, &temb, zemb)?;
+        let n = self.grids.len();
         for (j, blocks) in self.up.iter().enumerate() {
             let skip = skips.pop().expect("one skip per stage");
             if j > 0 {
-                let (_, _, sh, sw) = skip.dims4()?;
-                h = h.upsample_nearest2d(sh, sw)?;
+                h = upsample(&h, self.grids[n - j])?;
             }
-            h = Tensor::cat(&[&h, &skip], 1)?;
+            h = Tensor::cat(&[&h, &skip], 2)?;
             for block in blocks {
                 h = block.forward(&h, &temb, zemb)?;
             }
         }
         h = silu(&self.out_norm.forward(&h)?)?;
-        let out = self.output.forward(&h)?.tanh()?;
-        Ok(out.flatten_from(1)?)
+        pixels_to_rows(&self.output.forward(&h)?.tanh()?)
     }
 }
 
@@ -615,15 +789,49 @@ mod tests {
         cfg
     }
 
+    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    }
+
+    /// `(B, C, H, W)` → pixel-major and back.
+    fn to_pixels(x: &Tensor) -> Tensor {
+        let (_, c, h, w) = x.dims4().unwrap();
+        rows_to_pixels(
+            &x.flatten_from(1).unwrap(),
+            c,
+            Grid {
+                height: h,
+                width: w,
+            },
+        )
+        .unwrap()
+    }
+
+    fn to_nchw(p: &Tensor, h: usize, w: usize) -> Tensor {
+        let (_, b, c) = p.dims3().unwrap();
+        pixels_to_rows(p).unwrap().reshape((b, c, h, w)).unwrap()
+    }
+
     #[test]
-    fn conv_matches_candle_convolution() {
+    fn pixel_major_ops_match_candle_on_nchw() {
         let dev = Device::Cpu;
+        let grid = Grid {
+            height: 6,
+            width: 4,
+        };
+        let x = Tensor::randn(0f32, 1., (2, 3, 6, 4), &dev).unwrap();
         for k in [1usize, 3] {
             let vm = VarMap::new();
             let vb = VarBuilder::from_varmap(&vm, DType::F32, &dev);
-            let conv = Conv::new(3, 5, k, vb.pp("c")).unwrap();
-            let x = Tensor::randn(0f32, 1., (2, 3, 6, 4), &dev).unwrap();
-            let ours = conv.forward(&x).unwrap();
+            let conv = Conv::new(3, 5, k, grid, vb.pp("c")).unwrap();
+            let ours = to_nchw(&conv.forward(&to_pixels(&x)).unwrap(), 6, 4);
             let data = vm.data().lock().unwrap();
             let (w, b) = (data["c.weight"].as_tensor(), data["c.bias"].as_tensor());
             let theirs = x
@@ -631,10 +839,28 @@ mod tests {
                 .unwrap()
                 .broadcast_add(&b.reshape((1, 5, 1, 1)).unwrap())
                 .unwrap();
-            assert_eq!(ours.dims(), &[2, 5, 6, 4]);
-            let diff = (ours - theirs).unwrap().abs().unwrap().max_all().unwrap();
-            assert!(diff.to_scalar::<f32>().unwrap() < 1e-5);
+            assert!(max_diff(&ours, &theirs) < 1e-5, "conv {k}x{k}");
         }
+        let pooled = to_nchw(&avg_pool(&to_pixels(&x), grid).unwrap(), 3, 2);
+        assert!(max_diff(&pooled, &x.avg_pool2d(2).unwrap()) < 1e-6);
+        let small = Grid {
+            height: 3,
+            width: 2,
+        };
+        let coarse = x.avg_pool2d(2).unwrap();
+        let up = to_nchw(&upsample(&to_pixels(&coarse), small).unwrap(), 6, 4);
+        assert!(max_diff(&up, &coarse.upsample_nearest2d(6, 4).unwrap()) < 1e-6);
+        let gn = GroupNorm::new(3, 3, None, &dev, DType::F32).unwrap();
+        let ours = to_nchw(&gn.forward(&to_pixels(&x)).unwrap(), 6, 4);
+        let reference = candle_nn::GroupNorm::new(
+            Tensor::ones(3, DType::F32, &dev).unwrap(),
+            Tensor::zeros(3, DType::F32, &dev).unwrap(),
+            3,
+            3,
+            GROUP_NORM_EPS,
+        )
+        .unwrap();
+        assert!(max_diff(&ours, &reference.forward(&x).unwrap()) < 1e-5);
     }
 
     #[test]

@@ -64,7 +64,7 @@ impl Encoder {
         let h = match &self.trunk {
             Trunk::Mlp(trunk) => trunk.forward_t(&Tensor::cat(&[x, x_next], 1)?, levels, train)?,
             Trunk::Conv(image, net) => {
-                let pair = Tensor::cat(&[image.to_images(x)?, image.to_images(x_next)?], 1)?;
+                let pair = Tensor::cat(&[image.to_pixels(x)?, image.to_pixels(x_next)?], 2)?;
                 net.forward(&pair, levels)?
             }
         };
