@@ -454,14 +454,6 @@ fn cmd_fit(args: FitArgs) -> Result<()> {
         resume: args.resume,
     });
     cfg.stop = Some(stop_on_ctrl_c()?);
-    eprintln!(
-        "fitting {} rows × {} features for {} steps (batch {}) on {}",
-        data.rows,
-        data.cols,
-        cfg.train.steps,
-        cfg.train.batch_size.min(data.rows),
-        args.train.device
-    );
     if args.sample_every > 0 {
         let Some(image) = cfg.network.as_ref().and_then(|n| n.image.clone()) else {
             bail!(
@@ -488,6 +480,14 @@ fn cmd_fit(args: FitArgs) -> Result<()> {
             }),
         });
     }
+    eprintln!(
+        "fitting {} rows × {} features for {} steps (batch {}) on {}",
+        data.rows,
+        data.cols,
+        cfg.train.steps,
+        cfg.train.batch_size.min(data.rows),
+        args.train.device
+    );
     let (fitted, summary) = fit(&data, &cfg, &device, progress(cfg.train.steps))?;
     fitted.save(&args.out)?;
     // The model is on disk: the checkpoint has served its purpose.

@@ -82,7 +82,8 @@ fn every_subcommand_works_on_a_small_fit() {
     let p = |n: &str| f.dir.path().join(n);
     let inspect = run_ok(&["inspect", "--model", s(&f.model)]);
     let meta: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
-    assert_eq!(meta["format_version"], ddaebm::model_file::FORMAT_VERSION);
+    // Vector models are written as version 2, readable by libraries that predate images.
+    assert_eq!(meta["format_version"], 2);
     assert_eq!(meta["metadata"]["network"]["input_dim"], 2);
     assert_eq!(meta["metadata"]["calibration"]["num_samples"], 60);
     assert_eq!(meta["metadata"]["training"]["config"]["steps"], 60);
@@ -288,4 +289,134 @@ fn bad_input_gives_one_clear_error_line_and_no_output() {
     let before = std::fs::read(&f.model).unwrap();
     assert_one_error_line(&fit(&nan_csv, &f.model), "row 1");
     assert_eq!(std::fs::read(&f.model).unwrap(), before);
+}
+
+/// Writes `n` synthetic 1×6×4 "images" (a bright bar at a random row) as `(n, 6, 4)` u8 `.npy`.
+fn bar_images(path: &Path, n: usize, seed: u64) {
+    use rand::Rng;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut data = vec![0f32; n * 24];
+    for img in data.chunks_exact_mut(24) {
+        let row = rng.random_range(1..5);
+        for x in 0..4 {
+            img[row * 4 + x] = rng.random_range(180.0..255.0f32).round();
+        }
+    }
+    let t = candle::Tensor::from_vec(data, (n, 6, 4), &candle::Device::Cpu)
+        .unwrap()
+        .to_dtype(candle::DType::U8)
+        .unwrap();
+    t.write_npy(path).unwrap();
+}
+
+#[test]
+fn image_data_fits_scores_samples_and_draws_grids() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name);
+    bar_images(&p("train.npy"), 160, 1);
+    run_ok(&[
+        "fit",
+        "--data",
+        s(&p("train.npy")),
+        "--out",
+        s(&p("m.safetensors")),
+        "--steps",
+        "12",
+        "--batch-size",
+        "16",
+        "--base-channels",
+        "8",
+        "--sample-every",
+        "6",
+        "--sample-dir",
+        s(&p("grids")),
+    ]);
+    for step in [6, 12] {
+        let grid = image::open(p(&format!("grids/step-{step:06}.png"))).unwrap();
+        // 8 columns × 8 rows of 4×6 images drawn 8× with 1-pixel gaps.
+        assert_eq!((grid.width(), grid.height()), (8 * 33 + 1, 8 * 49 + 1));
+    }
+    let out = run_ok(&["inspect", "--model", s(&p("m.safetensors"))]);
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(meta["format_version"], 3);
+    let image = &meta["metadata"]["network"]["image"];
+    assert_eq!(
+        (&image["channels"], &image["height"], &image["width"]),
+        (&1.into(), &6.into(), &4.into())
+    );
+    assert_eq!(image["pixel_range"], serde_json::json!([0.0, 255.0]));
+    // Scoring takes the (N, H, W) array as rows of H·W values.
+    bar_images(&p("test.npy"), 10, 2);
+    run_ok(&[
+        "score",
+        "--model",
+        s(&p("m.safetensors")),
+        "--data",
+        s(&p("test.npy")),
+        "--out",
+        s(&p("e.npy")),
+    ]);
+    let e = load_matrix(p("e.npy"), None).unwrap();
+    assert_eq!(e.rows, 10);
+    assert!(e.data.iter().all(|v| v.is_finite()));
+    run_ok(&[
+        "sample",
+        "--model",
+        s(&p("m.safetensors")),
+        "-n",
+        "5",
+        "--out",
+        s(&p("s.npy")),
+        "--grid",
+        s(&p("s.png")),
+        "--columns",
+        "5",
+    ]);
+    let samples = load_matrix(p("s.npy"), None).unwrap();
+    assert_eq!(samples.image.unwrap().shape, [1, 6, 4]);
+    assert_eq!(samples.rows, 5);
+    let grid = image::open(p("s.png")).unwrap();
+    assert_eq!((grid.width(), grid.height()), (5 * 33 + 1, 49 + 1));
+    // A grid of a vector model, and sample snapshots of vector data, are clear errors.
+    let fx = fixture();
+    let out = run(&["sample", "--model", s(&fx.model), "--grid", s(&p("v.png"))]);
+    assert_one_error_line(&out, "image model");
+    let out = run(&[
+        "fit",
+        "--data",
+        s(&fx.data),
+        "--out",
+        s(&p("v.safetensors")),
+        "--sample-every",
+        "5",
+    ]);
+    assert_one_error_line(&out, "needs image data");
+}
+
+#[test]
+fn a_folder_of_png_files_is_image_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("imgs");
+    std::fs::create_dir(&folder).unwrap();
+    for i in 0..4u8 {
+        let img = image::RgbImage::from_fn(3, 2, |x, y| {
+            image::Rgb([i * 10, x as u8 * 50, y as u8 * 100])
+        });
+        img.save(folder.join(format!("{i}.png"))).unwrap();
+    }
+    std::fs::write(folder.join("notes.txt"), "skipped").unwrap();
+    let m = load_matrix(&folder, None).unwrap();
+    assert_eq!(m.rows, 4);
+    assert_eq!(m.image.unwrap().shape, [3, 2, 3]);
+    assert_eq!(m.image.unwrap().range, Some([0.0, 255.0]));
+    // Channel-major: red plane, then green, then blue, each row by row.
+    assert_eq!(&m.row(2)[..6], &[20.0; 6]);
+    assert_eq!(&m.row(2)[6..12], &[0.0, 50.0, 100.0, 0.0, 50.0, 100.0]);
+    assert_eq!(&m.row(2)[12..18], &[0.0, 0.0, 0.0, 100.0, 100.0, 100.0]);
+    // Mixed sizes are refused, naming a file.
+    image::GrayImage::new(4, 4)
+        .save(folder.join("9.png"))
+        .unwrap();
+    let e = load_matrix(&folder, None).unwrap_err();
+    assert!(format!("{e:#}").contains("same size"), "{e:#}");
 }
