@@ -18,6 +18,11 @@ use crate::schedule::Schedule;
 /// stays bounded.
 pub const CHUNK_ROWS: usize = 16_384;
 
+/// Largest intermediate tensor an image model's forward pass should create, in bytes: image
+/// batches are scored in chunks of as many rows as keep a convolution's gathered neighbourhoods
+/// (9 values per pixel and channel) near this size.
+pub const IMAGE_CHUNK_BYTES: usize = 64 << 20;
+
 /// Most worker threads a model's own pool may have (see [`Model::with_threads`]).
 pub const MAX_THREADS: usize = 1024;
 
@@ -192,6 +197,21 @@ impl Model {
         &self.generator
     }
 
+    /// Rows per forward pass: [`CHUNK_ROWS`] for vector data; fewer for images, so memory stays
+    /// near [`IMAGE_CHUNK_BYTES`] whatever the image size.
+    pub fn chunk_rows(&self) -> usize {
+        let Some(image) = &self.metadata.network.image else {
+            return CHUNK_ROWS;
+        };
+        let widest = (0..image.channel_mult.len())
+            .map(|i| image.stage_channels(i))
+            .max()
+            .unwrap_or(1);
+        // The generator's up stages see twice the channels (skip concatenation).
+        let per_row = image.height * image.width * 2 * widest * 9 * 4;
+        (IMAGE_CHUNK_BYTES / per_row.max(1)).clamp(1, CHUNK_ROWS)
+    }
+
     /// Checks a row-major buffer of `n_rows` rows: length and finiteness.
     fn check_rows(&self, x: &[f32], n_rows: usize) -> Result<()> {
         let d = self.input_dim();
@@ -254,7 +274,7 @@ impl Model {
         let d = self.input_dim();
         self.in_pool(|| {
             let mut out = Vec::with_capacity(n_rows);
-            for chunk in x.chunks(CHUNK_ROWS * d) {
+            for chunk in x.chunks(self.chunk_rows() * d) {
                 let xs = Tensor::from_slice(chunk, (chunk.len() / d, d), &self.device)?;
                 let e = self.energy_normalized(&self.normalize(&xs)?)?;
                 let e = e.to_dtype(DType::F32)?.to_vec1::<f32>()?;
@@ -295,8 +315,9 @@ impl Model {
                 "cannot allocate {n_rows} sampled rows × {d} features"
             ))
         })?;
-        for (i, start) in (0..n_rows).step_by(CHUNK_ROWS).enumerate() {
-            let rows = CHUNK_ROWS.min(n_rows - start);
+        let chunk = self.chunk_rows();
+        for (i, start) in (0..n_rows).step_by(chunk).enumerate() {
+            let rows = chunk.min(n_rows - start);
             let chunk_seed = seed.wrapping_add((i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
             let xs = sample_normalized(
                 &self.generator,
