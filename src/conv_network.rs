@@ -536,6 +536,26 @@ fn stage_blocks(
         .collect()
 }
 
+/// The blocks of every stage of a downsampling path (`{prefix}{i}.{block}`), from the first
+/// stage's channels on.
+fn down_stages(
+    cfg: &ImageConfig,
+    grids: &[Grid],
+    modulation: Option<usize>,
+    vb: &VarBuilder,
+    prefix: &str,
+) -> Result<Vec<Vec<ResBlock>>> {
+    let mut prev = cfg.stage_channels(0);
+    let mut stages = vec![];
+    for (i, &grid) in grids.iter().enumerate() {
+        let c = cfg.stage_channels(i);
+        let vb = vb.pp(format!("{prefix}{i}"));
+        stages.push(stage_blocks(cfg, prev, c, grid, modulation, vb)?);
+        prev = c;
+    }
+    Ok(stages)
+}
+
 /// The image's resolution at each stage.
 fn stage_grids(cfg: &ImageConfig) -> Vec<Grid> {
     let mut grid = Grid {
@@ -584,20 +604,8 @@ impl DownsamplingNet {
             grids[0],
             vb.pp("input"),
         )?;
-        let mut stages = vec![];
-        let mut prev = cfg.stage_channels(0);
-        for (i, &grid) in grids.iter().enumerate() {
-            let c = cfg.stage_channels(i);
-            stages.push(stage_blocks(
-                cfg,
-                prev,
-                c,
-                grid,
-                None,
-                vb.pp(format!("stage{i}")),
-            )?);
-            prev = c;
-        }
+        let stages = down_stages(cfg, &grids, None, &vb, "stage")?;
+        let prev = cfg.stage_channels(grids.len() - 1);
         let (dev, dtype) = (vb.device().clone(), vb.dtype());
         let out_norm = GroupNorm::new(cfg.groups, prev, Some(vb.pp("out_norm")), &dev, dtype)?;
         let head = linear(prev, out_features, vb.pp("head"))?;
@@ -695,20 +703,9 @@ impl ConvGenerator {
             vb.pp("input"),
         )?;
         let n = grids.len();
-        let (mut down, mut up) = (vec![], vec![]);
-        let mut prev = cfg.stage_channels(0);
-        for (i, &grid) in grids.iter().enumerate() {
-            let c = cfg.stage_channels(i);
-            down.push(stage_blocks(
-                cfg,
-                prev,
-                c,
-                grid,
-                z,
-                vb.pp(format!("down{i}")),
-            )?);
-            prev = c;
-        }
+        let down = down_stages(cfg, &grids, z, &vb, "down")?;
+        let mut up = vec![];
+        let mut prev = cfg.stage_channels(n - 1);
         let middle = ResBlock::new(prev, prev, grids[n - 1], cfg.groups, e, z, vb.pp("middle"))?;
         for i in (0..n).rev() {
             // Each up stage sees its input concatenated with the down stage's output.

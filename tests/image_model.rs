@@ -199,7 +199,10 @@ fn image_batches_are_scored_in_memory_bounded_chunks() {
     let (_, _, model) = build(&image_network());
     let chunk = model.chunk_rows();
     // 2 × 8 × 4 pixels, 16 channels at most, doubled in the U-Net, 9 neighbours, 4 bytes.
-    assert_eq!(chunk, ddaebm::model::IMAGE_CHUNK_BYTES / (32 * 2 * 16 * 9 * 4));
+    assert_eq!(
+        chunk,
+        ddaebm::model::IMAGE_CHUNK_BYTES / (32 * 2 * 16 * 9 * 4)
+    );
     assert!(chunk < ddaebm::model::CHUNK_ROWS);
     let n = chunk + 7;
     let d = model.input_dim();

@@ -100,31 +100,22 @@ fn main() -> Result<()> {
 
     // Samples against held-out digits 0–4, in the [0, 1] pixel scale.
     let samples = model.sample(n, seed ^ 0xD161)?;
-    write_image_grid(
-        out.join("samples.png"),
-        &samples[..100.min(n) * d],
-        [1, 8, 8],
-        [0.0, 16.0],
-        10,
-        6,
-    )?;
-    write_image_grid(
-        out.join("held_out.png"),
-        &held_in.data[..100.min(n) * d],
-        [1, 8, 8],
-        [0.0, 16.0],
-        10,
-        6,
-    )?;
     let gaussian = per_pixel_gaussian(&train, n, &mut rng);
-    write_image_grid(
-        out.join("gaussian.png"),
-        &gaussian[..100.min(n) * d],
-        [1, 8, 8],
-        [0.0, 16.0],
-        10,
-        6,
-    )?;
+    let shown = 100.min(n) * d;
+    for (name, rows) in [
+        ("samples.png", &samples),
+        ("held_out.png", &held_in.data),
+        ("gaussian.png", &gaussian),
+    ] {
+        write_image_grid(
+            out.join(name),
+            &rows[..shown],
+            [1, 8, 8],
+            [0.0, 16.0],
+            10,
+            6,
+        )?;
+    }
     let scale = |v: &[f32]| v.iter().map(|p| p / 16.0).collect::<Vec<f32>>();
     let reference = scale(&held_in.data);
     let bandwidth = median_distance(&reference, d);
