@@ -38,4 +38,39 @@ print(f"energies cuda vs cpu on {len(a)} rows: max rel diff {rel.max():.2e}, mea
 assert rel.max() < 1e-3, "GPU and CPU energies disagree"
 PY
 "$bin" sample --model "$out/m-cuda.safetensors" -n 1000 --device cuda --out "$out/s.npy"
+
+# Image models: synthetic 1×16×16 stroke images, fitted on the GPU; CPU and GPU energies of the
+# same file compared as above; iterations/s of both devices printed by `fit`.
+python3 - "$out" <<'PY'
+import sys, numpy as np
+out = sys.argv[1]
+rng = np.random.default_rng(1)
+def strokes(n):
+    img = np.zeros((n, 1, 16, 16), np.uint8)
+    for i in range(n):
+        r, c = rng.integers(2, 14, 2)
+        img[i, 0, r, 2:14] = 255 if rng.random() < 0.5 else 0
+        img[i, 0, 2:14, c] = 255
+    return img
+np.save(f"{out}/img_train.npy", strokes(4000))
+np.save(f"{out}/img_rows.npy", strokes(100_000))
+PY
+for dev in cuda cpu; do
+    "$bin" fit --data "$out/img_train.npy" --out "$out/img-$dev.safetensors" --steps 300 \
+        --device "$dev" 2>&1 | grep -E "wrote"
+done
+for dev in cuda cpu; do
+    /usr/bin/time -f "score 100k 16x16 images on $dev: %e s" "$bin" score \
+        --model "$out/img-cuda.safetensors" --data "$out/img_rows.npy" --out "$out/ie-$dev.npy" \
+        --device "$dev" 2>&1 | grep -E "score"
+done
+python3 - "$out" <<'PY'
+import sys, numpy as np
+out = sys.argv[1]
+a, b = np.load(f"{out}/ie-cuda.npy"), np.load(f"{out}/ie-cpu.npy")
+rel = np.abs(a - b) / np.maximum(np.abs(b), 1.0)
+print(f"image energies cuda vs cpu on {len(a)} rows: max rel diff {rel.max():.2e}, mean {rel.mean():.2e}")
+assert rel.max() < 1e-3, "GPU and CPU image energies disagree"
+PY
+"$bin" sample --model "$out/img-cuda.safetensors" -n 64 --device cuda --grid "$out/img-samples.png"
 echo "GPU check passed"

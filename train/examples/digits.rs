@@ -31,6 +31,8 @@ const TEST_FRACTION: f64 = 0.3;
 
 fn main() -> Result<()> {
     let mut steps = None;
+    let mut adversarial = None;
+    let mut lr = None;
     let mut seed = 0u64;
     let mut out = PathBuf::from("target/digits");
     let mut data_path =
@@ -43,7 +45,12 @@ fn main() -> Result<()> {
             "--seed" => seed = value()?.parse()?,
             "--out" => out = value()?.into(),
             "--data" => data_path = value()?.into(),
-            _ => bail!("usage: digits [--steps N] [--seed S] [--out DIR] [--data digits.npz]"),
+            "--adversarial-weight" => adversarial = Some(value()?.parse()?),
+            "--lr" => lr = Some(value()?.parse::<f64>()?),
+            _ => bail!(
+                "usage: digits [--steps N] [--seed S] [--out DIR] [--data digits.npz] \
+                 [--adversarial-weight W] [--lr LR_ENERGY]"
+            ),
         }
     }
     if !data_path.exists() {
@@ -81,6 +88,13 @@ fn main() -> Result<()> {
     cfg.train.seed = seed;
     if let Some(s) = steps {
         cfg.train.steps = s;
+    }
+    if let Some(w) = adversarial {
+        cfg.train.adversarial_weight = w;
+    }
+    if let Some(lr) = lr {
+        cfg.train.lr_energy = lr;
+        cfg.train.lr_generator = lr / 2.0;
     }
     let start = Instant::now();
     let (fitted, summary) = fit(&train, &cfg, &Device::Cpu, |_, _| {})?;
