@@ -222,8 +222,7 @@ pub struct Conv {
     weight: Tensor,
     bias: Tensor,
     kernel: usize,
-    /// For a k > 1 kernel: the source pixel of every (pixel, offset) pair, `(H·W·k·k,)`.
-    gather: Option<Tensor>,
+    grid: Grid,
 }
 
 impl Conv {
@@ -241,14 +240,11 @@ impl Conv {
         };
         let weight = vb.get_with_hints((out_c, in_c, kernel, kernel), "weight", init)?;
         let bias = vb.get_with_hints(out_c, "bias", init)?;
-        let gather = (kernel > 1)
-            .then(|| gather_index(grid, kernel, vb.device()))
-            .transpose()?;
         Ok(Self {
             weight,
             bias,
             kernel,
-            gather,
+            grid,
         })
     }
 
@@ -257,16 +253,19 @@ impl Conv {
         let (p, b, c) = xs.dims3()?;
         let o = self.weight.dim(0)?;
         let k2 = self.kernel * self.kernel;
-        let out = match &self.gather {
-            None => xs
+        // The gather index is built per call, not kept: its size follows the input's, so a
+        // model file declaring a huge image with tiny weights costs nothing until it is used.
+        let out = match self.kernel {
+            1 => xs
                 .reshape((p * b, c))?
                 .matmul(&self.weight.reshape((o, c))?.t()?)?,
-            Some(index) => {
+            _ => {
+                let index = gather_index(self.grid, self.kernel, xs.device())?;
                 // Neighbours outside the image read an appended zero pixel. Rows of `cols` are
                 // (pixel, image) pairs; columns are (kernel offset, channel).
                 let padded = Tensor::cat(&[xs, &xs.narrow(0, 0, 1)?.zeros_like()?], 0)?;
                 let cols = padded
-                    .index_select(index, 0)?
+                    .index_select(&index, 0)?
                     .reshape((p, k2, b, c))?
                     .transpose(1, 2)?
                     .contiguous()?
