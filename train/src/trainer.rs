@@ -97,7 +97,7 @@ impl Default for TrainConfig {
 impl TrainConfig {
     /// The defaults for image models: batches of 64 (the reference CIFAR-10 batch; an iteration
     /// of the convolutional networks costs far more than one of the MLPs), 1500 iterations
-    /// (≈ 9 minutes for 8×8 digits on one CPU core), and the reference adversarial term (the
+    /// (9–13 minutes for 568 8×8 digits on one CPU thread), and the reference adversarial term (the
     /// energy pushed down on generator samples), which on digits raised the near-OOD AUROC from
     /// 0.82 to 0.90 and cut the samples' MMD² to held-out digits fivefold
     /// (`bench/digits/README.md`).
