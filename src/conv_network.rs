@@ -3,13 +3,14 @@
 //!
 //! Rows stay flat everywhere else in ddaebm: an image is a row of `C·H·W` values in
 //! channel-major order (all of channel 0 row by row, then channel 1, …), so the trainer, the
-//! losses, sampling and the C ABI are the same for vectors and images. These networks reshape to
-//! `(B, C, H, W)` on the way in and flatten on the way out.
+//! losses, sampling and the C ABI are the same for vectors and images. Inside, these networks
+//! compute on pixel-major activations `(H·W, B, C)` (see [`Grid`] for why) and convert on the way
+//! in and out.
 //!
 //! * [`ConvEnergyBody`]: `g(x, k)`, a downsampling residual network with a scalar head. Only
-//!   stride-1 convolutions, 2×2 average pooling, GroupNorm, SiLU and linear layers, whose
-//!   backward passes candle differentiates again (the R1 and score-matching terms need
-//!   second-order gradients through the energy).
+//!   same-size convolutions (a gather and a matrix product), 2×2 average pooling, GroupNorm,
+//!   SiLU and linear layers, whose backward passes candle differentiates again (the R1 and
+//!   score-matching terms need second-order gradients through the energy).
 //! * [`ConvGenerator`]: a U-Net `G(x_{k+1}, z, k)` whose GroupNorms are modulated by the latent
 //!   (adaptive GroupNorm, `γ(z) ⊙ GN(h) + β(z)`), with a tanh output (images are scaled to
 //!   [−1, 1]).
