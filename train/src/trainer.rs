@@ -63,10 +63,12 @@ pub struct TrainConfig {
     pub latent_weight: f64,
     /// Floor of the reconstruction log-variance (`ln 1e-2` in the toy code).
     pub rec_logvar_floor: f64,
-    /// EMA decay of the energy weights stored in the model file (with the warm-up
+    /// EMA decay of the weights stored in the model file (with the warm-up
     /// `min(decay, (1 + t) / (10 + t))` at step t); `None` stores the raw weights.
-    /// The generator always keeps its raw weights: its BatchNorm running statistics belong to
-    /// them, and averaged weights with those statistics gave much worse samples.
+    /// Averaged: the energy network always; the generator of image models (as in the reference
+    /// image code; on digits it halved the samples' MMD² to held-out digits without changing
+    /// the energy). The MLP generator keeps its raw weights: its BatchNorm running statistics
+    /// belong to them, and averaged weights with those statistics gave much worse samples.
     pub ema_decay: Option<f64>,
     pub seed: u64,
     pub schedule: ScheduleConfig,
@@ -284,6 +286,13 @@ impl Trainer {
                 let mut entries = vec![];
                 for (n, v) in energy_vars.data().lock().expect("var map lock").iter() {
                     entries.push((n.clone(), v.clone(), v.as_tensor().copy()?));
+                }
+                // The image generator has GroupNorm only (no running statistics): averaged too.
+                if network.image.is_some() {
+                    let data = generator_vars.data().lock().expect("var map lock");
+                    for (n, v) in data.iter().filter(|(n, _)| n.starts_with("generator.")) {
+                        entries.push((n.clone(), v.clone(), v.as_tensor().copy()?));
+                    }
                 }
                 Some(Ema { decay, entries })
             }
@@ -799,5 +808,53 @@ mod tests {
             .copy()
             .unwrap();
         assert_eq!(max_abs_diff(&get(g), &graw), 0.0);
+    }
+
+    #[test]
+    fn ema_averages_the_image_generator_but_not_the_encoder() {
+        let dev = Device::Cpu;
+        let cfg = TrainConfig {
+            batch_size: 4,
+            ema_decay: Some(0.9),
+            ..TrainConfig::image_default()
+        };
+        let mut image = ImageConfig::for_shape(1, 4, 4, [0.0, 1.0]);
+        image.base_channels = 4;
+        image.groups = 2;
+        let mut network = NetworkConfig::toy(16);
+        network.image = Some(image);
+        let mut tr = Trainer::new(cfg, network, &dev).unwrap();
+        let raw = |tr: &Trainer, n: &str| {
+            tr.generator_vars.data().lock().unwrap()[n]
+                .as_tensor()
+                .copy()
+                .unwrap()
+        };
+        let g = "generator.input.weight";
+        let w0 = raw(&tr, g);
+        tr.step(&Tensor::randn(0f32, 1., (4, 16), &dev).unwrap())
+            .unwrap();
+        let w1 = raw(&tr, g);
+        assert!(max_abs_diff(&w0, &w1) > 0.0, "the generator trained");
+        let exported = tr.export_tensors().unwrap();
+        let get = |n: &str| exported.iter().find(|(m, _)| m == n).unwrap().1.clone();
+        let want = ((w0 * 0.1).unwrap() + (&w1 * 0.9).unwrap()).unwrap();
+        assert!(max_abs_diff(&get(g), &want) < 1e-6);
+        assert!(exported.iter().all(|(n, _)| !n.starts_with("encoder.")));
+        // A checkpoint holds the generator's average and restores it.
+        let state = tr.state().unwrap();
+        assert!(state.ema.iter().any(|(n, _)| n == g));
+        tr.restore(state).unwrap();
+        assert!(
+            max_abs_diff(
+                &tr.export_tensors()
+                    .unwrap()
+                    .iter()
+                    .find(|(m, _)| m == g)
+                    .unwrap()
+                    .1,
+                &want
+            ) < 1e-6
+        );
     }
 }
