@@ -322,13 +322,6 @@ impl TimeConditionedMlp {
     }
 }
 
-/// The energy network `f_θ(x, k)`: an unnormalised log-density of level `k`.
-///
-/// `f(x, k) = g(u, k) + b(x)` where `g` is the time-conditioned MLP, `u` is `x` or its soft clip
-/// (`input_soft_clip`), and `b` is `−½‖x‖²/s²` (`base_std` = s) or 0. With both on, `g` is bounded
-/// along every ray once the clip saturates, so `f → −∞` far from the data. Without them an MLP
-/// log-density extrapolates linearly and can *rise* away from the data (measured on tabular
-/// data; see `bench/ood/README.md`).
 /// The learned part `g` of the energy network: the time-conditioned MLP, or the convolutional
 /// network for images.
 #[derive(Clone, Debug)]
@@ -337,6 +330,13 @@ enum EnergyBody {
     Conv(ConvEnergyBody),
 }
 
+/// The energy network `f_θ(x, k)`: an unnormalised log-density of level `k`.
+///
+/// `f(x, k) = g(u, k) + b(x)` where `g` is the time-conditioned MLP (the convolutional network
+/// for images), `u` is `x` or its soft clip (`input_soft_clip`), and `b` is `−½‖x‖²/s²`
+/// (`base_std` = s) or 0. With both on, `g` is bounded along every ray once the clip saturates,
+/// so `f → −∞` far from the data. Without them an MLP log-density extrapolates linearly and can
+/// *rise* away from the data (measured on tabular data; see `bench/ood/README.md`).
 #[derive(Clone, Debug)]
 pub struct EnergyNet {
     body: EnergyBody,

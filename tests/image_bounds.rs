@@ -4,6 +4,8 @@
 //!
 //! One test in its own binary, so no other test's allocations move the numbers.
 
+mod support;
+
 use candle::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use ddaebm::model_file::CALIBRATION_TENSOR;
@@ -11,22 +13,11 @@ use ddaebm::{
     CalibrationSummary, EnergyNet, Generator, ImageConfig, Model, ModelMetadata, NetworkConfig,
     Normalization, ScheduleConfig,
 };
-
-fn rss_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kb: u64 = line["VmRSS:".len()..]
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kb * 1024)
-}
+use support::status_bytes;
 
 #[test]
 fn a_declared_huge_image_costs_nothing_per_pixel_at_open() {
-    if rss_bytes().is_none() {
+    if status_bytes("VmRSS:").is_none() {
         eprintln!("skipped: /proc/self/status is not readable here");
         return;
     }
@@ -78,9 +69,9 @@ fn a_declared_huge_image_costs_nothing_per_pixel_at_open() {
     ddaebm::write_model_file(&path, &metadata, &tensors).unwrap();
     let file_size = std::fs::metadata(&path).unwrap().len();
 
-    let before = rss_bytes().unwrap();
+    let before = status_bytes("VmRSS:").unwrap();
     let model = Model::open(&path, &dev).unwrap();
-    let growth = rss_bytes().unwrap().saturating_sub(before);
+    let growth = status_bytes("VmRSS:").unwrap().saturating_sub(before);
     println!(
         "file {:.1} MiB, resident set grew by {:.1} MiB at open",
         file_size as f64 / 1048576.0,

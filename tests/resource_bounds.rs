@@ -7,23 +7,10 @@
 mod support;
 
 use ddaebm::model::CHUNK_ROWS;
-use support::{random_model, rows, Kind};
+use support::{random_model, rows, status_bytes, Kind};
 
 const DIM: usize = 4;
 const MIB: f64 = 1024.0 * 1024.0;
-
-/// A `kB` line of /proc/self/status, in bytes.
-fn status_bytes(key: &str) -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with(key))?;
-    let kb: u64 = line[key.len()..]
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kb * 1024)
-}
 
 /// Resets the peak resident set (VmHWM) to the current one; false where the kernel refuses.
 fn reset_peak() -> bool {

@@ -10,6 +10,17 @@ for d in "$site"/nvidia/cu13/lib "$site"/nvidia/*/lib; do
 done
 export LD_LIBRARY_PATH
 bin=gpu-artifacts/ddaebm-train
+
+# compare_energies LABEL CUDA.npy CPU.npy: fails unless they agree to 1e-3 (relative, floor 1).
+compare_energies() {
+    python3 - "$@" <<'PY'
+import sys, numpy as np
+label, a, b = sys.argv[1], np.load(sys.argv[2]), np.load(sys.argv[3])
+rel = np.abs(a - b) / np.maximum(np.abs(b), 1.0)
+print(f"{label} cuda vs cpu on {len(a)} rows: max rel diff {rel.max():.2e}, mean {rel.mean():.2e}")
+assert rel.max() < 1e-3, f"GPU and CPU {label} disagree"
+PY
+}
 out=${OUT:-/tmp/ddaebm-gpu}
 mkdir -p "$out"
 python3 - "$out" <<'PY'
@@ -29,14 +40,7 @@ for dev in cuda cpu; do
     /usr/bin/time -f "score 1M rows on $dev: %e s" "$bin" score --model "$out/m-cuda.safetensors" \
         --data "$out/rows.npy" --out "$out/e-$dev.npy" --device "$dev" 2>&1 | grep -E "score"
 done
-python3 - "$out" <<'PY'
-import sys, numpy as np
-out = sys.argv[1]
-a, b = np.load(f"{out}/e-cuda.npy"), np.load(f"{out}/e-cpu.npy")
-rel = np.abs(a - b) / np.maximum(np.abs(b), 1.0)
-print(f"energies cuda vs cpu on {len(a)} rows: max rel diff {rel.max():.2e}, mean {rel.mean():.2e}")
-assert rel.max() < 1e-3, "GPU and CPU energies disagree"
-PY
+compare_energies "energies" "$out/e-cuda.npy" "$out/e-cpu.npy"
 "$bin" sample --model "$out/m-cuda.safetensors" -n 1000 --device cuda --out "$out/s.npy"
 
 # Image models: synthetic 1×16×16 stroke images, fitted on the GPU; CPU and GPU energies of the
@@ -64,13 +68,6 @@ for dev in cuda cpu; do
         --model "$out/img-cuda.safetensors" --data "$out/img_rows.npy" --out "$out/ie-$dev.npy" \
         --device "$dev" 2>&1 | grep -E "score"
 done
-python3 - "$out" <<'PY'
-import sys, numpy as np
-out = sys.argv[1]
-a, b = np.load(f"{out}/ie-cuda.npy"), np.load(f"{out}/ie-cpu.npy")
-rel = np.abs(a - b) / np.maximum(np.abs(b), 1.0)
-print(f"image energies cuda vs cpu on {len(a)} rows: max rel diff {rel.max():.2e}, mean {rel.mean():.2e}")
-assert rel.max() < 1e-3, "GPU and CPU image energies disagree"
-PY
+compare_energies "image energies" "$out/ie-cuda.npy" "$out/ie-cpu.npy"
 "$bin" sample --model "$out/img-cuda.safetensors" -n 64 --device cuda --grid "$out/img-samples.png"
 echo "GPU check passed"

@@ -101,3 +101,16 @@ pub fn rows(n: usize, dim: usize, variant: usize) -> Vec<f32> {
         })
         .collect()
 }
+
+/// A `kB` line of /proc/self/status (e.g. `"VmRSS:"`), in bytes; `None` where it is unreadable.
+pub fn status_bytes(key: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with(key))?;
+    let kb: u64 = line[key.len()..]
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
+}
