@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # Training speed of `ddaebm-train fit` on CPU: iterations/s for the default networks (head
-# 2 × 128) and the SPEC §2.2 toy networks (head 2 × 300), same data, batch and steps, run one
-# after the other in this script. Writes the table into BENCHMARKS.md (section "Training speed").
+# 2 × 128) and the SPEC §2.2 toy networks (head 2 × 300), same data, batch and steps, and the
+# same iteration in PyTorch (bench/train_speed_torch.py: same networks, losses, batch and
+# optimiser work), run alternately in this script. Writes the table into BENCHMARKS.md
+# (section "Training speed").
+# TORCH_PY: a Python with torch (default target/torch-venv/bin/python; install with
+#   python3 -m venv --system-site-packages target/torch-venv && target/torch-venv/bin/pip install torch
+# ). Without one, the PyTorch columns say "not installed".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -q --workspace --bins  # the same features as the other release builds (-p would rebuild candle)
@@ -20,23 +25,36 @@ rate() { # width threads
     RAYON_NUM_THREADS=$2 "$bin" fit --data "$tmp/toy.npy" --out "$tmp/m.safetensors" --steps "$steps" \
         --width "$1" 2>&1 | sed -nE 's/.*\(([0-9.]+) it\/s.*/\1/p'
 }
+torch_py=${TORCH_PY:-target/torch-venv/bin/python}
+torch_rate() { # width threads
+    if ! "$torch_py" -c 'import torch' 2>/dev/null; then echo "not installed"; return; fi
+    OMP_WAIT_POLICY=PASSIVE "$torch_py" bench/train_speed_torch.py --width "$1" --threads "$2" \
+        --warmup 20 --steps $((steps / 2)) 2>/dev/null \
+        | python3 -c 'import json,sys; print("%.1f" % json.load(sys.stdin)["it_per_s"])'
+}
+ratio() { python3 -c "import sys; a, b = sys.argv[1:]; print(f'{float(a)/float(b):.2f}×' if b[0].isdigit() else '–')" "$1" "$2"; }
 rows=""
 for threads in 1 2; do
-    a=$(rate 128 $threads); b=$(rate 300 $threads)
-    ratio=$(python3 -c "print(f'{$a/$b:.2f}')")
-    rows+="| $threads | $a | $b | ${ratio}× |"$'\n'
+    a=$(rate 128 $threads); ta=$(torch_rate 128 $threads)
+    b=$(rate 300 $threads); tb=$(torch_rate 300 $threads)
+    rows+="| $threads | $a | $ta | $(ratio "$a" "$ta") | $b | $tb | $(ratio "$b" "$tb") |"$'\n'
 done
+torch_version=$("$torch_py" -c 'import torch; print(torch.__version__)' 2>/dev/null || echo "not installed")
 section=$(cat <<MD
 ## Training speed (CPU)
 
 \`bench/train_speed.sh\`: \`ddaebm-train fit\` on 20 000 rows of 2-D 25-Gaussians, batch 200,
 $steps iterations (each one energy step — R1 penalty (second order), score matching, NCE and
 conditional NCE — and one
-generator + encoder step), $(nproc) cores, $(date -u +%Y-%m-%d). Ratios are between runs of this
-one script; absolute numbers depend on the machine.
+generator + encoder step), $(nproc) cores, $(date -u +%Y-%m-%d). PyTorch $torch_version runs the
+same iteration (\`bench/train_speed_torch.py\`: same networks, losses, batch, Adam and EMA; its
+docstring lists the differences) for half as many timed iterations after 20 warm-up ones,
+alternating with ddaebm in the same script (\`OMP_WAIT_POLICY=PASSIVE\`). ddaebm's rate is the
+whole \`fit\` (data loading, calibration and writing the model included). Ratios are between runs of
+this one script; absolute numbers depend on the machine.
 
-| threads | default nets (head 2 × 128), it/s | SPEC toy nets (head 2 × 300), it/s | default / toy |
-|---|---|---|---|
+| threads | default nets (head 2 × 128): ddaebm it/s | PyTorch it/s | ddaebm / PyTorch | SPEC toy nets (head 2 × 300): ddaebm it/s | PyTorch it/s | ddaebm / PyTorch |
+|---|---|---|---|---|---|---|
 $rows
 MD
 )
