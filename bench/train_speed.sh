@@ -4,6 +4,8 @@
 # same iteration in PyTorch (bench/train_speed_torch.py: same networks, losses, batch and
 # optimiser work), run alternately in this script. Writes the table into BENCHMARKS.md
 # (section "Training speed").
+# Both use the isotropic Gaussian base (--base-components 0): the mixture base that fit picks
+# for larger data has no PyTorch twin here.
 # TORCH_PY: a Python with torch (default target/torch-venv/bin/python; install with
 #   python3 -m venv --system-site-packages target/torch-venv && target/torch-venv/bin/pip install torch
 # ). Without one, the PyTorch columns say "not installed".
@@ -23,7 +25,7 @@ PY
 steps=${STEPS:-2000}
 rate() { # width threads
     RAYON_NUM_THREADS=$2 "$bin" fit --data "$tmp/toy.npy" --out "$tmp/m.safetensors" --steps "$steps" \
-        --width "$1" 2>&1 | sed -nE 's/.*\(([0-9.]+) it\/s.*/\1/p'
+        --width "$1" --base-components 0 2>&1 | sed -nE 's/.*\(([0-9.]+) it\/s.*/\1/p'
 }
 torch_py=${TORCH_PY:-target/torch-venv/bin/python}
 torch_rate() { # width threads

@@ -10,7 +10,9 @@
 //!   head's first layer only multiplies the x-branch features;
 //! * every linear layer is one `gemm` call (bias pre-loaded into the output) followed by the
 //!   PReLU in place, on two reused buffers per block;
-//! * the Gaussian base measure is a dot product of the normalised row with itself.
+//! * the Gaussian base measure is a dot product of the normalised row with itself; a mixture
+//!   base measure is one more `gemm`, `[x², x] · [−½ V⁻¹; M V⁻¹]ᵀ` plus per-component
+//!   constants, and a log-sum-exp per row.
 //!
 //! It computes the same function as [`crate::EnergyNet::log_density`] at level 0 (summation order
 //! differs, so results agree to float rounding: tested) and is used by [`crate::Model`] on the
@@ -19,6 +21,7 @@
 use candle::{DType, Tensor};
 use rayon::prelude::*;
 
+use crate::base_measure::MixtureBase;
 use crate::error::{Error, Result};
 use crate::network::{soft_clip_bound, EnergyNet, Prelu};
 
@@ -49,6 +52,95 @@ pub struct CpuEnergy {
     /// The x-branch layers, then the head's (the first with the level-0 t-branch folded in).
     layers: Vec<Layer>,
     widest: usize,
+    mixture: Option<FusedMixture>,
+}
+
+/// The mixture base measure at level 0 as one matrix product:
+/// `log p(x) = logsumexp_j (c_j + Σ_i x_i² (−½/v_ji) + Σ_i x_i μ_ji / v_ji)`.
+struct FusedMixture {
+    components: usize,
+    /// (2d, K) row-major: rows `0..d` hold `−½/v`, rows `d..2d` hold `μ/v`.
+    weight: Vec<f32>,
+    /// (K): `log w_j − ½ Σ_i (ln 2π v_ji + μ_ji² / v_ji)`.
+    constants: Vec<f32>,
+}
+
+impl FusedMixture {
+    fn new(mixture: &MixtureBase, d: usize) -> Result<Self> {
+        let (log_weights, means, variances) = mixture.level_params(0)?;
+        let k = log_weights.len();
+        let mut weight = vec![0f32; 2 * d * k];
+        let mut constants = Vec::with_capacity(k);
+        let ln_two_pi = (2.0 * std::f64::consts::PI).ln();
+        for (j, &lw) in log_weights.iter().enumerate() {
+            let mut c = f64::from(lw);
+            for i in 0..d {
+                let (m, v) = (f64::from(means[j * d + i]), f64::from(variances[j * d + i]));
+                weight[i * k + j] = (-0.5 / v) as f32;
+                weight[(d + i) * k + j] = (m / v) as f32;
+                c -= 0.5 * (ln_two_pi + v.ln() + m * m / v);
+            }
+            constants.push(c as f32);
+        }
+        Ok(Self {
+            components: k,
+            weight,
+            constants,
+        })
+    }
+
+    /// `out[r] = −log p(x_r)` for the `m` rows of `features` (`[x², x]`, m × 2d).
+    fn negative_log_density(&self, features: &[f32], m: usize, out: &mut [f32]) {
+        let (k, two_d) = (self.components, self.weight.len() / self.components);
+        let mut logits = Vec::with_capacity(m * k);
+        for _ in 0..m {
+            logits.extend_from_slice(&self.constants);
+        }
+        // SAFETY: logits holds m×k, features m×2d and the weight 2d×k values, row-major and in
+        // bounds; the three are distinct allocations.
+        unsafe { gemm_accumulate(m, k, two_d, &mut logits, features, &self.weight) };
+        for (e, row) in out.iter_mut().zip(logits.chunks_exact(k)) {
+            let top = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+            let sum: f32 = row.iter().map(|&l| (l - top).exp()).sum();
+            *e = -(top + sum.ln());
+        }
+    }
+}
+
+/// `dst (m×n) += src (m×k) · weight (k×n)`, all row-major.
+///
+/// # Safety
+/// The slices must hold at least those many values.
+unsafe fn gemm_accumulate(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    src: &[f32],
+    weight: &[f32],
+) {
+    debug_assert!(dst.len() >= m * n && src.len() >= m * k && weight.len() >= k * n);
+    gemm::gemm(
+        m,
+        n,
+        k,
+        dst.as_mut_ptr(),
+        1,
+        n as isize,
+        true,
+        src.as_ptr(),
+        1,
+        k as isize,
+        weight.as_ptr(),
+        1,
+        n as isize,
+        1.0,
+        1.0,
+        false,
+        false,
+        false,
+        gemm::Parallelism::None,
+    );
 }
 
 fn to_vec(t: &Tensor) -> Result<Vec<f32>> {
@@ -120,6 +212,10 @@ impl CpuEnergy {
             },
             layers,
             widest: widest.max(mean.len()),
+            mixture: net
+                .mixture()
+                .map(|mix| FusedMixture::new(mix, mean.len()))
+                .transpose()?,
         })
     }
 
@@ -137,6 +233,10 @@ impl CpuEnergy {
         let (d, m) = (self.dim, out.len());
         let mut a = vec![0f32; m * self.widest];
         let mut b = vec![0f32; m * self.widest];
+        let mut features = match self.mixture {
+            Some(_) => vec![0f32; m * 2 * d],
+            None => vec![],
+        };
         // Normalise, remember ‖x_n‖², soft-clip: three simple passes per row, each of which
         // the compiler vectorises (one fused loop with a float reduction would not be).
         let inv_c2 = if self.clip > 0.0 {
@@ -152,6 +252,13 @@ impl CpuEnergy {
                 *v = (xi - mu) / sd;
             }
             out[r] = self.base_coefficient * sum_of_squares(dst);
+            if self.mixture.is_some() {
+                let f = &mut features[r * 2 * d..(r + 1) * 2 * d];
+                for (sq, &v) in f[..d].iter_mut().zip(dst.iter()) {
+                    *sq = v * v;
+                }
+                f[d..].copy_from_slice(dst);
+            }
             if self.clip > 0.0 {
                 let bound = self.clip_bound;
                 for v in dst.iter_mut() {
@@ -159,6 +266,9 @@ impl CpuEnergy {
                     *v = n / (n * n * inv_c2 + 1.0).sqrt();
                 }
             }
+        }
+        if let Some(mixture) = &self.mixture {
+            mixture.negative_log_density(&features, m, out);
         }
         let (mut src, mut dst) = (&mut a, &mut b);
         for layer in &self.layers {
@@ -168,29 +278,7 @@ impl CpuEnergy {
             }
             // SAFETY: dst holds m×n, src m×k and the weight k×n values, all row-major and
             // in bounds; the three do not overlap (two distinct buffers and the weights).
-            unsafe {
-                gemm::gemm(
-                    m,
-                    n,
-                    k,
-                    dst.as_mut_ptr(),
-                    1,
-                    n as isize,
-                    true,
-                    src.as_ptr(),
-                    1,
-                    k as isize,
-                    layer.weight.as_ptr(),
-                    1,
-                    n as isize,
-                    1.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
-                );
-            }
+            unsafe { gemm_accumulate(m, n, k, dst, src, &layer.weight) };
             if let Some(slope) = layer.slope {
                 for v in &mut dst[..m * n] {
                     *v = v.max(slope * *v);
@@ -198,7 +286,7 @@ impl CpuEnergy {
             }
             std::mem::swap(&mut src, &mut dst);
         }
-        // E = −g + ½‖x‖²/s²
+        // E = −g + ½‖x‖²/s²  (or −g − log p(x) with the mixture)
         for (e, &g) in out.iter_mut().zip(src.iter()) {
             *e -= g;
         }
@@ -231,6 +319,31 @@ mod tests {
         let vm = VarMap::new();
         let net = EnergyNet::new(cfg, 4, VarBuilder::from_varmap(&vm, DType::F32, &dev)).unwrap();
         let d = cfg.input_dim;
+        let k = cfg.base_components;
+        if k > 0 {
+            // Distinct components: weights, means and per-feature variances all differ.
+            let data = vm.data().lock().unwrap();
+            let n = 4 * k * d;
+            let lw: Vec<f32> = (0..k).map(|j| -(1.0 + j as f32).ln()).collect();
+            let means: Vec<f32> = (0..n).map(|i| ((i * 37) % 11) as f32 * 0.4 - 2.0).collect();
+            let vars: Vec<f32> = (0..n).map(|i| 0.3 + ((i * 13) % 7) as f32 * 0.2).collect();
+            for (name, value) in [
+                (
+                    "base.log_weights",
+                    Tensor::new(lw.as_slice(), &dev).unwrap(),
+                ),
+                (
+                    "base.means",
+                    Tensor::from_vec(means, (4, k, d), &dev).unwrap(),
+                ),
+                (
+                    "base.variances",
+                    Tensor::from_vec(vars, (4, k, d), &dev).unwrap(),
+                ),
+            ] {
+                data[name].set(&value).unwrap();
+            }
+        }
         let mean: Vec<f32> = (0..d).map(|i| i as f32 * 0.1 - 0.5).collect();
         let std: Vec<f32> = (0..d).map(|i| 0.5 + (i % 3) as f32).collect();
         let x: Vec<f32> = (0..rows * d)
@@ -278,5 +391,17 @@ mod tests {
             ..cfg
         };
         assert!(compare(&wide, 100) < 1e-5);
+    }
+
+    #[test]
+    fn agrees_with_the_candle_network_with_a_mixture_base() {
+        let mut cfg = NetworkConfig::toy(6);
+        cfg.head_widths = vec![32, 16];
+        cfg.input_soft_clip = 4.0;
+        cfg.base_components = 5;
+        for rows in [1, 7, BLOCK_ROWS + 3] {
+            let err = compare(&cfg, rows);
+            assert!(err < 1e-5, "mixture base, {rows} rows: {err}");
+        }
     }
 }

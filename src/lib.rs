@@ -16,6 +16,7 @@
 //! # Ok::<(), ddaebm::Error>(())
 //! ```
 
+pub mod base_measure;
 pub mod calibration;
 pub mod conv_network;
 pub mod cpu_energy;

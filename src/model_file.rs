@@ -39,7 +39,10 @@ use crate::schedule::ScheduleConfig;
 /// * 3: the network config may hold `image` (convolutional networks for C×H×W inputs). Only
 ///   image models are written as version 3 ([`ModelMetadata::format_version`]), so libraries
 ///   that read version 2 still open every vector-data model.
-pub const FORMAT_VERSION: u32 = 3;
+/// * 4: the network config may hold `base_components` (a Gaussian-mixture base measure, tensors
+///   `energy.base.*`). Only such models are written as version 4: a version-3 reader would
+///   ignore the field and score without the mixture.
+pub const FORMAT_VERSION: u32 = 4;
 /// Value of the `format` metadata key.
 pub const FORMAT_NAME: &str = "ddaebm";
 /// Name of the tensor holding the sorted held-out energies.
@@ -59,9 +62,12 @@ pub struct ModelMetadata {
 
 impl ModelMetadata {
     /// The format version a file with this metadata is written as: the oldest one whose readers
-    /// compute the same energies (3 for image models, 2 otherwise).
+    /// compute the same energies (4 with a mixture base measure, 3 for image models, 2
+    /// otherwise).
     pub fn format_version(&self) -> u32 {
-        if self.network.image.is_some() {
+        if self.network.base_components > 0 {
+            4
+        } else if self.network.image.is_some() {
             3
         } else {
             2

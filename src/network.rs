@@ -18,12 +18,16 @@ use candle::{DType, Device, Module, ModuleT, Tensor};
 use candle_nn::{BatchNorm, BatchNormConfig, Init, Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
+use crate::base_measure::MixtureBase;
 use crate::conv_network::{ConvEnergyBody, ConvGenerator, ImageConfig};
 use crate::error::{Error, Result};
 
 /// Largest input dimension or layer width a model may declare. Keeps a hostile model file from
 /// asking for absurd allocations before its tensors are checked.
 pub const MAX_WIDTH: usize = 1 << 20;
+
+/// Most components a mixture base measure may have.
+pub const MAX_BASE_COMPONENTS: usize = 1024;
 
 /// Architecture of the three networks; stored in the model file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -53,6 +57,15 @@ pub struct NetworkConfig {
     /// sizes above (`branch_widths`, `head_widths`, `encoder_features`) are the ones used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<ImageConfig>,
+    /// When positive, the energy's base measure is a Gaussian mixture with this many components
+    /// per level ([`crate::base_measure`]) instead of `N(0, s²I)`; `base_std` must then be 0.
+    /// Absent in older files: `0`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub base_components: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl NetworkConfig {
@@ -68,6 +81,7 @@ impl NetworkConfig {
             base_std: 0.0,
             input_soft_clip: 0.0,
             image: None,
+            base_components: 0,
         }
     }
 
@@ -113,6 +127,18 @@ impl NetworkConfig {
         }
         if let Some(image) = &self.image {
             image.validate(self.input_dim)?;
+        }
+        if self.base_components > MAX_BASE_COMPONENTS {
+            return Err(Error::InvalidArgument(format!(
+                "base_components must be at most {MAX_BASE_COMPONENTS}, got {}",
+                self.base_components
+            )));
+        }
+        if self.base_components > 0 && (self.base_std > 0.0 || self.image.is_some()) {
+            return Err(Error::InvalidArgument(
+                "a mixture base measure (base_components) excludes base_std and image networks"
+                    .into(),
+            ));
         }
         Ok(())
     }
@@ -334,7 +360,7 @@ enum EnergyBody {
 ///
 /// `f(x, k) = g(u, k) + b(x)` where `g` is the time-conditioned MLP (the convolutional network
 /// for images), `u` is `x` or its soft clip (`input_soft_clip`), and `b` is `−½‖x‖²/s²`
-/// (`base_std` = s) or 0. With both on, `g` is bounded along every ray once the clip saturates,
+/// (`base_std` = s), the log-density of a Gaussian mixture (`base_components`), or 0. With both on, `g` is bounded along every ray once the clip saturates,
 /// so `f → −∞` far from the data. Without them an MLP log-density extrapolates linearly and can
 /// *rise* away from the data (measured on tabular data; see `bench/ood/README.md`).
 #[derive(Clone, Debug)]
@@ -342,11 +368,21 @@ pub struct EnergyNet {
     body: EnergyBody,
     base_std: f32,
     soft_clip: f32,
+    mixture: Option<MixtureBase>,
 }
 
 impl EnergyNet {
     pub fn new(cfg: &NetworkConfig, num_levels: usize, vb: VarBuilder) -> Result<Self> {
         cfg.validate()?;
+        let mixture = match cfg.base_components {
+            0 => None,
+            k => Some(MixtureBase::new(
+                num_levels,
+                k,
+                cfg.input_dim,
+                vb.pp("base"),
+            )?),
+        };
         let body = match &cfg.image {
             None => EnergyBody::Mlp(TimeConditionedMlp::new(
                 cfg,
@@ -367,6 +403,7 @@ impl EnergyNet {
             body,
             base_std: cfg.base_std,
             soft_clip: cfg.input_soft_clip,
+            mixture,
         })
     }
 
@@ -381,6 +418,11 @@ impl EnergyNet {
     /// `s` of the Gaussian base measure (0: none).
     pub fn base_std(&self) -> f32 {
         self.base_std
+    }
+
+    /// The mixture base measure, when the model has one.
+    pub fn mixture(&self) -> Option<&MixtureBase> {
+        self.mixture.as_ref()
     }
 
     /// `c` of the input soft clip (0: off).
@@ -418,6 +460,9 @@ impl EnergyNet {
     /// measure (equal without a base measure).
     pub fn log_density_and_ratio(&self, xs: &Tensor, levels: &Tensor) -> Result<(Tensor, Tensor)> {
         let g = self.log_ratio(xs, levels)?;
+        if let Some(mixture) = &self.mixture {
+            return Ok(((&g + mixture.log_density(xs, levels)?)?, g));
+        }
         if self.base_std <= 0.0 {
             return Ok((g.clone(), g));
         }

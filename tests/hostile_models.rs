@@ -179,6 +179,7 @@ fn valid_model() -> RawModel {
         base_std: 0.7,
         input_soft_clip: 4.0,
         image: None,
+        base_components: 0,
     };
     let schedule = ScheduleConfig::default();
     // The networks' own constructors name and shape the tensors; the values are set by hand so

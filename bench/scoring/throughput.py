@@ -62,6 +62,15 @@ class NumpyEnergy:
         self.clip = float(net.get("input_soft_clip", 0.0))
         s = float(net.get("base_std", 0.0))
         self.base = np.float32(0.5 / s**2) if s > 0 else None
+        # Mixture base measure at level 0: log p(x) = logsumexp_j(c_j + x²·(−½/v_j) + x·(μ_j/v_j)).
+        self.mixture = None
+        if net.get("base_components", 0) > 0:
+            lw = t["energy.base.log_weights"].astype(np.float64)
+            mu = t["energy.base.means"][0].astype(np.float64)
+            var = t["energy.base.variances"][0].astype(np.float64)
+            c = lw - 0.5 * (np.log(2 * np.pi * var) + mu**2 / var).sum(1)
+            w = np.concatenate([(-0.5 / var).T, (mu / var).T]).astype(np.float32)
+            self.mixture = (np.ascontiguousarray(w), c.astype(np.float32))
 
         def mlp(prefix: str, n: int):
             layers = []
@@ -101,11 +110,18 @@ class NumpyEnergy:
         f = h[:, 0]
         if self.base is not None:
             f = f - self.base * np.einsum("ij,ij->i", xn, xn)
+        if self.mixture is not None:
+            w, c = self.mixture
+            logits = np.concatenate([xn * xn, xn], axis=1) @ w + c
+            top = logits.max(1)
+            f = f + top + np.log(np.exp(logits - top[:, None]).sum(1))
         return -f
 
 
 def flops_per_row(model: NumpyEnergy) -> int:
     mats = [w for w, _, _ in model.x_branch] + [model.head_x[0]] + [w for w, _, _ in model.head_rest]
+    if model.mixture is not None:
+        mats.append(model.mixture[0])
     return sum(2 * w.shape[0] * w.shape[1] for w in mats)
 
 

@@ -18,6 +18,7 @@ use ddaebm::sampling::sample_normalized;
 
 use crate::checkpoint::{fnv1a64, Checkpoint};
 use crate::data::Matrix;
+use crate::mixture::fit_diagonal_mixture;
 use crate::trainer::{StepStats, TrainConfig, Trainer};
 
 /// Everything `fit` needs besides the data.
@@ -150,10 +151,37 @@ fn run_fingerprint(
 pub fn default_network(d: usize) -> NetworkConfig {
     let mut cfg = NetworkConfig::toy(d);
     cfg.head_widths = vec![128, 128];
-    cfg.base_std = 0.7;
+    cfg.base_std = DEFAULT_BASE_STD;
     cfg.input_soft_clip = 4.0;
     cfg
 }
+
+/// Standard deviation of the default isotropic base measure (normalised units).
+pub const DEFAULT_BASE_STD: f32 = 0.7;
+
+/// Most components of the default mixture base measure.
+pub const DEFAULT_BASE_COMPONENTS: usize = 100;
+
+/// The default networks for `d` features and `rows` training rows: those of
+/// [`default_network`], with the isotropic base measure replaced by a spherical Gaussian mixture
+/// of one component per [`MIXTURE_ROWS_PER_COMPONENT`] rows (at most
+/// [`DEFAULT_BASE_COMPONENTS`]) when that gives at least [`MIN_DEFAULT_COMPONENTS`] components.
+/// Measured on the OOD benchmark (`bench/ood/README.md`): the mixture gives multimodal data
+/// (digits, ResNet features) the shape an isotropic base cannot, and the energy learns the rest.
+/// With fewer rows it is too coarse, and the isotropic base's fall-off from the centre ranks
+/// better.
+pub fn default_network_for(d: usize, rows: usize) -> NetworkConfig {
+    let mut cfg = default_network(d);
+    let k = (rows / MIXTURE_ROWS_PER_COMPONENT).min(DEFAULT_BASE_COMPONENTS);
+    if k >= MIN_DEFAULT_COMPONENTS {
+        cfg.base_components = k;
+        cfg.base_std = 0.0;
+    }
+    cfg
+}
+
+/// Fewest components the default mixture base measure has (else the isotropic base is used).
+pub const MIN_DEFAULT_COMPONENTS: usize = 8;
 
 /// The default networks for images of `shape` (`[C, H, W]`) with raw values in `pixel_range`:
 /// the convolutional networks of [`ImageConfig::for_shape`], a 16-dimensional latent, and a
@@ -194,6 +222,9 @@ pub fn pixel_normalization(image: &ImageConfig) -> Normalization {
         std: vec![(hi - lo) / 2.0; d],
     }
 }
+
+/// Fewest training rows per component of the mixture base measure: smaller data gets fewer.
+pub const MIXTURE_ROWS_PER_COMPONENT: usize = 25;
 
 /// A trained detector, in memory, ready to save or use.
 pub struct FittedModel {
@@ -311,7 +342,7 @@ pub fn fit(
             let range = cfg.pixel_range.unwrap_or_else(|| pixel_range_of(&train));
             default_image_network(layout.shape, range)
         }
-        (None, None) => default_network(data.cols),
+        (None, None) => default_network_for(data.cols, train.rows),
     };
     let normalization = match &network.image {
         Some(image) => pixel_normalization(image),
@@ -326,11 +357,31 @@ pub fn fit(
     }
     let mut tc = cfg.train.clone();
     tc.batch_size = tc.batch_size.min(train.rows);
+    let mut network = network;
+    if network.base_components > 0 {
+        network.base_components = network
+            .base_components
+            .min(train.rows / MIXTURE_ROWS_PER_COMPONENT)
+            .max(1);
+    }
     let mut trainer = Trainer::new(tc.clone(), network.clone(), device)?;
     let (mean, std) = normalization.tensors(device)?;
     let xs = Tensor::from_slice(&train.data, (train.rows, train.cols), device)?
         .broadcast_sub(&mean)?
         .broadcast_div(&std)?;
+    if network.base_components > 0 {
+        let rows: Vec<f32> = xs.flatten_all()?.to_vec1()?;
+        let mut rng = ChaCha8Rng::seed_from_u64(tc.seed ^ 0x6A55_0000_B45E);
+        let mixture = fit_diagonal_mixture(
+            &rows,
+            train.rows,
+            train.cols,
+            network.base_components,
+            true,
+            &mut rng,
+        )?;
+        trainer.set_base_measure(&mixture.at_levels(trainer.schedule()))?;
+    }
 
     // Hashing the data is only needed to write or check a checkpoint.
     let fingerprint = match cfg.checkpoint {

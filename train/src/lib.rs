@@ -8,6 +8,8 @@ pub mod fit;
 pub mod levels;
 pub mod losses;
 pub mod metrics;
+pub mod mixture;
+pub mod noise;
 pub mod optimizer;
 pub mod plot;
 pub mod toy;

@@ -12,8 +12,8 @@ use clap::{Args, Parser, Subcommand};
 use ddaebm::{parse_device, ImageConfig, Model, NetworkConfig, ScheduleConfig};
 use ddaebm_train::data::{load_matrix, write_npy, Matrix};
 use ddaebm_train::fit::{
-    assemble, default_image_network, default_network, fit, pixel_range_of, CheckpointConfig,
-    FitConfig, FittedModel, Interrupted, Snapshots,
+    assemble, default_image_network, default_network, default_network_for, fit, pixel_range_of,
+    split_indices, CheckpointConfig, FitConfig, FittedModel, Interrupted, Snapshots,
 };
 use ddaebm_train::metrics::{aupr, auroc, fpr_at_tpr};
 use ddaebm_train::plot::{write_demo_png, write_image_grid, View};
@@ -171,6 +171,10 @@ struct TrainArgs {
     /// Standard deviation of the energy's Gaussian base measure (normalised units).
     #[arg(long, hide = true)]
     base_std: Option<f32>,
+    /// Components of the spherical Gaussian-mixture base measure (at most one per 25 training
+    /// rows); 0 = the isotropic Gaussian base of --base-std.
+    #[arg(long, hide = true)]
+    base_components: Option<usize>,
     /// Soft clip of the energy MLP's input (normalised units; 0 = off).
     #[arg(long, hide = true)]
     soft_clip: Option<f32>,
@@ -255,7 +259,8 @@ impl TrainArgs {
     /// The default networks for `data` (vector or image rows) with this run's overrides.
     fn network_for(&self, data: &Matrix) -> Result<NetworkConfig> {
         let Some(layout) = data.image else {
-            return Ok(default_network(data.cols));
+            let (train_rows, _) = split_indices(data.rows, self.val_fraction, self.seed)?;
+            return Ok(default_network_for(data.cols, train_rows.len()));
         };
         let range = match self.pixel_range.as_deref() {
             None => pixel_range_of(data),
@@ -287,6 +292,14 @@ impl TrainArgs {
         }
         if let Some(s) = self.base_std {
             network.base_std = s;
+        }
+        if let Some(k) = self.base_components {
+            network.base_components = k;
+            if k > 0 {
+                network.base_std = 0.0;
+            } else if network.base_std == 0.0 && self.base_std.is_none() {
+                network.base_std = ddaebm_train::fit::DEFAULT_BASE_STD;
+            }
         }
         if let Some(c) = self.soft_clip {
             network.input_soft_clip = c;

@@ -37,7 +37,9 @@ use crate::losses::{
     cnce_loss, dsm_loss, grad_log_forward, kl_to_standard_normal, latent_nll, log_forward,
     log_gaussian, nce_loss, r1_penalty,
 };
+use crate::noise::BaseSampler;
 use crate::optimizer::{Adam, AdamParams, AdamState};
+use ddaebm::base_measure::MixtureParams;
 
 /// Hyper-parameters of the training loop.
 #[derive(Clone, Debug, Serialize)]
@@ -167,6 +169,8 @@ pub struct Trainer {
     ema: Option<Ema>,
     rng: ChaCha8Rng,
     step: usize,
+    /// Draws NCE rows from the mixture base measure, once it is set.
+    base_sampler: Option<BaseSampler>,
 }
 
 struct Ema {
@@ -214,6 +218,11 @@ fn reinit_linear_layers(vm: &VarMap, rng: &mut ChaCha8Rng) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Names of the mixture base measure's tensors: set once from the data, never trained.
+fn is_base_measure(name: &str) -> bool {
+    name.starts_with("energy.base.")
 }
 
 fn is_running_stat(name: &str) -> bool {
@@ -272,7 +281,7 @@ impl Trainer {
             let data = vm.data().lock().expect("var map lock");
             let mut v: Vec<(String, Var)> = data
                 .iter()
-                .filter(|(n, _)| !is_running_stat(n))
+                .filter(|(n, _)| !is_running_stat(n) && !is_base_measure(n))
                 .map(|(n, v)| (n.clone(), v.clone()))
                 .collect();
             v.sort_by(|a, b| a.0.cmp(&b.0));
@@ -314,7 +323,50 @@ impl Trainer {
             ema,
             rng,
             step: 0,
+            base_sampler: None,
         })
+    }
+
+    /// Sets the mixture base measure (`network.base_components` components, fitted to the
+    /// normalised training rows and carried to every level). Required before training when the
+    /// network has one: the base tensors are fitted, never trained.
+    pub fn set_base_measure(&mut self, params: &MixtureParams) -> Result<()> {
+        let k = self.network.base_components;
+        let (t, d) = (self.schedule.num_timesteps(), self.network.input_dim);
+        if k == 0 || params.log_weights.len() != k || params.means.len() != t * k * d {
+            bail!("the base measure does not match the network ({k} components)");
+        }
+        let values = [
+            (
+                "energy.base.log_weights",
+                Tensor::from_slice(&params.log_weights, k, &self.device)?,
+            ),
+            (
+                "energy.base.means",
+                Tensor::from_slice(&params.means, (t, k, d), &self.device)?,
+            ),
+            (
+                "energy.base.variances",
+                Tensor::from_slice(&params.variances, (t, k, d), &self.device)?,
+            ),
+        ];
+        {
+            let data = self.energy_vars.data().lock().expect("var map lock");
+            for (name, value) in &values {
+                data.get(*name)
+                    .with_context(|| format!("the energy network has no {name}"))?
+                    .set(value)?;
+            }
+        }
+        if let Some(ema) = &mut self.ema {
+            for (n, var, avg) in ema.entries.iter_mut() {
+                if is_base_measure(n) {
+                    *avg = var.as_tensor().copy()?;
+                }
+            }
+        }
+        self.base_sampler = Some(BaseSampler::new(params, t, d, &self.device)?);
+        Ok(())
     }
 
     pub fn config(&self) -> &TrainConfig {
@@ -354,8 +406,8 @@ impl Trainer {
         let (b, d) = x.dims2()?;
         let nz = self.network.latent_dim;
         let t = self.schedule.num_timesteps() as u32;
-        let levels: Vec<u32> = (0..b).map(|_| self.rng.random_range(0..t)).collect();
-        let levels = Tensor::from_vec(levels, b, &self.device)?;
+        let level_list: Vec<u32> = (0..b).map(|_| self.rng.random_range(0..t)).collect();
+        let levels = Tensor::from_vec(level_list.clone(), b, &self.device)?;
         let c = self.levels.gather(&levels)?;
         let (eps1, eps2) = (self.normal(b, d)?, self.normal(b, d)?);
         let (x_k, x_next) = c.forward_pair(x, &eps1, &eps2)?;
@@ -390,13 +442,20 @@ impl Trainer {
             loss_energy = (loss_energy + (dsm * self.cfg.dsm_weight)?)?;
         }
         if self.cfg.nce_weight > 0.0 {
-            let std = match self.network.base_std {
-                s if s > 0.0 => f64::from(s),
-                _ => 1.0,
+            let eps = self.normal(b, d)?;
+            let noise_rows = match &self.base_sampler {
+                // NCE against the base measure itself: its logit is g, the log-ratio.
+                Some(sampler) => sampler.sample(&level_list, &eps, &mut self.rng)?,
+                None => {
+                    let std = match self.network.base_std {
+                        s if s > 0.0 => f64::from(s),
+                        _ => 1.0,
+                    };
+                    (eps * std)?
+                }
             };
-            let base_rows = (self.normal(b, d)? * std)?;
-            let g_base = self.energy.log_ratio(&base_rows, &levels)?;
-            let nce = nce_loss(&g_real, &g_base)?;
+            let g_noise = self.energy.log_ratio(&noise_rows, &levels)?;
+            let nce = nce_loss(&g_real, &g_noise)?;
             loss_energy = (loss_energy + (nce * self.cfg.nce_weight)?)?;
         }
         if self.cfg.cnce_weight > 0.0 {

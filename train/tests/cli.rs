@@ -82,8 +82,15 @@ fn every_subcommand_works_on_a_small_fit() {
     let p = |n: &str| f.dir.path().join(n);
     let inspect = run_ok(&["inspect", "--model", s(&f.model)]);
     let meta: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
-    // Vector models are written as version 2, readable by libraries that predate images.
-    assert_eq!(meta["format_version"], 2);
+    // Enough rows for the default mixture base measure, so format version 4 (vector models with
+    // the isotropic base are still written as version 2).
+    assert_eq!(meta["format_version"], 4);
+    assert!(
+        meta["metadata"]["network"]["base_components"]
+            .as_u64()
+            .unwrap()
+            >= 8
+    );
     assert_eq!(meta["metadata"]["network"]["input_dim"], 2);
     assert_eq!(meta["metadata"]["calibration"]["num_samples"], 60);
     assert_eq!(meta["metadata"]["training"]["config"]["steps"], 60);
