@@ -8,8 +8,9 @@
 //!
 //!    Three anchor terms that are not in the reference code make `f(·, k)` a usable density of
 //!    level k on tabular data (see `bench/ood/README.md` for the measurements behind them):
-//!    denoising score matching on the same gradient (`dsm_weight`), NCE against N(0, I) rows
-//!    (`nce_weight`; rows drawn from the energy's Gaussian base measure, N(0, I) without one) and conditional NCE against the real
+//!    denoising score matching on the same gradient (`dsm_weight`), NCE against rows drawn from
+//!    the energy's base measure (`nce_weight`; its Gaussian or mixture base, N(0, I) without one)
+//!    and conditional NCE against the real
 //!    rows perturbed by `τε`, τ log-uniform in `cnce_scale` (`cnce_weight`).
 //! 2. **Generator + encoder step**, with the *updated* θ and the same `x̃_k` and `z`:
 //!    `L_G = −mean[f(x̃_k,k) + log q(x_{k+1}|x̃_k)] + 0.1·NLL(z | q_ψ(x̃_k, x_{k+1})) +
@@ -55,7 +56,7 @@ pub struct TrainConfig {
     pub adversarial_weight: f64,
     /// Weight of denoising score matching on the real rows.
     pub dsm_weight: f64,
-    /// Weight of NCE against N(0, I) rows.
+    /// Weight of NCE against rows drawn from the base measure.
     pub nce_weight: f64,
     /// Weight of conditional NCE against perturbed real rows.
     pub cnce_weight: f64,
