@@ -3,9 +3,9 @@
 //!
 //! CI runs a shortened fit (the demo's networks, default settings except the number of steps)
 //! and checks that the model is well on its way: most modes covered, samples concentrating on
-//! them, energy ranking data below the points between modes. With `DDAEBM_FULL_QUALITY=1` the test runs the demo's
-//! fit (30 000 iterations) and checks: at least 24 of 25 modes, 75% of samples within 3σ, AUROC
-//! of data vs between-mode points at least 0.95, in under 15 minutes.
+//! them, energy ranking data below the points between modes. With `DDAEBM_FULL_QUALITY=1` the
+//! test runs the demo's fit (30 000 iterations) and checks: at least 24 of 25 modes, 75% of
+//! samples within 3σ, AUROC of data vs between-mode points at least 0.95, in under 15 minutes.
 
 use std::time::Instant;
 
