@@ -404,6 +404,9 @@ impl Trainer {
 
     /// One energy step and one generator+encoder step on a batch of normalised rows `(B, d)`.
     pub fn step(&mut self, x: &Tensor) -> Result<StepStats> {
+        if self.network.base_components > 0 && self.base_sampler.is_none() {
+            bail!("the mixture base measure must be set (set_base_measure) before training");
+        }
         let (b, d) = x.dims2()?;
         let nz = self.network.latent_dim;
         let t = self.schedule.num_timesteps() as u32;
