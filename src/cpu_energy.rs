@@ -12,7 +12,8 @@
 //!   PReLU in place, on two reused buffers per block;
 //! * the Gaussian base measure is a dot product of the normalised row with itself; a mixture
 //!   base measure is one more `gemm`, `[x², x] · [−½ V⁻¹; M V⁻¹]ᵀ` plus per-component
-//!   constants, and a log-sum-exp per row.
+//!   constants, and a log-sum-exp per row (with spherical components, as the trainer fits them,
+//!   `x · (M V⁻¹)ᵀ` plus `‖x‖²` times each component's `−½/v`: half the work).
 //!
 //! It computes the same function as [`crate::EnergyNet::log_density`] at level 0 (summation order
 //! differs, so results agree to float rounding: tested) and is used by [`crate::Model`] on the
@@ -57,10 +58,17 @@ pub struct CpuEnergy {
 
 /// The mixture base measure at level 0 as one matrix product:
 /// `log p(x) = logsumexp_j (c_j + Σ_i x_i² (−½/v_ji) + Σ_i x_i μ_ji / v_ji)`.
+///
+/// When every component is spherical (`v_ji = v_j` for all features, as the trainer fits them),
+/// the quadratic term is `‖x‖² · (−½/v_j)` and the product shrinks to `x · (M V⁻¹)ᵀ`, (d × K)
+/// instead of (2d × K): half the multiply-adds.
 struct FusedMixture {
     components: usize,
-    /// (2d, K) row-major: rows `0..d` hold `−½/v`, rows `d..2d` hold `μ/v`.
+    /// Spherical: (d, K) row-major `μ/v`. Otherwise (2d, K): rows `0..d` hold `−½/v`, rows
+    /// `d..2d` hold `μ/v`.
     weight: Vec<f32>,
+    /// (K) `−½/v_j` when every component is spherical.
+    spherical: Option<Vec<f32>>,
     /// (K): `log w_j − ½ Σ_i (ln 2π v_ji + μ_ji² / v_ji)`.
     constants: Vec<f32>,
 }
@@ -69,36 +77,82 @@ impl FusedMixture {
     fn new(mixture: &MixtureBase, d: usize) -> Result<Self> {
         let (log_weights, means, variances) = mixture.level_params(0)?;
         let k = log_weights.len();
-        let mut weight = vec![0f32; 2 * d * k];
+        let is_spherical = variances
+            .chunks_exact(d.max(1))
+            .all(|v| v.iter().all(|&x| x == v[0]));
+        let rows = if is_spherical { d } else { 2 * d };
+        let mut weight = vec![0f32; rows * k];
         let mut constants = Vec::with_capacity(k);
         let ln_two_pi = (2.0 * std::f64::consts::PI).ln();
         for (j, &lw) in log_weights.iter().enumerate() {
             let mut c = f64::from(lw);
             for i in 0..d {
                 let (m, v) = (f64::from(means[j * d + i]), f64::from(variances[j * d + i]));
-                weight[i * k + j] = (-0.5 / v) as f32;
-                weight[(d + i) * k + j] = (m / v) as f32;
+                if is_spherical {
+                    weight[i * k + j] = (m / v) as f32;
+                } else {
+                    weight[i * k + j] = (-0.5 / v) as f32;
+                    weight[(d + i) * k + j] = (m / v) as f32;
+                }
                 c -= 0.5 * (ln_two_pi + v.ln() + m * m / v);
             }
             constants.push(c as f32);
         }
+        let spherical = is_spherical.then(|| {
+            (0..k)
+                .map(|j| (-0.5 / f64::from(variances[j * d])) as f32)
+                .collect()
+        });
         Ok(Self {
             components: k,
             weight,
+            spherical,
             constants,
         })
     }
 
-    /// `out[r] = −log p(x_r)` for the `m` rows of `features` (`[x², x]`, m × 2d).
-    fn negative_log_density(&self, features: &[f32], m: usize, out: &mut [f32]) {
-        let (k, two_d) = (self.components, self.weight.len() / self.components);
-        let mut logits = Vec::with_capacity(m * k);
-        for _ in 0..m {
-            logits.extend_from_slice(&self.constants);
+    /// Values per row of the features [`Self::negative_log_density`] reads: `x` when spherical,
+    /// otherwise `[x², x]`.
+    fn feature_width(&self, d: usize) -> usize {
+        if self.spherical.is_some() {
+            d
+        } else {
+            2 * d
         }
-        // SAFETY: logits holds m×k, features m×2d and the weight 2d×k values, row-major and in
-        // bounds; the three are distinct allocations.
-        unsafe { gemm_accumulate(m, k, two_d, &mut logits, features, &self.weight) };
+    }
+
+    /// Writes row `x`'s features into `f` (`feature_width` values).
+    fn features(&self, x: &[f32], f: &mut [f32]) {
+        let d = x.len();
+        if self.spherical.is_none() {
+            for (sq, &v) in f[..d].iter_mut().zip(x) {
+                *sq = v * v;
+            }
+        }
+        let start = f.len() - d;
+        f[start..].copy_from_slice(x);
+    }
+
+    /// `out[r] = −log p(x_r)` for the `m` rows of `features` (m × `feature_width`), whose squared
+    /// norms are `norms` (read only when spherical).
+    fn negative_log_density(&self, features: &[f32], norms: &[f32], m: usize, out: &mut [f32]) {
+        let (k, width) = (self.components, self.weight.len() / self.components);
+        let mut logits = Vec::with_capacity(m * k);
+        match &self.spherical {
+            Some(q) => {
+                for &n in &norms[..m] {
+                    logits.extend(self.constants.iter().zip(q).map(|(&c, &q)| c + n * q));
+                }
+            }
+            None => {
+                for _ in 0..m {
+                    logits.extend_from_slice(&self.constants);
+                }
+            }
+        }
+        // SAFETY: logits holds m×k, features m×width and the weight width×k values, row-major
+        // and in bounds; the three are distinct allocations.
+        unsafe { gemm_accumulate(m, k, width, &mut logits, features, &self.weight) };
         for (e, row) in out.iter_mut().zip(logits.chunks_exact(k)) {
             let top = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
             let sum: f32 = row.iter().map(|&l| (l - top).exp()).sum();
@@ -233,10 +287,9 @@ impl CpuEnergy {
         let (d, m) = (self.dim, out.len());
         let mut a = vec![0f32; m * self.widest];
         let mut b = vec![0f32; m * self.widest];
-        let mut features = match self.mixture {
-            Some(_) => vec![0f32; m * 2 * d],
-            None => vec![],
-        };
+        let width = self.mixture.as_ref().map_or(0, |mix| mix.feature_width(d));
+        let mut features = vec![0f32; m * width];
+        let mut norms = vec![0f32; m];
         // Normalise, remember ‖x_n‖², soft-clip: three simple passes per row, each of which
         // the compiler vectorises (one fused loop with a float reduction would not be).
         let inv_c2 = if self.clip > 0.0 {
@@ -251,13 +304,10 @@ impl CpuEnergy {
             {
                 *v = (xi - mu) / sd;
             }
-            out[r] = self.base_coefficient * sum_of_squares(dst);
-            if self.mixture.is_some() {
-                let f = &mut features[r * 2 * d..(r + 1) * 2 * d];
-                for (sq, &v) in f[..d].iter_mut().zip(dst.iter()) {
-                    *sq = v * v;
-                }
-                f[d..].copy_from_slice(dst);
+            norms[r] = sum_of_squares(dst);
+            out[r] = self.base_coefficient * norms[r];
+            if let Some(mixture) = &self.mixture {
+                mixture.features(dst, &mut features[r * width..(r + 1) * width]);
             }
             if self.clip > 0.0 {
                 let bound = self.clip_bound;
@@ -268,7 +318,7 @@ impl CpuEnergy {
             }
         }
         if let Some(mixture) = &self.mixture {
-            mixture.negative_log_density(&features, m, out);
+            mixture.negative_log_density(&features, &norms, m, out);
         }
         let (mut src, mut dst) = (&mut a, &mut b);
         for layer in &self.layers {
@@ -315,18 +365,27 @@ mod tests {
 
     /// The fused path against candle's `log_density` at level 0 on the same random network.
     fn compare(cfg: &NetworkConfig, rows: usize) -> f32 {
+        compare_mixture(cfg, rows, false)
+    }
+
+    /// As [`compare`]; with `spherical`, each mixture component's variance is the same for
+    /// every feature (the fast path), otherwise it varies per feature.
+    fn compare_mixture(cfg: &NetworkConfig, rows: usize, spherical: bool) -> f32 {
         let dev = Device::Cpu;
         let vm = VarMap::new();
         let net = EnergyNet::new(cfg, 4, VarBuilder::from_varmap(&vm, DType::F32, &dev)).unwrap();
         let d = cfg.input_dim;
         let k = cfg.base_components;
         if k > 0 {
-            // Distinct components: weights, means and per-feature variances all differ.
+            // Distinct components: weights, means and variances all differ.
             let data = vm.data().lock().unwrap();
             let n = 4 * k * d;
             let lw: Vec<f32> = (0..k).map(|j| -(1.0 + j as f32).ln()).collect();
             let means: Vec<f32> = (0..n).map(|i| ((i * 37) % 11) as f32 * 0.4 - 2.0).collect();
-            let vars: Vec<f32> = (0..n).map(|i| 0.3 + ((i * 13) % 7) as f32 * 0.2).collect();
+            let vary = |i: usize| if spherical { i / d } else { i };
+            let vars: Vec<f32> = (0..n)
+                .map(|i| 0.3 + ((vary(i) * 13) % 7) as f32 * 0.2)
+                .collect();
             for (name, value) in [
                 (
                     "base.log_weights",
@@ -363,6 +422,13 @@ mod tests {
             .to_vec1()
             .unwrap();
         let fused = CpuEnergy::new(&net, &mean, &std).unwrap();
+        if let Some(mix) = &fused.mixture {
+            assert_eq!(
+                mix.spherical.is_some(),
+                spherical,
+                "the fast path taken iff spherical"
+            );
+        }
         let mut got = vec![f32::NAN; rows];
         fused.energies(&x, &mut got);
         got.iter()
@@ -399,9 +465,11 @@ mod tests {
         cfg.head_widths = vec![32, 16];
         cfg.input_soft_clip = 4.0;
         cfg.base_components = 5;
-        for rows in [1, 7, BLOCK_ROWS + 3] {
-            let err = compare(&cfg, rows);
-            assert!(err < 1e-5, "mixture base, {rows} rows: {err}");
+        for spherical in [false, true] {
+            for rows in [1, 7, BLOCK_ROWS + 3] {
+                let err = compare_mixture(&cfg, rows, spherical);
+                assert!(err < 1e-5, "spherical {spherical}, {rows} rows: {err}");
+            }
         }
     }
 }

@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
-"""CPU scoring throughput: ddaebm_energy (through the Python binding) against numpy running the
-same forward pass on the same weights read from the .safetensors file, and PyOD's
-IsolationForest.decision_function on the same rows. Side by side in one run; ratios are the
-result (see bench/scoring/README.md).
+"""CPU scoring throughput: ddaebm_energy (called from C through the C ABI, and through the Python
+binding) against numpy running the same forward pass on the same weights read from the
+.safetensors file, and PyOD's IsolationForest.decision_function on the same rows. Side by side in
+one run; ratios are the result (see bench/scoring/README.md).
 
     target/bench-venv/bin/python bench/scoring/throughput.py [--dims 32,512] [--out results.json]
 
-Needs the release library and CLI (`cargo build --release --workspace --bins`), numpy and pyod.
+Needs the release library and CLI (`cargo build --release --workspace --bins`), a C compiler
+(for bench/scoring/throughput.c), numpy and pyod.
 """
 from __future__ import annotations
 
@@ -69,8 +70,14 @@ class NumpyEnergy:
             mu = t["energy.base.means"][0].astype(np.float64)
             var = t["energy.base.variances"][0].astype(np.float64)
             c = lw - 0.5 * (np.log(2 * np.pi * var) + mu**2 / var).sum(1)
-            w = np.concatenate([(-0.5 / var).T, (mu / var).T]).astype(np.float32)
-            self.mixture = (np.ascontiguousarray(w), c.astype(np.float32))
+            if (var == var[:, :1]).all():
+                # Spherical components (what the trainer fits): x²·(−½/v_j) is ‖x‖²·(−½/v_j), and
+                # the product only needs x·(μ_j/v_j), as ddaebm computes it.
+                w, q = (mu / var).T, -0.5 / var[:, 0]
+            else:
+                w, q = np.concatenate([(-0.5 / var).T, (mu / var).T]), None
+            self.mixture = (np.ascontiguousarray(w.astype(np.float32)), c.astype(np.float32),
+                            None if q is None else q.astype(np.float32))
 
         def mlp(prefix: str, n: int):
             layers = []
@@ -111,8 +118,11 @@ class NumpyEnergy:
         if self.base is not None:
             f = f - self.base * np.einsum("ij,ij->i", xn, xn)
         if self.mixture is not None:
-            w, c = self.mixture
-            logits = np.concatenate([xn * xn, xn], axis=1) @ w + c
+            w, c, q = self.mixture
+            if q is None:
+                logits = np.concatenate([xn * xn, xn], axis=1) @ w + c
+            else:
+                logits = xn @ w + (c + np.einsum("ij,ij->i", xn, xn)[:, None] * q)
             top = logits.max(1)
             f = f + top + np.log(np.exp(logits - top[:, None]).sum(1))
         return -f
@@ -163,6 +173,21 @@ def fit_model(d: int, tmp: Path) -> tuple[Path, np.ndarray]:
     return out, train
 
 
+def build_c_harness(tmp: Path) -> Path:
+    """bench/scoring/throughput.c linked against the release library."""
+    exe = tmp / "throughput"
+    subprocess.run(["cc", "-O2", f"-I{REPO / 'include'}", str(Path(__file__).with_name("throughput.c")),
+                    f"-L{RELEASE}", "-lddaebm", "-lpthread", f"-Wl,-rpath,{RELEASE}", "-o", str(exe)],
+                   check=True)
+    return exe
+
+
+def c_rows_per_second(exe: Path, model: Path, rows: Path, batch: int, seconds: float) -> float:
+    out = subprocess.run([str(exe), str(model), str(rows), str(batch), str(seconds)],
+                         check=True, capture_output=True, text=True)
+    return float(out.stdout)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dims", default="32,512")
@@ -177,6 +202,7 @@ def main(argv=None) -> int:
     print(f"numpy sgemm 2048^3: {results['machine']['sgemm_gflops']} GFLOP/s", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
+        harness = build_c_harness(tmp)
         for d in [int(v) for v in args.dims.split(",")]:
             path, train = fit_model(d, tmp)
             ref = NumpyEnergy(path)
@@ -184,22 +210,26 @@ def main(argv=None) -> int:
             forest = IForest(random_state=0).fit(train)
             rng = np.random.default_rng(1)
             x_all = (rng.standard_normal((max(BATCHES), d)) * 2 + 1).astype(np.float32)
+            x_all.tofile(tmp / "rows.f32")
             e_dd, e_np = model.energy(x_all[:4096]), ref(x_all[:4096])
             err = float(np.max(np.abs(e_dd - e_np) / np.maximum(1, np.abs(e_np))))
             assert err < 1e-4, f"numpy and ddaebm energies disagree: {err}"
             fl = flops_per_row(ref)
             for b in BATCHES:
                 x = np.ascontiguousarray(x_all[:b])
+                r_c = c_rows_per_second(harness, path, tmp / "rows.f32", b, args.seconds)
                 r_dd = rows_per_second(model.energy, x, args.seconds)
                 r_np = rows_per_second(ref, x, args.seconds)
                 r_if = rows_per_second(forest.decision_function, x, args.seconds) if b >= 64 else None
-                row = {"d": d, "batch": b, "ddaebm_rows_s": r_dd, "numpy_rows_s": r_np,
-                       "iforest_rows_s": r_if, "flops_per_row": fl, "max_rel_diff": err,
-                       "ddaebm_gflops": r_dd * fl / 1e9}
+                row = {"d": d, "batch": b, "ddaebm_c_rows_s": r_c, "ddaebm_rows_s": r_dd,
+                       "numpy_rows_s": r_np, "iforest_rows_s": r_if, "flops_per_row": fl,
+                       "max_rel_diff": err, "ddaebm_gflops": r_c * fl / 1e9}
                 results["rows"].append(row)
-                print(f"d={d:4} batch={b:6}: ddaebm {r_dd:12.0f} rows/s, numpy {r_np:12.0f} "
-                      f"({r_dd / r_np:5.2f}x)" + (f", IForest {r_if:10.0f} ({r_dd / r_if:6.1f}x)" if r_if else "")
-                      + f", {r_dd * fl / 1e9:.1f} GFLOP/s", flush=True)
+                print(f"d={d:4} batch={b:6}: ddaebm C {r_c:12.0f} rows/s ({r_c / r_np:5.2f}x numpy), "
+                      f"Python {r_dd:12.0f} ({r_dd / r_np:5.2f}x), numpy {r_np:12.0f}"
+                      + (f", IForest {r_if:10.0f} (C {r_c / r_if:6.1f}x, Python {r_dd / r_if:6.1f}x)"
+                         if r_if else "")
+                      + f", {r_c * fl / 1e9:.1f} GFLOP/s", flush=True)
             model.close()
     args.out.write_text(json.dumps(results, indent=1) + "\n")
     print(f"wrote {args.out}")
