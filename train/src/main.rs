@@ -132,7 +132,7 @@ struct TrainArgs {
     /// Diffusion steps T.
     #[arg(long, default_value_t = 4)]
     timesteps: usize,
-    /// Share of rows held out for calibration (at least 50 rows, or a third of small data).
+    /// Share of rows held out for calibration (at least 100 rows, or a third of small data).
     #[arg(long, default_value_t = 0.1)]
     val_fraction: f64,
     /// Target true-positive rate of the stored threshold.

@@ -92,7 +92,7 @@ fn every_subcommand_works_on_a_small_fit() {
             >= 8
     );
     assert_eq!(meta["metadata"]["network"]["input_dim"], 2);
-    assert_eq!(meta["metadata"]["calibration"]["num_samples"], 60);
+    assert_eq!(meta["metadata"]["calibration"]["num_samples"], 100);
     assert_eq!(meta["metadata"]["training"]["config"]["steps"], 60);
 
     run_ok(&[

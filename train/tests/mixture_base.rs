@@ -35,8 +35,9 @@ fn short_fit(data: &Matrix) -> ddaebm_train::fit::FittedModel {
 fn default_fit_with_enough_rows_has_a_mixture_base() {
     let fitted = short_fit(&clusters(900, 1));
     let k = fitted.metadata.network.base_components;
-    // 810 training rows after the 10% calibration split: one component per 25 rows.
-    assert_eq!(k, 810 / 25);
+    // 800 training rows after the calibration split (MIN_CALIBRATION_ROWS = 100 of 900): one
+    // component per 25 rows.
+    assert_eq!(k, 800 / 25);
     assert_eq!(fitted.metadata.network.base_std, 0.0);
     assert_eq!(fitted.metadata.format_version(), 4);
 
@@ -96,7 +97,7 @@ fn default_fit_with_enough_rows_has_a_mixture_base() {
 
 #[test]
 fn default_fit_with_few_rows_keeps_the_isotropic_base() {
-    let rows = 25 * MIN_DEFAULT_COMPONENTS; // 10% held out leaves fewer than 8 × 25
+    let rows = 25 * MIN_DEFAULT_COMPONENTS; // a third held out leaves fewer than 8 × 25
     let fitted = short_fit(&clusters(rows, 2));
     assert_eq!(fitted.metadata.network.base_components, 0);
     assert!(fitted.metadata.network.base_std > 0.0);
