@@ -26,8 +26,8 @@ Energy step (lr 2e-3):
   * (f, g) = energy(x_k) with x_k a leaf that requires grad (one pass gives both);
   * z ~ N(0, I_2); x_hat = G([x_{k+1}, z], k) (BatchNorm in training mode, graph kept for the
     generator step); x_fake = c1 x_hat + c2 x_{k+1} + m_k exp(logvar_k / 2) noise;
-  * fake = f(sg(x_fake)) (always computed, for the f_fake statistic; adversarial weight 0, so it
-    is not in the loss and nothing is back-propagated through it);
+  * fake = f(sg(x_fake)) only when the adversarial weight is > 0 (it is 0 by default, so the
+    f_fake statistic comes from the generator step's pass; ddaebm does the same);
   * grad_f = d(sum f)/d x_k with create_graph=True (a real second-order gradient);
     R1 = (gamma/2) mean ||grad_f + a(x_{k+1} - a x_k)/s^2||^2, gamma = 0.002;
   * DSM = mean ||s_cum grad_f + eps1||^2 (weight 1);
@@ -43,7 +43,7 @@ values:
     L_rec = -mean log N(x_k; c1 x_hat_e + c2 x_{k+1}, exp(max(post_logvar_k, ln 1e-2)));
   * L_G = L_lat + L_KL + L_rec - reward; backward; Adam step.
 EMA of every energy weight: avg <- d avg + (1-d) p with d = min(0.9995, (1+t)/(10+t)).
-Per iteration that is 5 energy forwards (real, fake, base, perturbed, frozen-on-fake), 2 generator
+Per iteration that is 4 energy forwards (real, base, perturbed, frozen-on-fake), 2 generator
 and 2 encoder forwards (BatchNorm in training mode, running statistics updated), one
 create_graph gradient, and two backward passes (the energy one through the double-backward graph).
 
@@ -51,8 +51,8 @@ Networks (src/network.rs, train/src/encoder.rs) for d = 2, nz = 2
 ------------------------------------------------------------------
 Every network is head([x_branch(in), t_branch(emb16(k))]): x-branch MLP(in, [16, 32]),
 t-branch MLP(16, [16, 32]) on the sinusoidal embedding (sines then cosines, omega_j =
-exp(-j ln 1e4 / 7)) of the integer level, gathered per row (B rows through the t-branch, as in
-candle), head MLP(64, [W, W, out]). Linear layers: PyTorch default init (U(+-1/sqrt(fan_in)) for
+exp(-j ln 1e4 / 7)) of the integer level: the t-branch runs on the T rows of the embedding table
+and its outputs are gathered per row (as in ddaebm; no BatchNorm there, so this is exact), head MLP(64, [W, W, out]). Linear layers: PyTorch default init (U(+-1/sqrt(fan_in)) for
 weight and bias, which is what ddaebm draws too). PReLU with one slope per activation, init 0.25,
 computed like ddaebm as max(x, clamp(a, 0, 1) x). No activation after a network's last layer.
   * Energy: in = 2, out = 1, no BatchNorm. f(x, k) = g(u, k) - ||x||^2 / (2 base_std^2) with
@@ -250,7 +250,7 @@ class TimeConditionedMlp(nn.Module):
 
     def forward(self, x, levels):
         hx = self.x_branch(x)
-        ht = self.t_branch(self.embedding.index_select(0, levels))
+        ht = self.t_branch(self.embedding).index_select(0, levels)
         return self.head(torch.cat([hx, ht], 1))
 
 
@@ -398,7 +398,9 @@ class Trainer:
         x_hat = self.generator(x_next, z, levels)
         noise = torch.randn(b, d)
         x_fake = x_hat * c["post_c1"] + x_next * c["post_c2"] + noise * c["post_std"]
-        fake = self.energy.log_density(x_fake.detach(), levels)
+        fake = None
+        if self.adversarial_weight > 0:
+            fake = self.energy.log_density(x_fake.detach(), levels)
         if self.full_first_backward:
             grads = torch.autograd.grad(real.sum(), [x_k_var] + self.energy_params, create_graph=True)
             grad_f = grads[0]
@@ -461,7 +463,7 @@ class Trainer:
             loss_generator=loss_generator.item(),
             r1=r1.item(),
             f_real=real.mean().item(),
-            f_fake=fake.mean().item(),
+            f_fake=(fake if fake is not None else f_fake).mean().item(),
         )
 
 

@@ -176,8 +176,8 @@ pub fn linear(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Linear> {
     Ok(Linear::new(weight, Some(bias)))
 }
 
-/// A PReLU with one learnable slope `a`, computed as `max(x, a·x)`: the same function for
-/// `a ∈ [0, 1]` (the slope is clamped to that range) in two tensor operations instead of
+/// A PReLU with one learnable slope `a`, computed as `x ≥ 0 ? x : a·x` (= `max(x, a·x)` for
+/// `a ∈ [0, 1]`; the slope is clamped to that range) in three tensor operations instead of
 /// candle-nn's five, which matters because these small networks are bound by elementwise
 /// work. The slope is stored as `weight`, shape (1,), initialised to 0.25 like PyTorch's.
 #[derive(Clone, Debug)]
@@ -204,7 +204,11 @@ impl Prelu {
 impl Module for Prelu {
     fn forward(&self, xs: &Tensor) -> candle::Result<Tensor> {
         let slope = self.weight.clamp(0.0, 1.0)?.reshape(())?;
-        xs.maximum(&xs.broadcast_mul(&slope)?)
+        // max(x, a·x) written as a selection: the same values, and a backward pass of two
+        // selections where candle's `maximum` builds two masks and divides by their sum (a
+        // dozen tensor operations per activation, each recorded again for the second-order
+        // gradients of training).
+        xs.ge(0f64)?.where_cond(xs, &xs.broadcast_mul(&slope)?)
     }
 }
 
@@ -339,10 +343,16 @@ impl TimeConditionedMlp {
     }
 
     /// `xs`: (B, in_dim) f32; `levels`: (B,) u32 level indices.
+    ///
+    /// The t-branch (no BatchNorm, so each row's output depends on its level only) runs once on
+    /// the T rows of the embedding table and its outputs are gathered per row: T rows through
+    /// its layers instead of B, forward and backward.
     pub fn forward_t(&self, xs: &Tensor, levels: &Tensor, train: bool) -> Result<Tensor> {
         let hx = self.x_branch.forward_t(xs, train)?;
-        let emb = self.embedding.index_select(levels, 0)?;
-        let ht = self.t_branch.forward_t(&emb, train)?;
+        let ht = self
+            .t_branch
+            .forward_t(&self.embedding, train)?
+            .index_select(levels, 0)?;
         let h = Tensor::cat(&[hx, ht], 1)?;
         Ok(self.head.forward_t(&h, train)?)
     }

@@ -16,6 +16,10 @@ use ddaebm_train::metrics::auroc;
 use ddaebm_train::toy;
 use rand::SeedableRng;
 
+/// The allocator `ddaebm-train` uses: this test trains as long as a CLI fit does.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Iterations of the shortened CI fit (≈ 3.5 minutes on 2 cores).
 const CI_STEPS: usize = 8000;
 
