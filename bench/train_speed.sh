@@ -15,7 +15,10 @@ cargo build --release -q --workspace --bins  # the same features as the other re
 bin=target/release/ddaebm-train
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-python3 - "$tmp/toy.npy" <<'PY'
+# numpy for the data: the benchmark venv's Python where it exists (see bench/ood/README.md).
+py=target/bench-venv/bin/python
+[ -x "$py" ] || py=python3
+"$py" - "$tmp/toy.npy" <<'PY'
 import sys, numpy as np
 rng = np.random.default_rng(0)
 c = np.array([(2*i/2.828, 2*j/2.828) for i in range(-2, 3) for j in range(-2, 3)])
