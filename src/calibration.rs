@@ -4,9 +4,15 @@
 //! energies. With `n` such energies `s_(1) ≤ … ≤ s_(n)`:
 //! * the **p-value** of a new energy `e` is `(1 + #{i : s_i ≥ e}) / (n + 1)`, the conformal
 //!   p-value: for an in-distribution row, `P(p ≤ α) ≤ α`;
-//! * the **threshold** at target TPR `t` is `s_(⌈t (n + 1)⌉)` (clipped to `s_(n)`), so that an
-//!   exchangeable in-distribution row has `E ≤ threshold` with probability at least `t`. A row is
-//!   flagged out-of-distribution when `E > threshold`.
+//! * the **threshold** at target TPR `t` is the held-out energies' quantile at the fractional
+//!   rank `q = t (n + 1)`: `s_(⌊q⌋) + (q − ⌊q⌋)(s_(⌊q⌋+1) − s_(⌊q⌋))`, clipped to `[s_(1), s_(n)]`.
+//!   A new exchangeable in-distribution row falls below `s_(k)` with probability `k / (n + 1)`,
+//!   so the interpolated rank `q` accepts a share `t` of them on average (exactly `t` for
+//!   uniform energies between neighbouring order statistics). The conformal order statistic
+//!   `s_(⌈q⌉)` guarantees at least `t` but accepts `⌈q⌉ / (n + 1)` on average: 0.964 instead of
+//!   0.95 for the 27 held-out rows of a 120-row data set, measurably above the target on small
+//!   data. For n ≥ 100 the two differ by less than one order statistic. A row is flagged
+//!   out-of-distribution when `E > threshold`.
 
 use serde::{Deserialize, Serialize};
 
@@ -74,9 +80,7 @@ impl Calibration {
             )));
         }
         energies.sort_by(f32::total_cmp);
-        let n = energies.len();
-        let rank = ((target_tpr * (n + 1) as f64).ceil() as usize).clamp(1, n);
-        let threshold = energies[rank - 1];
+        let threshold = interpolated_quantile(&energies, target_tpr);
         Ok(Self {
             sorted: energies,
             threshold,
@@ -144,20 +148,65 @@ impl Calibration {
     }
 }
 
+/// The value at fractional rank `t (n + 1)` (1-based) of `sorted`, linearly interpolated between
+/// its neighbouring order statistics and clipped to the smallest and largest (module docs).
+fn interpolated_quantile(sorted: &[f32], t: f64) -> f32 {
+    let n = sorted.len();
+    let q = (t * (n + 1) as f64).clamp(1.0, n as f64);
+    let lo = q.floor() as usize; // 1-based, in 1..=n
+    let frac = q - lo as f64;
+    let below = f64::from(sorted[lo - 1]);
+    if frac == 0.0 || lo == n {
+        return sorted[lo - 1];
+    }
+    let above = f64::from(sorted[lo]);
+    (below + frac * (above - below)) as f32
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn threshold_is_the_conformal_order_statistic() {
-        // n = 19, t = 0.95: rank ⌈0.95·20⌉ = 19 → the largest.
+    fn threshold_is_the_interpolated_quantile_at_rank_t_n_plus_1() {
+        // n = 19, t = 0.95: rank 0.95·20 = 19 → the largest.
         let e: Vec<f32> = (1..=19).rev().map(|i| i as f32).collect();
         let c = Calibration::fit(e, 0.95).unwrap();
         assert_eq!(c.threshold(), 19.0);
-        // n = 99, t = 0.9: rank 90.
+        // n = 99, t = 0.9: rank 90 exactly.
         let c = Calibration::fit((1..=99).map(|i| i as f32).collect(), 0.9).unwrap();
         assert_eq!(c.threshold(), 90.0);
         assert!(!c.is_ood(90.0) && c.is_ood(90.5));
+        // n = 27, t = 0.95: rank 26.6 → 60% of the way from the 26th to the 27th value.
+        let c = Calibration::fit((1..=27).map(|i| (10 * i) as f32).collect(), 0.95).unwrap();
+        assert!((c.threshold() - 266.0).abs() < 1e-4, "{}", c.threshold());
+        // Ranks outside [1, n] clip to the extremes.
+        assert_eq!(
+            Calibration::fit(vec![5.0, 7.0], 0.99).unwrap().threshold(),
+            7.0
+        );
+        assert_eq!(
+            Calibration::fit(vec![5.0, 7.0], 0.01).unwrap().threshold(),
+            5.0
+        );
+        assert_eq!(Calibration::fit(vec![4.0], 0.5).unwrap().threshold(), 4.0);
+    }
+
+    #[test]
+    fn small_calibration_sets_accept_the_target_share_on_average() {
+        // Energies uniform on (0, 1): a threshold's acceptance rate on new rows is its value.
+        // Averaged over many calibration sets of n = 27 (a 120-row data set's held-out third)
+        // it is the target, where the conformal order statistic would give 27/28 = 0.964.
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let trials = 20_000;
+        let mut total = 0.0;
+        for _ in 0..trials {
+            let e: Vec<f32> = (0..27).map(|_| rng.random::<f32>()).collect();
+            total += f64::from(Calibration::fit(e, 0.95).unwrap().threshold());
+        }
+        let mean = total / trials as f64;
+        assert!((mean - 0.95).abs() < 0.002, "mean acceptance {mean}");
     }
 
     #[test]

@@ -284,8 +284,9 @@ pub fn assemble(
 }
 
 /// Fewest rows held out for calibration (when the data has at least three times as many). The
-/// conformal threshold at TPR 0.95 is the ⌈0.95 (n + 1)⌉-th smallest of `n` held-out energies:
-/// its coverage on new rows has mean ⌈0.95 (n + 1)⌉ / (n + 1) and spread ≈ √(0.05 · 0.95 / n).
+/// threshold's coverage on new rows varies by ≈ √(0.05 · 0.95 / n) around its mean, and with the
+/// conformal rank ⌈0.95 (n + 1)⌉ (before interpolated ranks, `ddaebm::Calibration`) that mean was
+/// ⌈0.95 (n + 1)⌉ / (n + 1).
 /// At n = 50 that is 0.961 ± 0.031, so small data sets often landed outside 0.95 ± 0.03 (ADBench
 /// WDBC: 0.981 over three seeds); at n = 100 it is 0.950 ± 0.022.
 pub const MIN_CALIBRATION_ROWS: usize = 100;
