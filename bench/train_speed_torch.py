@@ -52,7 +52,8 @@ Networks (src/network.rs, train/src/encoder.rs) for d = 2, nz = 2
 Every network is head([x_branch(in), t_branch(emb16(k))]): x-branch MLP(in, [16, 32]),
 t-branch MLP(16, [16, 32]) on the sinusoidal embedding (sines then cosines, omega_j =
 exp(-j ln 1e4 / 7)) of the integer level: the t-branch runs on the T rows of the embedding table
-and its outputs are gathered per row (as in ddaebm; no BatchNorm there, so this is exact), head MLP(64, [W, W, out]). Linear layers: PyTorch default init (U(+-1/sqrt(fan_in)) for
+and its outputs are gathered per row (as in ddaebm; no BatchNorm there, so this is exact), head
+MLP(64, [W, W, out]). Linear layers: PyTorch default init (U(+-1/sqrt(fan_in)) for
 weight and bias, which is what ddaebm draws too). PReLU with one slope per activation, init 0.25,
 computed like ddaebm as max(x, clamp(a, 0, 1) x). No activation after a network's last layer.
   * Energy: in = 2, out = 1, no BatchNorm. f(x, k) = g(u, k) - ||x||^2 / (2 base_std^2) with

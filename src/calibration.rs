@@ -155,11 +155,11 @@ fn interpolated_quantile(sorted: &[f32], t: f64) -> f32 {
     let q = (t * (n + 1) as f64).clamp(1.0, n as f64);
     let lo = q.floor() as usize; // 1-based, in 1..=n
     let frac = q - lo as f64;
-    let below = f64::from(sorted[lo - 1]);
-    if frac == 0.0 || lo == n {
+    // q ≤ n, so a fractional part implies lo < n and a value above.
+    if frac == 0.0 {
         return sorted[lo - 1];
     }
-    let above = f64::from(sorted[lo]);
+    let (below, above) = (f64::from(sorted[lo - 1]), f64::from(sorted[lo]));
     (below + frac * (above - below)) as f32
 }
 

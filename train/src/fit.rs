@@ -284,11 +284,10 @@ pub fn assemble(
 }
 
 /// Fewest rows held out for calibration (when the data has at least three times as many). The
-/// threshold's coverage on new rows varies by ≈ √(0.05 · 0.95 / n) around its mean, and with the
-/// conformal rank ⌈0.95 (n + 1)⌉ (before interpolated ranks, `ddaebm::Calibration`) that mean was
-/// ⌈0.95 (n + 1)⌉ / (n + 1).
-/// At n = 50 that is 0.961 ± 0.031, so small data sets often landed outside 0.95 ± 0.03 (ADBench
-/// WDBC: 0.981 over three seeds); at n = 100 it is 0.950 ± 0.022.
+/// threshold's acceptance of new rows varies by ≈ √(0.05 · 0.95 / n) around the target at TPR
+/// 0.95: ±0.031 at n = 50, so small data sets often landed outside 0.95 ± 0.03 (ADBench WDBC:
+/// 0.981 over three seeds, when the threshold was still the conformal rank, whose mean is
+/// ⌈0.95 (n + 1)⌉ / (n + 1) = 0.961 at n = 50); ±0.022 at n = 100.
 pub const MIN_CALIBRATION_ROWS: usize = 100;
 
 /// Seeded split of `0..n` into (train, held-out) index lists. The held-out share is
