@@ -131,6 +131,35 @@ impl MixtureBase {
 
     /// `log p_k(x)` for rows `xs` (B, d) at levels `levels` (B,) u32: shape (B,).
     pub fn log_density(&self, xs: &Tensor, levels: &Tensor) -> Result<Tensor> {
+        let (at_level, _) = self.component_log_densities(xs, levels)?;
+        Ok(at_level.log_sum_exp(D::Minus1)?)
+    }
+
+    /// `log p_k(x)` and its gradient with respect to `x`, shapes (B,) and (B, d), both
+    /// detached (the mixture is fixed during training): `∇ log p = Σ_j r_j (μ_j − x) / v_j`
+    /// with `r` the components' posterior probabilities.
+    pub fn log_density_and_grad(&self, xs: &Tensor, levels: &Tensor) -> Result<(Tensor, Tensor)> {
+        let xs = xs.detach();
+        let (at_level, one_hot) = self.component_log_densities(&xs, levels)?;
+        let log_density = at_level.log_sum_exp(D::Minus1)?;
+        let b = xs.dim(0)?;
+        let tk = self.levels * self.components;
+        // Posterior of each (level, component) pair, zero at the other levels: (B, T·K).
+        let posterior = at_level
+            .broadcast_sub(&log_density.unsqueeze(1)?)?
+            .exp()?
+            .unsqueeze(1)?
+            .broadcast_mul(&one_hot)?
+            .reshape((b, tk))?;
+        let precision = self.variances.reshape((tk, self.dim))?.recip()?;
+        let mean_precision = (self.means.reshape((tk, self.dim))? * &precision)?;
+        let grad = (posterior.matmul(&mean_precision)? - (posterior.matmul(&precision)? * &xs)?)?;
+        Ok((log_density, grad))
+    }
+
+    /// Each row's component log-densities `log w_j + log N(x; μ_j, v_j)` at its level, (B, K),
+    /// and the rows' one-hot level masks, (B, T, 1).
+    fn component_log_densities(&self, xs: &Tensor, levels: &Tensor) -> Result<(Tensor, Tensor)> {
         let (b, tk, d) = (xs.dim(0)?, self.levels * self.components, self.dim);
         let variances = self.variances.reshape((tk, d))?;
         let means = self.means.reshape((tk, d))?;
@@ -159,7 +188,7 @@ impl MixtureBase {
             .to_dtype(xs.dtype())?
             .reshape((b, self.levels, 1))?;
         let at_level = all.broadcast_mul(&one_hot)?.sum(1)?;
-        Ok(at_level.log_sum_exp(D::Minus1)?)
+        Ok((at_level, one_hot))
     }
 }
 

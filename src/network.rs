@@ -201,14 +201,38 @@ impl Prelu {
     }
 }
 
-impl Module for Prelu {
-    fn forward(&self, xs: &Tensor) -> candle::Result<Tensor> {
+impl Prelu {
+    /// The forward pass and what its input gradient needs: the mask `x ≥ 0` and the slope.
+    fn forward_saving(&self, xs: &Tensor) -> candle::Result<(Tensor, PreluSaved)> {
         let slope = self.weight.clamp(0.0, 1.0)?.reshape(())?;
         // max(x, a·x) written as a selection: the same values, and a backward pass of two
         // selections where candle's `maximum` builds two masks and divides by their sum (a
         // dozen tensor operations per activation, each recorded again for the second-order
         // gradients of training).
-        xs.ge(0f64)?.where_cond(xs, &xs.broadcast_mul(&slope)?)
+        let mask = xs.ge(0f64)?;
+        let ys = mask.where_cond(xs, &xs.broadcast_mul(&slope)?)?;
+        Ok((ys, PreluSaved { mask, slope }))
+    }
+}
+
+impl Module for Prelu {
+    fn forward(&self, xs: &Tensor) -> candle::Result<Tensor> {
+        Ok(self.forward_saving(xs)?.0)
+    }
+}
+
+/// What a PReLU's input gradient needs from its forward pass.
+#[derive(Clone, Debug)]
+struct PreluSaved {
+    mask: Tensor,
+    slope: Tensor,
+}
+
+impl PreluSaved {
+    /// `∂L/∂x` from `∂L/∂y`: the gradient where `x ≥ 0`, `a` times it elsewhere.
+    fn input_grad(&self, grad: &Tensor) -> candle::Result<Tensor> {
+        self.mask
+            .where_cond(grad, &grad.broadcast_mul(&self.slope)?)
     }
 }
 
@@ -264,6 +288,49 @@ impl Mlp {
             .enumerate()
             .map(|(i, l)| (l, self.acts.get(i)))
             .collect())
+    }
+}
+
+impl Mlp {
+    /// The forward pass of an MLP without BatchNorm, keeping each PReLU's mask and slope for
+    /// [`Mlp::input_grad`].
+    fn forward_saving(&self, xs: &Tensor) -> Result<(Tensor, Vec<PreluSaved>)> {
+        if !self.norms.is_empty() {
+            return Err(Error::InvalidArgument(
+                "the explicit input gradient is for MLPs without BatchNorm".into(),
+            ));
+        }
+        let mut h = xs.clone();
+        let mut saved = Vec::with_capacity(self.acts.len());
+        for (i, layer) in self.layers.iter().enumerate() {
+            h = layer.forward(&h)?;
+            if let Some(act) = self.acts.get(i) {
+                let (out, s) = act.forward_saving(&h)?;
+                h = out;
+                saved.push(s);
+            }
+        }
+        Ok((h, saved))
+    }
+
+    /// `∂L/∂x` for the first `inputs` input columns, from `∂L/∂y` (B, out) and the forward
+    /// pass's [`PreluSaved`]: the chain rule written out (a matrix product per layer, a
+    /// selection per PReLU), so the result is a differentiable function of the weights.
+    fn input_grad(&self, grad_out: &Tensor, saved: &[PreluSaved], inputs: usize) -> Result<Tensor> {
+        let mut grad = grad_out.clone();
+        for (i, layer) in self.layers.iter().enumerate().rev() {
+            if let Some(s) = saved.get(i) {
+                grad = s.input_grad(&grad)?;
+            }
+            let weight = layer.weight();
+            let weight = if i == 0 && inputs < weight.dim(1)? {
+                weight.narrow(1, 0, inputs)?
+            } else {
+                weight.clone()
+            };
+            grad = grad.matmul(&weight)?;
+        }
+        Ok(grad)
     }
 }
 
@@ -355,6 +422,37 @@ impl TimeConditionedMlp {
             .index_select(levels, 0)?;
         let h = Tensor::cat(&[hx, ht], 1)?;
         Ok(self.head.forward_t(&h, train)?)
+    }
+}
+
+impl TimeConditionedMlp {
+    /// [`TimeConditionedMlp::forward_t`] (inference mode) of a network with one output and no
+    /// BatchNorm, with the output's gradient with respect to `xs`: shapes (B, 1) and (B, in_dim).
+    /// The gradient is built from tensor operations on the weights, so it can be differentiated
+    /// with respect to them (R1), and it costs a matrix product per layer instead of a full
+    /// backward pass, which would also compute every weight's gradient.
+    pub fn forward_with_input_grad(
+        &self,
+        xs: &Tensor,
+        levels: &Tensor,
+    ) -> Result<(Tensor, Tensor)> {
+        let (hx, saved_x) = self.x_branch.forward_saving(xs)?;
+        let ht = self
+            .t_branch
+            .forward_t(&self.embedding, false)?
+            .index_select(levels, 0)?;
+        let x_width = hx.dim(1)?;
+        let h = Tensor::cat(&[hx, ht], 1)?;
+        let (out, saved_head) = self.head.forward_saving(&h)?;
+        if out.dim(1)? != 1 {
+            return Err(Error::InvalidArgument(
+                "the input gradient is for a network with one output".into(),
+            ));
+        }
+        let ones = Tensor::ones(out.shape(), out.dtype(), out.device())?;
+        let grad_hx = self.head.input_grad(&ones, &saved_head, x_width)?;
+        let grad = self.x_branch.input_grad(&grad_hx, &saved_x, xs.dim(1)?)?;
+        Ok((out, grad))
     }
 }
 
@@ -478,6 +576,67 @@ impl EnergyNet {
         }
         let scale = 0.5 / f64::from(self.base_std).powi(2);
         Ok(((&g - (xs.sqr()?.sum(1)? * scale)?)?, g))
+    }
+}
+
+impl EnergyNet {
+    /// `(f, g, ∇ₓf)`: [`EnergyNet::log_density_and_ratio`] and the gradient of `f` with respect
+    /// to the rows `xs` (B, d), as a tensor that can itself be differentiated with respect to
+    /// the network's weights (the R1 penalty and score matching of training).
+    ///
+    /// For the MLP the chain rule is written out ([`TimeConditionedMlp::forward_with_input_grad`];
+    /// the base measure's gradient is closed form). The convolutional network goes through
+    /// candle's backward pass, whose result keeps its graph only where candle is told to keep
+    /// it (`CANDLE_GRAD_DO_NOT_DETACH=1`, set before the thread's first backward pass).
+    pub fn log_density_ratio_and_input_grad(
+        &self,
+        xs: &Tensor,
+        levels: &Tensor,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
+        let xs = xs.detach();
+        let trunk = match &self.body {
+            EnergyBody::Mlp(trunk) => trunk,
+            EnergyBody::Conv(_) => {
+                let var = candle::Var::from_tensor(&xs)?;
+                let (f, g) = self.log_density_and_ratio(var.as_tensor(), levels)?;
+                let grad = f.sum_all()?.backward()?.remove(var.as_tensor());
+                let grad = grad.ok_or_else(|| {
+                    Error::InvalidArgument("the energy has no gradient with respect to x".into())
+                })?;
+                return Ok((f, g, grad));
+            }
+        };
+        let (u, clip_slope) = if self.soft_clip > 0.0 {
+            // u = x / √s with s = 1 + (x/c)², du/dx = s^(−3/2); on the clamped input, whose
+            // square stays finite (beyond the clamp the slope is 0 to f32 precision anyway).
+            let c2 = f64::from(self.soft_clip).powi(2);
+            let clamped = xs.clamp(
+                -soft_clip_bound(self.soft_clip),
+                soft_clip_bound(self.soft_clip),
+            )?;
+            let s = ((clamped.sqr()? / c2)? + 1.0)?;
+            let root = s.sqrt()?;
+            let u = clamped.div(&root)?;
+            (u, Some((s * root)?.recip()?))
+        } else {
+            (xs.clone(), None)
+        };
+        let (g, grad_g) = trunk.forward_with_input_grad(&u, levels)?;
+        let g = g.squeeze(1)?;
+        let grad_g = match clip_slope {
+            Some(slope) => (grad_g * slope)?,
+            None => grad_g,
+        };
+        if let Some(mixture) = &self.mixture {
+            let (log_base, grad_base) = mixture.log_density_and_grad(&xs, levels)?;
+            return Ok(((&g + log_base)?, g, (grad_g + grad_base)?));
+        }
+        if self.base_std <= 0.0 {
+            return Ok((g.clone(), g, grad_g));
+        }
+        let precision = 1.0 / f64::from(self.base_std).powi(2);
+        let f = (&g - (xs.sqr()?.sum(1)? * (0.5 * precision))?)?;
+        Ok((f, g, (grad_g - (&xs * precision)?)?))
     }
 }
 
@@ -705,6 +864,82 @@ mod tests {
         assert!((g[3] - g[4]).abs() < 1e-2 * g[3].abs().max(1.0), "{g:?}");
         // ... and f falls monotonically from radius 10 on.
         assert!(f[1] > f[2] && f[2] > f[3] && f[3] > f[4], "{f:?}");
+    }
+
+    /// The written-out input gradient equals candle's backward pass, for the plain MLP, with
+    /// the soft clip and Gaussian base, and with a mixture base measure.
+    #[test]
+    fn input_gradient_matches_autodiff() {
+        let dev = Device::Cpu;
+        let d = 5;
+        let mut plain = NetworkConfig::toy(d);
+        plain.head_widths = vec![24, 16];
+        plain.branch_widths = vec![8, 12];
+        let mut clipped = plain.clone();
+        clipped.input_soft_clip = 1.5;
+        clipped.base_std = 2.0;
+        let mut mixture = clipped.clone();
+        mixture.base_std = 0.0;
+        mixture.base_components = 3;
+        for cfg in [plain, clipped, mixture] {
+            let vm = VarMap::new();
+            let e =
+                EnergyNet::new(&cfg, 4, VarBuilder::from_varmap(&vm, DType::F64, &dev)).unwrap();
+            {
+                let data = vm.data().lock().unwrap();
+                for (name, var) in data.iter() {
+                    let value = match name.as_str() {
+                        "base.means" => Tensor::randn(0f64, 1.0, var.shape(), &dev).unwrap(),
+                        "base.variances" => Tensor::rand(0.3f64, 2.0, var.shape(), &dev).unwrap(),
+                        "base.log_weights" => Tensor::new(&[-0.5f64, -1.5, -1.2], &dev).unwrap(),
+                        _ => (var.as_tensor() * 2.0).unwrap(),
+                    };
+                    var.set(&value).unwrap();
+                }
+            }
+            let e = if cfg.base_components > 0 {
+                // The mixture keeps detached copies of its parameters: rebuild it.
+                EnergyNet::new(&cfg, 4, VarBuilder::from_varmap(&vm, DType::F64, &dev)).unwrap()
+            } else {
+                e
+            };
+            let x = (Tensor::randn(0f64, 1.0, (7, d), &dev).unwrap() * 2.0).unwrap();
+            let levels = Tensor::new(&[0u32, 1, 2, 3, 0, 1, 2], &dev).unwrap();
+            let (f, g, grad) = e.log_density_ratio_and_input_grad(&x, &levels).unwrap();
+            let var = candle::Var::from_tensor(&x).unwrap();
+            let (f_ref, g_ref) = e.log_density_and_ratio(var.as_tensor(), &levels).unwrap();
+            let grad_ref = f_ref
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap()
+                .remove(var.as_tensor())
+                .unwrap();
+            let max_diff = |a: &Tensor, b: &Tensor| -> f64 {
+                (a - b)
+                    .unwrap()
+                    .abs()
+                    .unwrap()
+                    .max_all()
+                    .unwrap()
+                    .to_scalar::<f64>()
+                    .unwrap()
+            };
+            assert!(max_diff(&f, &f_ref) < 1e-10, "{cfg:?}");
+            assert!(max_diff(&g, &g_ref) < 1e-10, "{cfg:?}");
+            let scale = grad_ref
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f64>()
+                .unwrap();
+            assert!(
+                scale > 0.1,
+                "a gradient this small would test nothing: {scale}"
+            );
+            assert!(max_diff(&grad, &grad_ref) < 1e-10 * scale, "{cfg:?}");
+        }
     }
 
     #[test]

@@ -2,9 +2,11 @@
 //!
 //! 1. **Energy step.** Real term `f(x_k, k)`, fake term `f(sg(x̃_k), k)` on the generator's
 //!    posterior sample (weighted by `adversarial_weight`), and the R1 penalty
-//!    `(γ/2)·mean‖∇_{x_k}[f(x_k,k) + log q(x_{k+1}|x_k)]‖²`. The gradient of `f` is taken with the
-//!    autodiff graph kept (`CANDLE_GRAD_DO_NOT_DETACH`), so R1 back-propagates into θ: a real
-//!    second-order gradient. `∇ log q` is closed form.
+//!    `(γ/2)·mean‖∇_{x_k}[f(x_k,k) + log q(x_{k+1}|x_k)]‖²`. The gradient of `f` is a function of
+//!    θ built from tensor operations (`EnergyNet::log_density_ratio_and_input_grad`: the chain
+//!    rule written out for the MLP, candle's backward pass with its graph kept,
+//!    `CANDLE_GRAD_DO_NOT_DETACH`, for the convolutional network), so R1 back-propagates into θ:
+//!    a real second-order gradient. `∇ log q` is closed form.
 //!
 //!    Three anchor terms that are not in the reference code make `f(·, k)` a usable density of
 //!    level k on tabular data (see `bench/ood/README.md` for the measurements behind them):
@@ -240,8 +242,12 @@ fn is_running_stat(name: &str) -> bool {
 
 impl Trainer {
     pub fn new(cfg: TrainConfig, network: NetworkConfig, device: &Device) -> Result<Self> {
-        enable_second_order_gradients()?;
         network.validate()?;
+        if network.image.is_some() {
+            // The convolutional energy's input gradient comes from candle's backward pass; the
+            // MLP's is written out and needs no retained backward graph.
+            enable_second_order_gradients()?;
+        }
         if cfg.batch_size < 2 {
             bail!("batch size must be at least 2 (BatchNorm needs batch statistics)");
         }
@@ -425,20 +431,15 @@ impl Trainer {
         let (x_k, x_next) = c.forward_pair(x, &eps1, &eps2)?;
 
         // --- Energy step (SPEC §3.1) ---
-        let x_k_var = Var::from_tensor(&x_k.detach())?;
-        // One pass gives f (real term, R1, score matching, conditional NCE) and g (NCE).
-        let (real, g_real) = self
+        // One pass gives f (real term, conditional NCE), g (NCE) and ∇ₓf (R1, score matching),
+        // the gradient as a function of θ.
+        let (real, g_real, grad_f) = self
             .energy
-            .log_density_and_ratio(x_k_var.as_tensor(), &levels)?;
+            .log_density_ratio_and_input_grad(&x_k, &levels)?;
         let z = self.normal(b, nz)?;
         let x_hat = self.generator.forward_t(&x_next, &z, &levels, true)?;
         let noise = self.normal(b, d)?;
         let x_fake = (c.posterior_mean(&x_hat, &x_next)? + noise.broadcast_mul(&c.post_std)?)?;
-        let grad_f = real
-            .sum_all()?
-            .backward()?
-            .remove(x_k_var.as_tensor())
-            .context("the energy has no gradient with respect to its input")?;
         let grad_u = (&grad_f + grad_log_forward(&x_k, &x_next, &c.a_next, &c.sigma_next)?)?;
         let r1 = r1_penalty(&grad_u, self.cfg.r1_gamma)?;
         let mut loss_energy = r1.clone();
@@ -697,21 +698,33 @@ mod tests {
         enable_second_order_gradients().unwrap();
     }
 
-    /// The R1 gradient with respect to θ, from candle's double backward, agrees with central
-    /// finite differences of the R1 value itself. In f64 with a small step: R1 is only
-    /// piecewise smooth (PReLU kinks), so a large step could straddle a kink.
+    /// The R1 gradient with respect to θ, from the backward pass through the written-out input
+    /// gradient, agrees with central finite differences of the R1 value itself, for every kind
+    /// of parameter (weights, biases, PReLU slopes, the t-branch), with and without the soft
+    /// clip and the Gaussian base. In f64 with a small step: R1 is only piecewise smooth (PReLU
+    /// kinks), so a large step could straddle a kink.
     #[test]
     fn r1_second_order_gradient_matches_finite_differences() {
         let dev = Device::Cpu;
-        let mut cfg = NetworkConfig::toy(3);
-        cfg.head_widths = vec![8];
-        cfg.branch_widths = vec![4, 4];
         let x = Tensor::new(&[[0.3f64, -0.7, 1.1], [-0.2, 0.5, 0.9]], &dev).unwrap();
         let names = [
             "energy.head.linear0.weight",
+            "energy.head.linear0.bias",
+            "energy.head.linear1.weight",
+            "energy.head.act0.weight",
             "energy.x_branch.linear0.weight",
+            "energy.x_branch.linear1.bias",
+            "energy.x_branch.act0.weight",
+            "energy.t_branch.linear0.weight",
         ];
-        check_r1_second_order(&cfg, &x, &names);
+        for (clip, base_std) in [(0.0, 0.0), (1.5, 2.0)] {
+            let mut cfg = NetworkConfig::toy(3);
+            cfg.head_widths = vec![8];
+            cfg.branch_widths = vec![4, 4];
+            cfg.input_soft_clip = clip;
+            cfg.base_std = base_std;
+            check_r1_second_order(&cfg, &x, &names);
+        }
     }
 
     /// The same check through the convolutional energy network (convolutions, pooling,
@@ -737,7 +750,7 @@ mod tests {
         check_r1_second_order(&cfg, &x, &names);
     }
 
-    /// Checks ∂R1/∂θ from candle's double backward against central finite differences for a
+    /// Checks ∂R1/∂θ from the double backward pass against central finite differences for a
     /// few entries of each named parameter.
     fn check_r1_second_order(cfg: &NetworkConfig, x: &Tensor, names: &[&str]) {
         enable_second_order_gradients().unwrap();
@@ -752,45 +765,37 @@ mod tests {
         reinit_linear_layers(&vm, &mut ChaCha8Rng::seed_from_u64(11)).unwrap();
         let x = x.clone();
         let levels = Tensor::new(&[0u32, 2], &dev).unwrap();
-        let r1_of = || -> (Tensor, Var) {
-            let xv = Var::from_tensor(&x).unwrap();
-            let f = e.log_density(xv.as_tensor(), &levels).unwrap();
-            let g = f
-                .sum_all()
-                .unwrap()
-                .backward()
-                .unwrap()
-                .remove(xv.as_tensor())
-                .unwrap();
-            (r1_penalty(&g, 2.0).unwrap(), xv)
+        let r1_of = || -> Tensor {
+            let (_, _, g) = e.log_density_ratio_and_input_grad(&x, &levels).unwrap();
+            r1_penalty(&g, 2.0).unwrap()
         };
-        let (r1, _) = r1_of();
+        let r1 = r1_of();
         let grads = r1.backward().unwrap();
         let data = vm.data().lock().unwrap();
         let mut checked = 0;
         for &name in names {
             let var = &data[name];
-            let analytic = grads
-                .get(var.as_tensor())
-                .expect("R1 has a gradient with respect to θ")
-                .flatten_all()
-                .unwrap()
-                .to_vec1::<f64>()
-                .unwrap();
+            // No gradient at all means 0: with PReLUs, ∇ₓf depends on biases and the t-branch
+            // only through the activation masks, so R1 is locally constant in them (and the
+            // finite differences must say so).
+            let analytic = match grads.get(var.as_tensor()) {
+                Some(g) => g.flatten_all().unwrap().to_vec1::<f64>().unwrap(),
+                None => vec![0.0; var.elem_count()],
+            };
             let base = var
                 .as_tensor()
                 .flatten_all()
                 .unwrap()
                 .to_vec1::<f64>()
                 .unwrap();
-            for i in [0usize, 3, 7] {
+            for i in [0usize, 3, 7].into_iter().filter(|&i| i < base.len()) {
                 let h = 1e-6;
                 let eval = |delta: f64| -> f64 {
                     let mut w = base.clone();
                     w[i] += delta;
                     var.set(&Tensor::from_vec(w, var.shape(), &dev).unwrap())
                         .unwrap();
-                    r1_of().0.to_scalar::<f64>().unwrap()
+                    r1_of().to_scalar::<f64>().unwrap()
                 };
                 let numeric = (eval(h) - eval(-h)) / (2.0 * h);
                 eval(0.0);
