@@ -105,7 +105,9 @@ the mathematics, some change how much autograd work each framework does)
      CANDLE_GRAD_DO_NOT_DETACH only for image models, whose input gradient goes through candle's
      backward pass).
   4. Kernels: torch uses its fused ops where candle composes primitives: F.linear (addmm) vs
-     matmul + broadcast add; nn.BatchNorm1d (native_batch_norm, same maths: biased variance to
+     matmul + ddaebm's one-pass bias add (src/layer_ops.rs; its backward sums the bias gradient
+     as a matrix product); torch.maximum for the PReLU vs ddaebm's one-pass PReLU and PReLU
+     gradient ops (same file); nn.BatchNorm1d (native_batch_norm, same maths: biased variance to
      normalise, unbiased variance into the running average, momentum 0.1, eps 1e-5) vs candle-nn's
      composed BatchNorm; F.softplus (threshold 20) vs ddaebm's relu(t) + log(1 + exp(-|t|)); the
      Gaussian log-densities are written with the same formulas. PReLU keeps ddaebm's

@@ -23,6 +23,7 @@ pub mod cpu_energy;
 pub mod device;
 pub mod error;
 pub mod ffi;
+mod layer_ops;
 pub mod model;
 pub mod model_file;
 pub mod network;

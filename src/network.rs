@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::base_measure::MixtureBase;
 use crate::conv_network::{ConvEnergyBody, ConvGenerator, ImageConfig};
 use crate::error::{Error, Result};
+use crate::layer_ops;
 
 /// Largest input dimension or layer width a model may declare. Keeps a hostile model file from
 /// asking for absurd allocations before its tensors are checked.
@@ -205,13 +206,17 @@ impl Prelu {
     /// The forward pass and what its input gradient needs: the mask `x ≥ 0` and the slope.
     fn forward_saving(&self, xs: &Tensor) -> candle::Result<(Tensor, PreluSaved)> {
         let slope = self.weight.clamp(0.0, 1.0)?.reshape(())?;
-        // max(x, a·x) written as a selection: the same values, and a backward pass of two
-        // selections where candle's `maximum` builds two masks and divides by their sum (a
-        // dozen tensor operations per activation, each recorded again for the second-order
-        // gradients of training).
-        let mask = xs.ge(0f64)?;
-        let ys = mask.where_cond(xs, &xs.broadcast_mul(&slope)?)?;
-        Ok((ys, PreluSaved { mask, slope }))
+        // max(x, a·x) written as a selection (one pass on the CPU, `layer_ops`): the same
+        // values, and a backward pass of one selection and one masked sum where candle's
+        // `maximum` builds two masks and divides by their sum.
+        let ys = layer_ops::prelu(xs, &slope)?;
+        Ok((
+            ys,
+            PreluSaved {
+                pre: xs.clone(),
+                slope,
+            },
+        ))
     }
 }
 
@@ -221,18 +226,31 @@ impl Module for Prelu {
     }
 }
 
-/// What a PReLU's input gradient needs from its forward pass.
+/// What a PReLU's input gradient needs from its forward pass: its input and slope.
 #[derive(Clone, Debug)]
 struct PreluSaved {
-    mask: Tensor,
+    pre: Tensor,
     slope: Tensor,
 }
 
 impl PreluSaved {
     /// `∂L/∂x` from `∂L/∂y`: the gradient where `x ≥ 0`, `a` times it elsewhere.
     fn input_grad(&self, grad: &Tensor) -> candle::Result<Tensor> {
-        self.mask
-            .where_cond(grad, &grad.broadcast_mul(&self.slope)?)
+        layer_ops::prelu_grad(&self.pre, grad, &self.slope)
+    }
+}
+
+/// A linear layer's forward pass on rows (B, in): candle-nn's matrix product, then the bias
+/// added in one pass on the CPU (`layer_ops::bias_add`, whose backward pass sums the bias
+/// gradient as a matrix product).
+fn linear_forward(layer: &Linear, xs: &Tensor) -> candle::Result<Tensor> {
+    if xs.rank() != 2 {
+        return layer.forward(xs);
+    }
+    let ys = xs.matmul(&layer.weight().t()?)?;
+    match layer.bias() {
+        Some(bias) => layer_ops::bias_add(&ys, bias),
+        None => Ok(ys),
     }
 }
 
@@ -303,7 +321,7 @@ impl Mlp {
         let mut h = xs.clone();
         let mut saved = Vec::with_capacity(self.acts.len());
         for (i, layer) in self.layers.iter().enumerate() {
-            h = layer.forward(&h)?;
+            h = linear_forward(layer, &h)?;
             if let Some(act) = self.acts.get(i) {
                 let (out, s) = act.forward_saving(&h)?;
                 h = out;
@@ -338,7 +356,7 @@ impl ModuleT for Mlp {
     fn forward_t(&self, xs: &Tensor, train: bool) -> candle::Result<Tensor> {
         let mut h = xs.clone();
         for (i, layer) in self.layers.iter().enumerate() {
-            h = layer.forward(&h)?;
+            h = linear_forward(layer, &h)?;
             if let Some(act) = self.acts.get(i) {
                 if let Some(norm) = self.norms.get(i) {
                     h = norm.forward_t(&h, train)?;
