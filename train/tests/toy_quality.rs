@@ -43,7 +43,7 @@ fn fit_on_25_gaussians_covers_the_modes_and_ranks_data_first() {
         Bar {
             // The demo's length (`fit` defaults to 3000 iterations, tuned for tabular data).
             steps: Some(30_000),
-            // Measured by `ddaebm-train demo`: 24 modes, 78.7% within 3σ, AUROC 1.000, 791 s.
+            // Measured by `ddaebm-train demo`: 25 modes, 78.8% within 3σ, AUROC 1.000, 379 s.
             min_modes: 24,
             min_within: 0.75,
             min_auroc: 0.95,
@@ -52,7 +52,8 @@ fn fit_on_25_gaussians_covers_the_modes_and_ranks_data_first() {
     } else {
         Bar {
             steps: Some(CI_STEPS),
-            // Measured at 8000 steps: 23 modes, 32.1% within 3σ, AUROC 1.000 (213 s, release).
+            // Measured at 8000 steps: 23 modes, 29.8-33.3% within 3σ, AUROC 1.000 (154 s in
+            // the test build).
             min_modes: 22,
             min_within: 0.25,
             min_auroc: 0.95,
