@@ -203,7 +203,7 @@ impl Prelu {
 }
 
 impl Prelu {
-    /// The forward pass and what its input gradient needs: the mask `x ≥ 0` and the slope.
+    /// The forward pass and what its input gradient needs: the input and the slope.
     fn forward_saving(&self, xs: &Tensor) -> candle::Result<(Tensor, PreluSaved)> {
         let slope = self.weight.clamp(0.0, 1.0)?.reshape(())?;
         // max(x, a·x) written as a selection (one pass on the CPU, `layer_ops`): the same
@@ -310,7 +310,7 @@ impl Mlp {
 }
 
 impl Mlp {
-    /// The forward pass of an MLP without BatchNorm, keeping each PReLU's mask and slope for
+    /// The forward pass of an MLP without BatchNorm, keeping each PReLU's input and slope for
     /// [`Mlp::input_grad`].
     fn forward_saving(&self, xs: &Tensor) -> Result<(Tensor, Vec<PreluSaved>)> {
         if !self.norms.is_empty() {
