@@ -787,14 +787,7 @@ mod tests {
     }
 
     fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap()
+        crate::test_support::max_abs_diff(a, b)
     }
 
     /// `(B, C, H, W)` → pixel-major and back.

@@ -62,12 +62,19 @@ fn slice<'a, T: candle::WithDType>(s: &'a CpuStorage, l: &Layout) -> candle::Res
     }
 }
 
-/// Runs `f` on the f32 or f64 slices of the operands and wraps the result.
+/// Evaluates `$body` with `$t` standing for the storage's element type (f32 or f64) and wraps
+/// the resulting vector in a storage of that type.
 macro_rules! float_dispatch {
-    ($s1:expr, $f:ident, $($arg:expr),*) => {
-        match $s1 {
-            CpuStorage::F32(_) => CpuStorage::F32($f::<f32>($($arg),*)?),
-            CpuStorage::F64(_) => CpuStorage::F64($f::<f64>($($arg),*)?),
+    ($storage:expr, $t:ident => $body:expr) => {
+        match $storage {
+            CpuStorage::F32(_) => {
+                type $t = f32;
+                CpuStorage::F32($body)
+            }
+            CpuStorage::F64(_) => {
+                type $t = f64;
+                CpuStorage::F64($body)
+            }
             _ => candle::bail!("layer ops take f32 or f64"),
         }
     };
@@ -90,6 +97,47 @@ fn scalar<T: Float>(s: &CpuStorage, l: &Layout) -> candle::Result<T> {
     }
 }
 
+/// Rows of `xs` (row length `bias.len()`) plus `bias`.
+fn add_to_rows<T: Float>(xs: &[T], bias: &[T]) -> Vec<T> {
+    let mut out = Vec::with_capacity(xs.len());
+    for row in xs.chunks_exact(bias.len()) {
+        out.extend(row.iter().zip(bias).map(|(&x, &b)| x + b));
+    }
+    out
+}
+
+/// `pre ≥ 0 ? v : a · v` per element: the PReLU itself (`pre = v = x`) and its gradient
+/// selection (`v` the output gradient).
+fn select<T: Float>(pre: &[T], v: &[T], a: T) -> candle::Result<Vec<T>> {
+    if pre.len() != v.len() {
+        candle::bail!("PReLU selection: {} inputs, {} values", pre.len(), v.len());
+    }
+    Ok(pre
+        .iter()
+        .zip(v)
+        .map(|(&p, &v)| if p >= T::ZERO { v } else { v * a })
+        .collect())
+}
+
+/// `Σ_{m < 0} u · v`, as a one-element vector.
+fn masked_sum<T: Float>(m: &[T], u: &[T], v: &[T]) -> candle::Result<Vec<T>> {
+    if m.len() != u.len() || m.len() != v.len() {
+        candle::bail!(
+            "masked dot of {}, {} and {} elements",
+            m.len(),
+            u.len(),
+            v.len()
+        );
+    }
+    let mut sum = T::ZERO;
+    for ((&m, &u), &v) in m.iter().zip(u).zip(v) {
+        if m < T::ZERO {
+            sum += u * v;
+        }
+    }
+    Ok(vec![sum])
+}
+
 struct BiasAdd;
 
 impl CustomOp2 for BiasAdd {
@@ -104,23 +152,12 @@ impl CustomOp2 for BiasAdd {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> candle::Result<(CpuStorage, Shape)> {
-        fn run<T: Float>(
-            s1: &CpuStorage,
-            l1: &Layout,
-            s2: &CpuStorage,
-            l2: &Layout,
-        ) -> candle::Result<Vec<T>> {
-            let (xs, bias) = (slice::<T>(s1, l1)?, slice::<T>(s2, l2)?);
-            if bias.is_empty() || l1.dims().last() != Some(&bias.len()) {
-                candle::bail!("bias of {} for rows of {:?}", bias.len(), l1.dims());
-            }
-            let mut out = Vec::with_capacity(xs.len());
-            for row in xs.chunks_exact(bias.len()) {
-                out.extend(row.iter().zip(bias).map(|(&x, &b)| x + b));
-            }
-            Ok(out)
+        let bias_len = l2.shape().elem_count();
+        if bias_len == 0 || l1.dims().last() != Some(&bias_len) {
+            candle::bail!("bias of {bias_len} for rows of {:?}", l1.dims());
         }
-        Ok((float_dispatch!(s1, run, s1, l1, s2, l2), l1.shape().clone()))
+        let out = float_dispatch!(s1, T => add_to_rows::<T>(slice(s1, l1)?, slice(s2, l2)?));
+        Ok((out, l1.shape().clone()))
     }
 
     fn bwd(
@@ -152,19 +189,11 @@ impl CustomOp2 for Prelu {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> candle::Result<(CpuStorage, Shape)> {
-        fn run<T: Float>(
-            s1: &CpuStorage,
-            l1: &Layout,
-            s2: &CpuStorage,
-            l2: &Layout,
-        ) -> candle::Result<Vec<T>> {
-            let a = scalar::<T>(s2, l2)?;
-            Ok(slice::<T>(s1, l1)?
-                .iter()
-                .map(|&x| if x >= T::ZERO { x } else { x * a })
-                .collect())
-        }
-        Ok((float_dispatch!(s1, run, s1, l1, s2, l2), l1.shape().clone()))
+        let out = float_dispatch!(s1, T => {
+            let xs = slice::<T>(s1, l1)?;
+            select(xs, xs, scalar::<T>(s2, l2)?)?
+        });
+        Ok((out, l1.shape().clone()))
     }
 
     fn bwd(
@@ -196,36 +225,13 @@ impl CustomOp3 for PreluGrad {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> candle::Result<(CpuStorage, Shape)> {
-        fn run<T: Float>(
-            s1: &CpuStorage,
-            l1: &Layout,
-            s2: &CpuStorage,
-            l2: &Layout,
-            s3: &CpuStorage,
-            l3: &Layout,
-        ) -> candle::Result<Vec<T>> {
-            let (pre, grad) = (slice::<T>(s1, l1)?, slice::<T>(s2, l2)?);
-            if pre.len() != grad.len() {
-                candle::bail!(
-                    "PReLU gradient: {} inputs, {} gradients",
-                    pre.len(),
-                    grad.len()
-                );
-            }
-            let a = scalar::<T>(s3, l3)?;
-            Ok(pre
-                .iter()
-                .zip(grad)
-                .map(|(&p, &g)| if p >= T::ZERO { g } else { g * a })
-                .collect())
-        }
         if l1.shape() != l2.shape() {
             candle::bail!("PReLU gradient: shapes {:?} and {:?}", l1.dims(), l2.dims());
         }
-        Ok((
-            float_dispatch!(s1, run, s1, l1, s2, l2, s3, l3),
-            l1.shape().clone(),
-        ))
+        let out = float_dispatch!(s1, T => {
+            select::<T>(slice(s1, l1)?, slice(s2, l2)?, scalar(s3, l3)?)?
+        });
+        Ok((out, l1.shape().clone()))
     }
 
     fn bwd(
@@ -259,39 +265,10 @@ impl CustomOp3 for MaskedDot {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> candle::Result<(CpuStorage, Shape)> {
-        fn run<T: Float>(
-            s1: &CpuStorage,
-            l1: &Layout,
-            s2: &CpuStorage,
-            l2: &Layout,
-            s3: &CpuStorage,
-            l3: &Layout,
-        ) -> candle::Result<Vec<T>> {
-            let (m, u, v) = (
-                slice::<T>(s1, l1)?,
-                slice::<T>(s2, l2)?,
-                slice::<T>(s3, l3)?,
-            );
-            if m.len() != u.len() || m.len() != v.len() {
-                candle::bail!(
-                    "masked dot of {}, {} and {} elements",
-                    m.len(),
-                    u.len(),
-                    v.len()
-                );
-            }
-            let mut sum = T::ZERO;
-            for ((&m, &u), &v) in m.iter().zip(u).zip(v) {
-                if m < T::ZERO {
-                    sum += u * v;
-                }
-            }
-            Ok(vec![sum])
-        }
-        Ok((
-            float_dispatch!(s1, run, s1, l1, s2, l2, s3, l3),
-            Shape::from(1),
-        ))
+        let out = float_dispatch!(s1, T => {
+            masked_sum::<T>(slice(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?)?
+        });
+        Ok((out, Shape::from(1)))
     }
 
     fn bwd(
@@ -324,16 +301,7 @@ mod tests {
     }
 
     fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar::<f64>()
-            .unwrap()
+        crate::test_support::max_abs_diff(a, b)
     }
 
     /// Values equal the composed operations' bit for bit, and the gradients (first order

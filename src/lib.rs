@@ -30,6 +30,8 @@ pub mod network;
 pub mod normalization;
 pub mod sampling;
 pub mod schedule;
+#[cfg(test)]
+mod test_support;
 
 pub use calibration::{Calibration, CalibrationSummary};
 pub use conv_network::ImageConfig;

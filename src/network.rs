@@ -933,16 +933,7 @@ mod tests {
                 .unwrap()
                 .remove(var.as_tensor())
                 .unwrap();
-            let max_diff = |a: &Tensor, b: &Tensor| -> f64 {
-                (a - b)
-                    .unwrap()
-                    .abs()
-                    .unwrap()
-                    .max_all()
-                    .unwrap()
-                    .to_scalar::<f64>()
-                    .unwrap()
-            };
+            let max_diff = crate::test_support::max_abs_diff::<f64>;
             assert!(max_diff(&f, &f_ref) < 1e-10, "{cfg:?}");
             assert!(max_diff(&g, &g_ref) < 1e-10, "{cfg:?}");
             let scale = grad_ref
