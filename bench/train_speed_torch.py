@@ -548,6 +548,7 @@ def main():
     ap.add_argument("--steps", type=int, default=200, help="timed iterations")
     ap.add_argument("--warmup", type=int, default=20, help="untimed iterations before the timed ones")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda[:N] (every tensor is created there)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--full-first-backward", action="store_true",
                     help="also compute the (unused) theta-gradients of sum f in the R1 pass, as candle does")
@@ -557,6 +558,9 @@ def main():
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
+    if args.device != "cpu":
+        torch.set_default_device(args.device)
+    sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
     torch.set_num_interop_threads(1)
     torch.manual_seed(args.seed)
     NATIVE_PRELU = args.native_prelu
@@ -567,7 +571,7 @@ def main():
     train = data[perm[: len(data) - round(0.1 * len(data))]]
     mean = train.astype(np.float64).mean(0)
     std = train.astype(np.float64).std(0)
-    xs = torch.from_numpy(((train - mean) / std).astype(np.float32))
+    xs = torch.from_numpy(((train - mean) / std).astype(np.float32)).to(args.device)
     n = xs.shape[0]
     batch = 200
 
@@ -611,10 +615,12 @@ def main():
     for _ in range(args.warmup):
         s = one()
         first = first or s
+    sync()
     start = time.perf_counter()
     for _ in range(args.steps):
         s = one()
         first = first or s
+    sync()
     seconds = time.perf_counter() - start
     last = s
 
@@ -623,7 +629,7 @@ def main():
     print(f"last iteration ({tr.step_count}): {fmt(last)}", file=sys.stderr)
     # Sanity: at level 0 the energy should rank data rows above rows from the base measure.
     with torch.no_grad():
-        gen = torch.Generator().manual_seed(1)
+        gen = torch.Generator(device=args.device).manual_seed(1)
         rows = xs[torch.randperm(n, generator=gen)[:2000]]
         noise = torch.randn(2000, 2, generator=gen) * tr.cfg["base_std"]
         k0 = torch.zeros(2000, dtype=torch.long)
@@ -642,6 +648,7 @@ def main():
     print(json.dumps({
         "width": args.width,
         "threads": args.threads,
+        "device": args.device,
         "steps": args.steps,
         "it_per_s": round(args.steps / seconds, 2),
         "torch": torch.__version__,

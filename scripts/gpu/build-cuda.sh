@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the `cuda` feature of ddaebm-train on a machine without a GPU (see ../shared/GPU.md):
 # installs the CUDA 13 toolchain wheels into .cuda/, links against a stub libcuda.so generated
-# from cudarc's driver bindings, and leaves a stripped binary in gpu-artifacts/.
+# from cudarc's driver bindings, and leaves stripped CUDA builds of the CLI and the library in
+# gpu-artifacts/, with two default-size models for scripts/gpu/bench.sh.
 # Takes ≈ 12 minutes on 2 cores the first time.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -21,8 +22,27 @@ cudarc=$(cargo metadata --format-version 1 --features cuda 2>/dev/null \
 grep -oE "^\s+fn (cu[A-Za-z0-9_]+)\(" "$(dirname "$cudarc")/src/driver/sys/mod.rs" \
     | sed -E 's/^\s+fn (cu[A-Za-z0-9_]+)\(/int \1(void) { return 0; }/' | sort -u > "$H/lib/stubs/stub.c"
 gcc -shared -fPIC -Wl,-soname,libcuda.so.1 "$H/lib/stubs/stub.c" -o "$H/lib/stubs/libcuda.so"
-CUDA_HOME=$H PATH=$H/bin:$PATH LIBRARY_PATH=$H/lib:$H/lib/stubs CUDA_COMPUTE_CAP=${CUDA_COMPUTE_CAP:-90} \
-    cargo build --release -p ddaebm-train --features cuda --target-dir target/cuda
+for pkg in "ddaebm-train" "ddaebm --lib"; do
+    # shellcheck disable=SC2086  # "ddaebm --lib" is two arguments
+    CUDA_HOME=$H PATH=$H/bin:$PATH LIBRARY_PATH=$H/lib:$H/lib/stubs CUDA_COMPUTE_CAP=${CUDA_COMPUTE_CAP:-90} \
+        cargo build --release -p $pkg --features cuda --target-dir target/cuda
+done
 mkdir -p gpu-artifacts
 strip -o gpu-artifacts/ddaebm-train target/cuda/release/ddaebm-train
-ls -la gpu-artifacts/
+strip -o gpu-artifacts/libddaebm.so target/cuda/release/libddaebm.so
+# Default-size models for scripts/gpu/bench.sh (d = 32 and 512, 2000 rows of random data, 100
+# iterations: the weights' values do not matter for speed), fitted here with the CPU build.
+cargo build --release -q --workspace --bins
+for d in 32 512; do
+    python3 -c "
+import random, sys
+d = int(sys.argv[1]); r = random.Random(d)
+for _ in range(2000):
+    print(','.join(f'{r.gauss(0, 1) * 2 + 1:.6f}' for _ in range(d)))" "$d" > "target/gpu-train$d.csv"
+    target/release/ddaebm-train fit --data "target/gpu-train$d.csv" --out "gpu-artifacts/model$d.safetensors" \
+        --steps 100 --checkpoint-every 0 > /dev/null
+done
+# One CUDA binary is ≈ 44 MB and the device tool carries at most 64 MiB: the bundle (PTX
+# compresses well) carries the CLI, the library and the models together for scripts/gpu/bench.sh.
+tar -cJf gpu-bundle.tar.xz gpu-artifacts
+ls -la gpu-artifacts/ gpu-bundle.tar.xz

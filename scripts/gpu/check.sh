@@ -4,11 +4,7 @@
 # on CPU and GPU with the same binary and compares the energies; prints timings.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-site=$(python3 -c "import nvidia, os; print(os.path.dirname(nvidia.__path__[0]))" 2>/dev/null || true)
-for d in "$site"/nvidia/cu13/lib "$site"/nvidia/*/lib; do
-    [ -d "$d" ] && LD_LIBRARY_PATH="$d:${LD_LIBRARY_PATH:-}"
-done
-export LD_LIBRARY_PATH
+source scripts/gpu/cuda-env.sh
 bin=gpu-artifacts/ddaebm-train
 
 # compare_energies LABEL CUDA.npy CPU.npy: fails unless they agree to 1e-3 (relative, floor 1).
