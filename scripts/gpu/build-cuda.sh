@@ -3,7 +3,7 @@
 # installs the CUDA 13 toolchain wheels into .cuda/, links against a stub libcuda.so generated
 # from cudarc's driver bindings, and leaves stripped CUDA builds of the CLI and the library in
 # gpu-artifacts/, with two default-size models for scripts/gpu/bench.sh.
-# Takes ≈ 12 minutes on 2 cores the first time.
+# Takes ≈ 12 minutes on 2 cores the first time (10 for the two CUDA builds, measured 2026-12-01).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 if [ ! -x .cuda/nvidia/cu13/bin/nvcc ] || [ ! -e .cuda/nvidia/cu13/include/nv/target ]; then
@@ -22,11 +22,11 @@ cudarc=$(cargo metadata --format-version 1 --features cuda 2>/dev/null \
 grep -oE "^\s+fn (cu[A-Za-z0-9_]+)\(" "$(dirname "$cudarc")/src/driver/sys/mod.rs" \
     | sed -E 's/^\s+fn (cu[A-Za-z0-9_]+)\(/int \1(void) { return 0; }/' | sort -u > "$H/lib/stubs/stub.c"
 gcc -shared -fPIC -Wl,-soname,libcuda.so.1 "$H/lib/stubs/stub.c" -o "$H/lib/stubs/libcuda.so"
-for pkg in "ddaebm-train" "ddaebm --lib"; do
-    # shellcheck disable=SC2086  # "ddaebm --lib" is two arguments
-    CUDA_HOME=$H PATH=$H/bin:$PATH LIBRARY_PATH=$H/lib:$H/lib/stubs CUDA_COMPUTE_CAP=${CUDA_COMPUTE_CAP:-90} \
-        cargo build --release -p $pkg --features cuda --target-dir target/cuda
-done
+# Both packages in one build: built apart, the library alone unifies fewer features of candle's
+# dependencies and would compile candle and its CUDA kernels a second time.
+CUDA_HOME=$H PATH=$H/bin:$PATH LIBRARY_PATH=$H/lib:$H/lib/stubs CUDA_COMPUTE_CAP=${CUDA_COMPUTE_CAP:-90} \
+    cargo build --release -p ddaebm-train -p ddaebm --features ddaebm-train/cuda,ddaebm/cuda \
+    --target-dir target/cuda
 mkdir -p gpu-artifacts
 strip -o gpu-artifacts/ddaebm-train target/cuda/release/ddaebm-train
 strip -o gpu-artifacts/libddaebm.so target/cuda/release/libddaebm.so
@@ -40,7 +40,7 @@ d = int(sys.argv[1]); r = random.Random(d)
 for _ in range(2000):
     print(','.join(f'{r.gauss(0, 1) * 2 + 1:.6f}' for _ in range(d)))" "$d" > "target/gpu-train$d.csv"
     target/release/ddaebm-train fit --data "target/gpu-train$d.csv" --out "gpu-artifacts/model$d.safetensors" \
-        --steps 100 --checkpoint-every 0 > /dev/null
+        --steps 100 --checkpoint-every 0 2>&1 | tail -n 1
 done
 # One CUDA binary is ≈ 44 MB and the device tool carries at most 64 MiB: the bundle (PTX
 # compresses well) carries the CLI, the library and the models together for scripts/gpu/bench.sh.
