@@ -227,6 +227,9 @@ unsafe fn gemm_accumulate(
     weight: &[f32],
 ) {
     debug_assert!(dst.len() >= m * n && src.len() >= m * k && weight.len() >= k * n);
+    if m == 1 {
+        return row_times_matrix(n, k, &mut dst[..n], &src[..k], &weight[..k * n]);
+    }
     gemm::gemm(
         m,
         n,
@@ -248,6 +251,65 @@ unsafe fn gemm_accumulate(
         false,
         gemm::Parallelism::None,
     );
+}
+
+/// `out (n) += x (k) · weight (k×n, row-major)` for a single row, as passes over the weight
+/// rows: `out` gains `Σ_i x_i · weight_i`, four weight rows per pass, with unit stride everywhere
+/// so that the loops vectorise. For one row `gemm` spends longer choosing and setting up its
+/// kernel than this spends on the arithmetic (a single-row score at d = 512 spent 80% of its
+/// time inside `gemm`; with this it scores 1.5–1.9× as many single rows per second). The same
+/// loop run row by row for two or four rows was slower than `gemm`, which reads the weights
+/// once for all the rows.
+fn row_times_matrix(n: usize, k: usize, out: &mut [f32], x: &[f32], weight: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        // SAFETY: the processor supports AVX2 and FMA, checked just above.
+        return unsafe { row_times_matrix_fma(n, k, out, x, weight) };
+    }
+    row_times_matrix_with::<false>(n, k, out, x, weight)
+}
+
+/// [`row_times_matrix_with`] with fused multiply-adds (what `gemm`'s kernels use too).
+///
+/// # Safety
+/// The processor must support AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn row_times_matrix_fma(n: usize, k: usize, out: &mut [f32], x: &[f32], weight: &[f32]) {
+    row_times_matrix_with::<true>(n, k, out, x, weight)
+}
+
+#[inline(always)]
+fn row_times_matrix_with<const FUSED: bool>(
+    n: usize,
+    k: usize,
+    out: &mut [f32],
+    x: &[f32],
+    weight: &[f32],
+) {
+    // `mul_add` is one instruction where FMA is enabled and a library call where it is not.
+    let madd = |a: f32, b: f32, c: f32| if FUSED { a.mul_add(b, c) } else { a * b + c };
+    if n == 0 {
+        return;
+    }
+    let out = &mut out[..n];
+    let (x4, x1) = x[..k].split_at(k - k % 4);
+    let (w4, w1) = weight[..k * n].split_at(x4.len() * n);
+    for (xs, ws) in x4.chunks_exact(4).zip(w4.chunks_exact(4 * n)) {
+        // Slices of exactly n values, so that the loop below needs no bounds checks.
+        let (w0, w1, w2, w3) = (&ws[..n], &ws[n..2 * n], &ws[2 * n..3 * n], &ws[3 * n..]);
+        for j in 0..n {
+            let acc = madd(xs[0], w0[j], out[j]);
+            let acc = madd(xs[1], w1[j], acc);
+            let acc = madd(xs[2], w2[j], acc);
+            out[j] = madd(xs[3], w3[j], acc);
+        }
+    }
+    for (&xi, w) in x1.iter().zip(w1.chunks_exact(n)) {
+        for (o, &wv) in out.iter_mut().zip(w) {
+            *o = madd(xi, wv, *o);
+        }
+    }
 }
 
 fn to_vec(t: &Tensor) -> Result<Vec<f32>> {
@@ -534,6 +596,57 @@ mod tests {
             ..cfg
         };
         assert!(compare(&wide, 100) < 1e-5);
+    }
+
+    #[test]
+    fn single_rows_agree_with_gemm() {
+        // Odd sizes: a remainder after the four-input passes and vectors that do not fill a lane.
+        let mut state = 1u32;
+        let mut next = move || {
+            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (state >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+        };
+        for (n, k) in [(37, 23), (1, 1), (16, 512), (72, 3)] {
+            let weight: Vec<f32> = (0..k * n).map(|_| next()).collect();
+            let x: Vec<f32> = (0..k).map(|_| next()).collect();
+            let init: Vec<f32> = (0..n).map(|_| next()).collect();
+            let mut ours = init.clone();
+            row_times_matrix(n, k, &mut ours, &x, &weight);
+            let mut plain = init.clone();
+            row_times_matrix_with::<false>(n, k, &mut plain, &x, &weight);
+            let mut reference = init;
+            // SAFETY: the buffers hold n, k and k×n values.
+            unsafe {
+                gemm::gemm(
+                    1,
+                    n,
+                    k,
+                    reference.as_mut_ptr(),
+                    1,
+                    n as isize,
+                    true,
+                    x.as_ptr(),
+                    1,
+                    k as isize,
+                    weight.as_ptr(),
+                    1,
+                    n as isize,
+                    1.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                )
+            };
+            for (label, got) in [("dispatched", &ours), ("unfused", &plain)] {
+                let err = got
+                    .iter()
+                    .zip(&reference)
+                    .fold(0f32, |e, (a, b)| e.max((a - b).abs()));
+                assert!(err < 1e-4, "{n}×{k}, {label}: max |diff| {err}");
+            }
+        }
     }
 
     #[test]
