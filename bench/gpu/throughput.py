@@ -25,13 +25,13 @@ import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "bench"))
+sys.path.insert(0, str(REPO / "bench" / "scoring"))
 sys.path.insert(0, str(REPO / "bindings" / "python" / "src"))
 
 from numpy_energy import NumpyEnergy  # noqa: E402
@@ -45,12 +45,10 @@ class TorchEnergy:
 
         self.torch = torch
         t = lambda a: torch.tensor(np.array(a, np.float32), device=device)
+        layer = lambda w, b, a: (t(w), t(b), None if a is None else float(a))
         self.mean, self.inv_std, self.clip = t(ref.mean), t(ref.inv_std), ref.clip
         self.base = None if ref.base is None else float(ref.base)
-        self.layers_x = [(t(w), t(b), None if a is None else float(a)) for w, b, a in ref.x_branch]
-        w0, b0, a0 = ref.head_x
-        self.layers_head = [(t(w0), t(b0), None if a0 is None else float(a0))] + [
-            (t(w), t(b), None if a is None else float(a)) for w, b, a in ref.head_rest]
+        self.layers = [layer(*l) for l in ref.x_branch + [ref.head_x] + ref.head_rest]
         self.mixture = None
         if ref.mixture is not None:
             w, c, q = ref.mixture
@@ -63,7 +61,7 @@ class TorchEnergy:
         xn = (x - self.mean) * self.inv_std
         u = xn / torch.sqrt(1 + (xn / self.clip) ** 2) if self.clip > 0 else xn
         h = u
-        for w, b, a in self.layers_x + self.layers_head:
+        for w, b, a in self.layers:
             h = torch.addmm(b, h, w)
             if a is not None:
                 h = torch.maximum(h, a * h)
@@ -81,37 +79,23 @@ class TorchEnergy:
         return -f
 
 
-def rows_per_second(fn, n_rows: int, min_seconds: float, repeats: int = 3) -> float:
-    """Best of `repeats` timings, each of as many calls of `fn` as fill `min_seconds`."""
-    fn()  # warm-up (kernel selection, allocator)
-    best = 0.0
-    for _ in range(repeats):
-        calls, start = 0, time.perf_counter()
-        while True:
-            fn()
-            calls += 1
-            elapsed = time.perf_counter() - start
-            if elapsed >= min_seconds:
-                break
-        best = max(best, calls * n_rows / elapsed)
-    return best
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lib", type=Path, required=True, help="libddaebm.so (a CUDA build for --device cuda)")
     ap.add_argument("--models", type=Path, nargs="+", required=True)
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--batches", default="4096,65536,262144,1048576")
-    ap.add_argument("--seconds", type=float, default=1.0, help="per timing (best of 3)")
+    ap.add_argument("--seconds", type=float, default=3.0, help="per cell (best of 3 timings)")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
     os.environ["DDAEBM_LIBRARY"] = str(args.lib.resolve())
     import torch
 
     import ddaebm
+    from throughput import rows_per_second  # imports the binding: after DDAEBM_LIBRARY is set
 
     cuda = args.device.startswith("cuda")
+    autocast_device = "cuda" if cuda else "cpu"
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     batches = [int(b) for b in args.batches.split(",")]
     gpu = torch.cuda.get_device_name() if cuda else "cpu"
@@ -144,7 +128,7 @@ def main(argv=None) -> int:
 
             def torch_host():
                 with torch.no_grad():
-                    return tch(torch.from_numpy(x).to(args.device, non_blocking=False)).cpu().numpy()
+                    return tch(torch.from_numpy(x).to(args.device)).cpu().numpy()
 
             def torch_device():
                 with torch.no_grad():
@@ -152,20 +136,19 @@ def main(argv=None) -> int:
                 sync()
 
             def torch_bf16():
-                with torch.no_grad(), torch.autocast(device_type="cuda" if cuda else "cpu",
-                                                     dtype=torch.bfloat16):
+                with torch.no_grad(), torch.autocast(autocast_device, dtype=torch.bfloat16):
                     tch(x_dev)
                 sync()
 
             with torch.no_grad():
                 e32 = tch(x_dev)
-                with torch.autocast(device_type="cuda" if cuda else "cpu", dtype=torch.bfloat16):
+                with torch.autocast(autocast_device, dtype=torch.bfloat16):
                     e16 = tch(x_dev)
             bf16_err = float(((e16.float() - e32).abs() / e32.abs().clamp(min=1.0)).max())
-            r_dd = rows_per_second(lambda: model.energy(x), b, args.seconds)
-            r_th = rows_per_second(torch_host, b, args.seconds)
-            r_td = rows_per_second(torch_device, b, args.seconds)
-            r_tb = rows_per_second(torch_bf16, b, args.seconds)
+            r_dd = rows_per_second(model.energy, x, args.seconds)
+            r_th = rows_per_second(lambda _: torch_host(), x, args.seconds)
+            r_td = rows_per_second(lambda _: torch_device(), x, args.seconds)
+            r_tb = rows_per_second(lambda _: torch_bf16(), x, args.seconds)
             results.append({"d": d, "batch": b, "ddaebm_rows_s": r_dd, "torch_host_rows_s": r_th,
                             "torch_device_rows_s": r_td, "torch_bf16_rows_s": r_tb,
                             "bf16_max_rel_err": bf16_err})
