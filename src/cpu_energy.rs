@@ -230,6 +230,14 @@ unsafe fn gemm_accumulate(
     if m == 1 {
         return row_times_matrix(n, k, &mut dst[..n], &src[..k], &weight[..k * n]);
     }
+    gemm_rows(m, n, k, dst, src, weight)
+}
+
+/// [`gemm_accumulate`] through `gemm` for any number of rows.
+///
+/// # Safety
+/// As for [`gemm_accumulate`].
+unsafe fn gemm_rows(m: usize, n: usize, k: usize, dst: &mut [f32], src: &[f32], weight: &[f32]) {
     gemm::gemm(
         m,
         n,
@@ -616,29 +624,7 @@ mod tests {
             row_times_matrix_with::<false>(n, k, &mut plain, &x, &weight);
             let mut reference = init;
             // SAFETY: the buffers hold n, k and k×n values.
-            unsafe {
-                gemm::gemm(
-                    1,
-                    n,
-                    k,
-                    reference.as_mut_ptr(),
-                    1,
-                    n as isize,
-                    true,
-                    x.as_ptr(),
-                    1,
-                    k as isize,
-                    weight.as_ptr(),
-                    1,
-                    n as isize,
-                    1.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
-                )
-            };
+            unsafe { gemm_rows(1, n, k, &mut reference, &x, &weight) };
             for (label, got) in [("dispatched", &ours), ("unfused", &plain)] {
                 let err = got
                     .iter()
