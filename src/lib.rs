@@ -1,12 +1,24 @@
 //! # ddaebm
 //!
-//! Embeddable out-of-distribution detection with DDAEBM (Geng et al., ICML 2024): conditional
-//! energy-based models embedded in the steps of a short denoising diffusion, trained
-//! adversarially against a latent-variable generator.
+//! Embeddable out-of-distribution detection with energy-based models trained inside a short
+//! diffusion. A model is an energy `E(x)` (higher = more out-of-distribution) plus a sampler,
+//! both in one `.safetensors` file; [`Model`] opens it and scores, screens, gives p-values and
+//! samples. Training lives in the `ddaebm-train` crate. The method, the file format and the C
+//! ABI are described in `docs/`.
 //!
-//! This crate is the inference core: the diffusion [`schedule`], the [`network`]s, the
-//! [`model_file`] format, and [`Model`] for energy, screening, p-values and sampling. Training
-//! lives in the `ddaebm-train` crate.
+//! Modules, from the bottom up (each imports only those above it):
+//!
+//! * [`error`], [`device`]: typed errors; device selection.
+//! * [`architecture`], [`schedule`]: the network sizes and the diffusion schedule a file stores.
+//! * [`nn`]: building blocks (linear, PReLU, MLPs, level embeddings, soft clip, convolutions,
+//!   norms, and the custom CPU ops).
+//! * [`energy`]: the energy network, its base measures, and its level-0 fused form.
+//! * [`sampler`]: the samplers (today DDAEBM's generator).
+//! * [`detector`]: calibration (threshold, p-values) and normalisation.
+//! * [`format`]: the model file: metadata, versions, reading and atomic writing.
+//! * [`cpu`]: the fused CPU scoring kernels.
+//! * [`model`]: [`Model`], the opened detector.
+//! * [`ffi`]: the C ABI.
 //!
 //! ```no_run
 //! let model = ddaebm::Model::open("detector.safetensors", &ddaebm::parse_device("cpu")?)?;
@@ -16,31 +28,30 @@
 //! # Ok::<(), ddaebm::Error>(())
 //! ```
 
-pub mod base_measure;
-pub mod calibration;
-pub mod conv_network;
-pub mod cpu_energy;
+pub mod architecture;
+pub mod cpu;
+pub mod detector;
 pub mod device;
+pub mod energy;
 pub mod error;
 pub mod ffi;
-mod layer_ops;
+pub mod format;
 pub mod model;
-pub mod model_file;
-pub mod network;
-pub mod normalization;
-pub mod sampling;
+pub mod nn;
+pub mod sampler;
 pub mod schedule;
 #[cfg(test)]
 mod test_support;
 
-pub use calibration::{Calibration, CalibrationSummary};
-pub use conv_network::ImageConfig;
+pub use architecture::{ImageConfig, NetworkConfig};
+pub use detector::calibration::{Calibration, CalibrationSummary};
+pub use detector::normalization::Normalization;
 pub use device::parse_device;
+pub use energy::EnergyNet;
 pub use error::{Error, Result};
+pub use format::{read_metadata, read_model_file, write_model_file, Method, ModelMetadata};
 pub use model::{Model, Screening};
-pub use model_file::{read_metadata, read_model_file, write_model_file, ModelMetadata};
-pub use network::{EnergyNet, Generator, NetworkConfig};
-pub use normalization::Normalization;
+pub use sampler::{Generator, SamplerKind};
 pub use schedule::{Schedule, ScheduleConfig, VarianceKind};
 
 /// The library version (from Cargo.toml).

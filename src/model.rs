@@ -6,12 +6,14 @@ use std::sync::Arc;
 use candle::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 
-use crate::calibration::Calibration;
-use crate::cpu_energy::CpuEnergy;
+use crate::cpu::energy::CpuEnergy;
+use crate::detector::calibration::Calibration;
+use crate::energy::EnergyNet;
 use crate::error::{Error, Result};
-use crate::model_file::{read_model_file, ModelFileContents, ModelMetadata, CALIBRATION_TENSOR};
-use crate::network::{level_tensor, EnergyNet, Generator};
-use crate::sampling::sample_normalized;
+use crate::format::{read_model_file, ModelFileContents, ModelMetadata, CALIBRATION_TENSOR};
+use crate::nn::embedding::level_tensor;
+use crate::sampler::sample_normalized;
+use crate::sampler::Generator;
 use crate::schedule::Schedule;
 
 /// Rows scored per forward pass; larger batches are processed in chunks of this size so memory
@@ -100,7 +102,7 @@ impl Model {
         let (mean, std) = metadata.normalization.tensors(device)?;
         let cpu_energy = match device {
             Device::Cpu if energy.trunk().is_some() => Some(CpuEnergy::new(
-                &energy,
+                &energy.fold_level0()?,
                 &metadata.normalization.mean,
                 &metadata.normalization.std,
             )?),
@@ -258,7 +260,7 @@ impl Model {
     ///   or `−∞`. Zero rows and subnormal values are ordinary inputs (a subnormal feature scores
     ///   like a 0 to within rounding). Huge magnitudes (up to `±f32::MAX`) may overflow in the
     ///   normalisation, the Gaussian base measure or the network; the soft clip saturates at
-    ///   `±c` whatever its input ([`crate::network::soft_clip`]), and an energy that still comes
+    ///   `±c` whatever its input ([`crate::nn::soft_clip::soft_clip`]), and an energy that still comes
     ///   out non-finite is reported as `+∞`: the row could not be scored in floating point, so
     ///   it is flagged out-of-distribution ([`Model::screen`]) with the smallest p-value,
     ///   `1 / (n + 1)` ([`Model::pvalues`]). With a base measure (`base_std > 0`, the trainer's
@@ -355,6 +357,20 @@ fn all_finite(x: &[f32]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::all_finite;
+    use crate::architecture::{ImageConfig, NetworkConfig};
+    use crate::energy::conv::ConvEnergyBody;
+    use crate::energy::EnergyNet;
+    use crate::sampler::conv_generator::ConvGenerator;
+    use crate::sampler::Generator;
+    use candle::{DType, Device, Tensor};
+    use candle_nn::{VarBuilder, VarMap};
+
+    fn digits_config() -> ImageConfig {
+        let mut cfg = ImageConfig::for_shape(1, 8, 8, [0.0, 16.0]);
+        cfg.base_channels = 8;
+        cfg.groups = 4;
+        cfg
+    }
 
     #[test]
     fn all_finite_finds_every_non_finite_value_anywhere() {
@@ -369,5 +385,83 @@ mod tests {
                 assert!(!all_finite(&x), "{bad} at {at}");
             }
         }
+    }
+
+    // The energy and the sampler networks a model is built from, side by side.
+    #[test]
+    fn shapes_and_parameter_counts_follow_the_config() {
+        let dev = Device::Cpu;
+        let vm = VarMap::new();
+        let vb = VarBuilder::from_varmap(&vm, DType::F32, &dev);
+        let cfg = NetworkConfig::toy(5);
+        let e = EnergyNet::new(&cfg, 4, vb.pp("energy")).unwrap();
+        let g = Generator::new(&cfg, 4, vb.pp("generator")).unwrap();
+        let x = Tensor::randn(0f32, 1., (7, 5), &dev).unwrap();
+        let z = Tensor::randn(0f32, 1., (7, 2), &dev).unwrap();
+        let k = Tensor::new(&[0u32, 1, 2, 3, 0, 1, 2], &dev).unwrap();
+        assert_eq!(e.log_density(&x, &k).unwrap().dims(), &[7]);
+        assert_eq!(g.forward_t(&x, &z, &k, true).unwrap().dims(), &[7, 5]);
+        assert_eq!(g.forward_t(&x, &z, &k, false).unwrap().dims(), &[7, 5]);
+        let data = vm.data().lock().unwrap();
+        let count = |prefix: &str| -> usize {
+            data.iter()
+                .filter(|(n, _)| n.starts_with(prefix))
+                .map(|(_, v)| v.elem_count())
+                .sum()
+        };
+        // Energy: x-branch 5·16+16 + 16·32+32, t-branch 16·16+16 + 16·32+32,
+        // head 64·300+300 + 300·300+300 + 300+1, plus one PReLU slope per hidden activation (4).
+        let energy = (5 * 16 + 16 + 16 * 32 + 32)
+            + (16 * 16 + 16 + 16 * 32 + 32)
+            + (64 * 300 + 300 + 300 * 300 + 300 + 300 + 1)
+            + 4;
+        assert_eq!(count("energy."), energy);
+        // Generator: input 5+2, output 5, BatchNorm (4 tensors of width w) on hidden layers.
+        let gen = (7 * 16 + 16 + 16 * 32 + 32 + 4 * 16)
+            + (16 * 16 + 16 + 16 * 32 + 32)
+            + (64 * 300 + 300 + 4 * 300 + 300 * 300 + 300 + 4 * 300 + 300 * 5 + 5)
+            + 4;
+        assert_eq!(count("generator."), gen);
+    }
+
+    #[test]
+    fn shapes_of_the_energy_and_the_generator() {
+        let dev = Device::Cpu;
+        let cfg = digits_config();
+        let vm = VarMap::new();
+        let vb = VarBuilder::from_varmap(&vm, DType::F32, &dev);
+        let energy = ConvEnergyBody::new(&cfg, 16, 4, vb.pp("energy")).unwrap();
+        let generator = ConvGenerator::new(&cfg, 5, 16, 4, vb.pp("generator")).unwrap();
+        let x = Tensor::randn(0f32, 1., (3, 64), &dev).unwrap();
+        let k = Tensor::new(&[0u32, 1, 3], &dev).unwrap();
+        assert_eq!(energy.forward(&x, &k).unwrap().dims(), &[3, 1]);
+        let z = Tensor::randn(0f32, 1., (3, 5), &dev).unwrap();
+        let out = generator.forward(&x, &z, &k).unwrap();
+        assert_eq!(out.dims(), &[3, 64]);
+        let max = out
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(max <= 1.0, "tanh output, got {max}");
+        // The latent changes the output (adaptive GroupNorm is wired in).
+        let z2 = (&z + 1.0).unwrap();
+        let out2 = generator.forward(&x, &z2, &k).unwrap();
+        let diff = (out - out2).unwrap().abs().unwrap().sum_all().unwrap();
+        assert!(diff.to_scalar::<f32>().unwrap() > 0.0);
+        // A row's energy does not depend on the other rows of its batch (no batch statistics).
+        let alone = energy
+            .forward(&x.narrow(0, 1, 1).unwrap(), &k.narrow(0, 1, 1).unwrap())
+            .unwrap();
+        let together = energy.forward(&x, &k).unwrap().narrow(0, 1, 1).unwrap();
+        let d = (alone - together)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .sum_all()
+            .unwrap();
+        assert!(d.to_scalar::<f32>().unwrap() < 1e-5);
     }
 }

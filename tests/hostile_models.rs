@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use candle::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
-use ddaebm::model_file::{read_model_bytes, CALIBRATION_TENSOR, FORMAT_VERSION};
+use ddaebm::format::{read_model_bytes, CALIBRATION_TENSOR, FORMAT_VERSION};
 use ddaebm::{
     Calibration, EnergyNet, Error, Generator, Model, ModelMetadata, NetworkConfig, Normalization,
     ScheduleConfig,
@@ -220,6 +220,8 @@ fn valid_model() -> RawModel {
     }
     tensors.sort_by(|a, b| a.name.cmp(&b.name));
     let metadata = ModelMetadata {
+        method: Default::default(),
+        sampler: Default::default(),
         network,
         schedule,
         normalization: Normalization {
@@ -1127,6 +1129,24 @@ fn generated_cases() -> Vec<Case> {
         BadModel("unknown variant `cosine`"),
         |v| set(v, "/schedule/kind", json!("cosine")),
     );
+    c.json(
+        "method-unknown",
+        "method \"gcd-v9\", a training method this library does not know",
+        BadModel("unknown variant `gcd-v9`"),
+        |v| set(v, "/method", json!("gcd-v9")),
+    );
+    c.json(
+        "method-wrong-type",
+        "method is a number",
+        invalid_metadata,
+        |v| set(v, "/method", json!(1)),
+    );
+    c.json(
+        "sampler-unknown",
+        "sampler \"langevin-v9\", a sampler kind this library does not know",
+        BadModel("unknown variant `langevin-v9`"),
+        |v| set(v, "/sampler", json!("langevin-v9")),
+    );
 
     // --- Not model files at all ---
     c.add(
@@ -1164,7 +1184,7 @@ fn readme() -> String {
     let mut s = String::from(
         "# Hostile model files\n\n\
          Every file here must open to exactly the outcome below, through `Model::open` and\n\
-         `ddaebm::model_file::read_model_bytes` alike, without a panic, an abort or an\n\
+         `ddaebm::format::read_model_bytes` alike, without a panic, an abort or an\n\
          allocation beyond the file's own size. `tests/hostile_models.rs` checks this in\n\
          `cargo test`, and also that every file here is listed below.\n\n\
          All but the fuzzer's finds are generated from one tiny valid model (`valid.safetensors`:\n\

@@ -8,7 +8,7 @@ mod support;
 
 use candle::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
-use ddaebm::model_file::CALIBRATION_TENSOR;
+use ddaebm::format::CALIBRATION_TENSOR;
 use ddaebm::{
     CalibrationSummary, EnergyNet, Generator, ImageConfig, Model, ModelMetadata, NetworkConfig,
     Normalization, ScheduleConfig,
@@ -51,6 +51,8 @@ fn a_declared_huge_image_costs_nothing_per_pixel_at_open() {
         Tensor::new(&[0f32], &dev).unwrap(),
     ));
     let metadata = ModelMetadata {
+        method: Default::default(),
+        sampler: Default::default(),
         network,
         schedule: ScheduleConfig::default(),
         normalization: Normalization {

@@ -8,7 +8,7 @@ use std::ffi::CString;
 use candle::{Device, Tensor};
 use ddaebm::ffi::model::{ddaebm_model_free, ddaebm_model_image_shape, ddaebm_model_open};
 use ddaebm::ffi::{ddaebm_model, ddaebm_status};
-use ddaebm::model_file::{ModelFileContents, CALIBRATION_TENSOR};
+use ddaebm::format::{ModelFileContents, CALIBRATION_TENSOR};
 use ddaebm::{
     Calibration, Error, ImageConfig, Model, ModelMetadata, NetworkConfig, Normalization,
     ScheduleConfig,
@@ -40,6 +40,8 @@ fn images(n: usize, variant: usize) -> Vec<f32> {
 fn metadata(network: &NetworkConfig, cal: &Calibration) -> ModelMetadata {
     let d = network.input_dim;
     ModelMetadata {
+        method: Default::default(),
+        sampler: Default::default(),
         network: network.clone(),
         schedule: ScheduleConfig::default(),
         normalization: Normalization {

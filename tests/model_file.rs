@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use candle::{DType, Device, Tensor};
-use ddaebm::calibration::CalibrationSummary;
-use ddaebm::model_file::{ModelFileContents, CALIBRATION_TENSOR, FORMAT_VERSION};
+use ddaebm::detector::calibration::CalibrationSummary;
+use ddaebm::format::{ModelFileContents, CALIBRATION_TENSOR, FORMAT_VERSION};
 use ddaebm::{
     write_model_file, Calibration, Error, Model, ModelMetadata, NetworkConfig, Normalization,
     ScheduleConfig,
@@ -29,6 +29,8 @@ fn random_model(dim: usize) -> (ModelMetadata, Vec<(String, Tensor)>) {
         std: (0..dim).map(|i| 1.0 + i as f32).collect(),
     };
     let metadata = ModelMetadata {
+        method: Default::default(),
+        sampler: Default::default(),
         network,
         schedule: ScheduleConfig::default(),
         normalization,

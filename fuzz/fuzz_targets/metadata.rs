@@ -10,7 +10,7 @@ use ddaebm::ModelMetadata;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(metadata) = ddaebm::model_file::read_metadata_bytes(data) else {
+    let Ok(metadata) = ddaebm::format::read_metadata_bytes(data) else {
         return;
     };
     let json = serde_json::to_string(&metadata).expect("validated metadata serialises");

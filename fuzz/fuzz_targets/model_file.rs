@@ -8,7 +8,7 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let device = Device::Cpu;
-    let Ok(contents) = ddaebm::model_file::read_model_bytes(data, &device) else {
+    let Ok(contents) = ddaebm::format::read_model_bytes(data, &device) else {
         return;
     };
     let Ok(model) = ddaebm::Model::from_contents(contents, &device) else {

@@ -4,7 +4,7 @@
 
 use candle::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
-use ddaebm::model_file::{ModelFileContents, CALIBRATION_TENSOR};
+use ddaebm::format::{ModelFileContents, CALIBRATION_TENSOR};
 use ddaebm::{
     Calibration, EnergyNet, Generator, Model, ModelMetadata, NetworkConfig, Normalization,
     ScheduleConfig,
@@ -52,6 +52,8 @@ pub fn random_model(dim: usize, head: &[usize], kind: Kind) -> Model {
             Tensor::from_slice(cal.sorted_energies(), cal.sorted_energies().len(), &dev).unwrap(),
         ));
         let metadata = ModelMetadata {
+            method: Default::default(),
+            sampler: Default::default(),
             network: network.clone(),
             schedule: ScheduleConfig::default(),
             normalization: normalization.clone(),

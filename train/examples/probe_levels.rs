@@ -6,7 +6,7 @@
 //! of `f(a_k x + s_k ε, k)` (log-densities: higher = more in-distribution).
 use anyhow::Result;
 use candle::{Device, Tensor};
-use ddaebm::network::level_tensor;
+use ddaebm::nn::embedding::level_tensor;
 use ddaebm::Model;
 use rand::SeedableRng;
 
@@ -33,7 +33,7 @@ fn main() -> Result<()> {
     for k in 0..t {
         let mut acc = vec![0f32; m.rows];
         for _ in 0..16 {
-            let eps = ddaebm::sampling::normal_tensor(&mut rng, m.rows, d, &dev)?;
+            let eps = ddaebm::sampler::normal_tensor(&mut rng, m.rows, d, &dev)?;
             let xs = ((&x * s.a_s_cum[k])? + (eps * s.sigmas_cum[k])?)?;
             let lv = level_tensor(k, m.rows, &dev)?;
             let f: Vec<f32> = model.energy_net().log_density(&xs, &lv)?.to_vec1()?;

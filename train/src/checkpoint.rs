@@ -136,7 +136,7 @@ impl Checkpoint {
         let bytes =
             safetensors::serialize(cpu.iter().map(|(n, t)| (n.as_str(), t)), Some(metadata))
                 .context("cannot serialise the checkpoint")?;
-        ddaebm::model_file::write_atomically(path, &bytes)
+        ddaebm::format::write_atomically(path, &bytes)
             .with_context(|| format!("cannot write checkpoint {}", path.display()))?;
         Ok(())
     }

@@ -3,8 +3,10 @@
 
 use candle::{Module, Tensor};
 use candle_nn::{Linear, VarBuilder};
-use ddaebm::conv_network::{DownsamplingNet, ImageConfig};
-use ddaebm::network::{linear, TimeConditionedMlp};
+use ddaebm::nn::conv::{image_to_pixels, DownsamplingNet};
+use ddaebm::nn::linear::linear;
+use ddaebm::nn::mlp::TimeConditionedMlp;
+use ddaebm::ImageConfig;
 use ddaebm::NetworkConfig;
 
 /// `[x_k, x_{k+1}] → trunk → (μ, log σ²)`.
@@ -64,7 +66,10 @@ impl Encoder {
         let h = match &self.trunk {
             Trunk::Mlp(trunk) => trunk.forward_t(&Tensor::cat(&[x, x_next], 1)?, levels, train)?,
             Trunk::Conv(image, net) => {
-                let pair = Tensor::cat(&[image.to_pixels(x)?, image.to_pixels(x_next)?], 2)?;
+                let pair = Tensor::cat(
+                    &[image_to_pixels(image, x)?, image_to_pixels(image, x_next)?],
+                    2,
+                )?;
                 net.forward(&pair, levels)?
             }
         };

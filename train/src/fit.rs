@@ -7,14 +7,14 @@ use std::time::Instant;
 
 use anyhow::{bail, Result};
 use candle::{Device, Tensor};
-use ddaebm::calibration::CalibrationSummary;
-use ddaebm::model_file::{ModelFileContents, CALIBRATION_TENSOR};
+use ddaebm::detector::calibration::CalibrationSummary;
+use ddaebm::format::{ModelFileContents, CALIBRATION_TENSOR};
 use ddaebm::{Calibration, ImageConfig, Model, ModelMetadata, NetworkConfig, Normalization};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use ddaebm::sampling::sample_normalized;
+use ddaebm::sampler::sample_normalized;
 
 use crate::checkpoint::{fnv1a64, Checkpoint};
 use crate::data::Matrix;
@@ -486,6 +486,8 @@ pub fn fit(
     let seconds = start.elapsed().as_secs_f64();
 
     let metadata = ModelMetadata {
+        method: Default::default(),
+        sampler: Default::default(),
         network,
         schedule: tc.schedule.clone(),
         normalization,

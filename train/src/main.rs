@@ -474,8 +474,8 @@ fn cmd_fit(args: FitArgs) -> Result<()> {
         PathBuf::from(p)
     });
     // Left behind when a run was killed while writing one of them.
-    ddaebm::model_file::remove_stale_temporaries(&checkpoint);
-    ddaebm::model_file::remove_stale_temporaries(&args.out);
+    ddaebm::format::remove_stale_temporaries(&checkpoint);
+    ddaebm::format::remove_stale_temporaries(&args.out);
     if args.resume && checkpoint.exists() {
         eprintln!("resuming from {}", checkpoint.display());
     } else if args.resume {
@@ -729,7 +729,7 @@ fn run(cli: Cli) -> Result<()> {
             println!(
                 "{}",
                 serde_json::to_string_pretty(&serde_json::json!({
-                    "format": ddaebm::model_file::FORMAT_NAME,
+                    "format": ddaebm::format::FORMAT_NAME,
                     "format_version": meta.format_version(),
                     "metadata": meta,
                 }))?
@@ -751,7 +751,7 @@ fn run(cli: Cli) -> Result<()> {
             let contents = ddaebm::read_model_file(&model, &dev)
                 .with_context(|| model.display().to_string())?;
             let m = Model::from_contents(
-                ddaebm::model_file::ModelFileContents {
+                ddaebm::format::ModelFileContents {
                     metadata: contents.metadata.clone(),
                     tensors: contents.tensors.clone(),
                 },

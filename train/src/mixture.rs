@@ -3,7 +3,7 @@
 //! `ddaebm::base_measure`).
 
 use anyhow::{bail, Result};
-use ddaebm::base_measure::{MixtureParams, MIN_VARIANCE};
+use ddaebm::energy::base::{MixtureParams, MIN_VARIANCE};
 use ddaebm::Schedule;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;

@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Result};
 use candle::{Device, Tensor};
-use ddaebm::base_measure::MixtureParams;
+use ddaebm::energy::base::MixtureParams;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 

@@ -3,7 +3,7 @@
 //! 1. **Energy step.** Real term `f(x_k, k)`, fake term `f(sg(x̃_k), k)` on the generator's
 //!    posterior sample (weighted by `adversarial_weight`), and the R1 penalty
 //!    `(γ/2)·mean‖∇_{x_k}[f(x_k,k) + log q(x_{k+1}|x_k)]‖²`. The gradient of `f` is a function of
-//!    θ built from tensor operations (`EnergyNet::log_density_ratio_and_input_grad`: the chain
+//!    θ built from tensor operations (`input_grad::log_density_ratio_and_input_grad`: the chain
 //!    rule written out for the MLP, candle's backward pass with its graph kept,
 //!    `CANDLE_GRAD_DO_NOT_DETACH`, for the convolutional network), so R1 back-propagates into θ:
 //!    a real second-order gradient. `∇ log q` is closed form.
@@ -27,14 +27,15 @@ use std::collections::HashMap;
 use anyhow::{bail, Context, Result};
 use candle::{DType, Device, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
-use ddaebm::network::EnergyNet;
-use ddaebm::sampling::normal_tensor;
+use ddaebm::sampler::normal_tensor;
+use ddaebm::EnergyNet;
 use ddaebm::{Generator, NetworkConfig, Schedule, ScheduleConfig};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::encoder::Encoder;
+use crate::input_grad::log_density_ratio_and_input_grad;
 use crate::levels::ScheduleTensors;
 use crate::losses::{
     cnce_loss, dsm_loss, grad_log_forward, kl_to_standard_normal, latent_nll, log_forward,
@@ -42,7 +43,7 @@ use crate::losses::{
 };
 use crate::noise::BaseSampler;
 use crate::optimizer::{Adam, AdamParams, AdamState};
-use ddaebm::base_measure::MixtureParams;
+use ddaebm::energy::base::MixtureParams;
 
 /// Hyper-parameters of the training loop.
 #[derive(Clone, Debug, Serialize)]
@@ -433,9 +434,7 @@ impl Trainer {
         // --- Energy step (SPEC §3.1) ---
         // One pass gives f (real term, conditional NCE), g (NCE) and ∇ₓf (R1, score matching),
         // the gradient as a function of θ.
-        let (real, g_real, grad_f) = self
-            .energy
-            .log_density_ratio_and_input_grad(&x_k, &levels)?;
+        let (real, g_real, grad_f) = log_density_ratio_and_input_grad(&self.energy, &x_k, &levels)?;
         let z = self.normal(b, nz)?;
         let x_hat = self.generator.forward_t(&x_next, &z, &levels, true)?;
         let noise = self.normal(b, d)?;
@@ -766,7 +765,7 @@ mod tests {
         let x = x.clone();
         let levels = Tensor::new(&[0u32, 2], &dev).unwrap();
         let r1_of = || -> Tensor {
-            let (_, _, g) = e.log_density_ratio_and_input_grad(&x, &levels).unwrap();
+            let (_, _, g) = log_density_ratio_and_input_grad(&e, &x, &levels).unwrap();
             r1_penalty(&g, 2.0).unwrap()
         };
         let r1 = r1_of();

@@ -1,4 +1,8 @@
-//! Few-step generation (SPEC §4): start from `x_T ~ N(0, I)` and apply the generator and the
+//! Samplers: how a model generates rows. Today one kind, DDAEBM's latent-variable generator
+//! applied level by level ([`SamplerKind::Generator`]); the model file names the kind, so other
+//! training methods can bring their own sampler behind the same `Model::sample`.
+//!
+//! Few-step generation with the generator (`docs/method.md#sampling`): start from `x_T ~ N(0, I)` and apply the generator and the
 //! posterior `q(x_k | x_{k+1}, x̂)` for `k = T−1 … 0`, adding no noise at the last step.
 //!
 //! All randomness comes from a seeded ChaCha8 stream drawn on the host in a fixed order
@@ -14,9 +18,34 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 
+pub mod conv_generator;
+pub mod generator;
+
+use serde::{Deserialize, Serialize};
+
 use crate::error::Result;
-use crate::network::{level_tensor, Generator};
+use crate::nn::embedding::level_tensor;
 use crate::schedule::Schedule;
+pub use generator::Generator;
+
+/// The kind of sampler a model file holds; stored as the metadata's `sampler` field.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SamplerKind {
+    /// DDAEBM's generator `G_φ([x_{k+1}, z], k)` with the diffusion posterior, `T` steps from
+    /// `N(0, I)` ([`sample_normalized`]); tensors `generator.*`.
+    #[default]
+    Generator,
+}
+
+impl SamplerKind {
+    /// The name stored in the model file.
+    pub fn name(self) -> &'static str {
+        match self {
+            SamplerKind::Generator => "generator",
+        }
+    }
+}
 
 /// Draws `n` standard-normal f32 values from `rng` into a `(rows, cols)` tensor.
 pub fn normal_tensor(

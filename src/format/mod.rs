@@ -5,7 +5,7 @@
 //! |---|---|
 //! | `format` | `"ddaebm"` |
 //! | `format_version` | an integer; files newer than [`FORMAT_VERSION`] are refused |
-//! | `ddaebm` | [`ModelMetadata`] as JSON: network config, schedule, normalisation, calibration, training record |
+//! | `ddaebm` | [`ModelMetadata`] as JSON: training method, sampler kind, network config, schedule, normalisation, calibration, training record |
 //!
 //! Tensors (all f32): `energy.*`, `generator.*` (including BatchNorm running statistics) and
 //! `calibration.energies` (the sorted held-out energies).
@@ -14,6 +14,8 @@
 //! a reader never observes a half-written model. [`read_model_bytes`] and
 //! [`read_metadata_bytes`] parse a model already in memory through the same checks (the fuzz
 //! targets in `fuzz/` use them).
+//!
+//! `docs/format.md` describes every key, field and tensor.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -23,10 +25,11 @@ use std::path::Path;
 use candle::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::calibration::CalibrationSummary;
+use crate::architecture::NetworkConfig;
+use crate::detector::calibration::CalibrationSummary;
+use crate::detector::normalization::Normalization;
 use crate::error::{Error, Result};
-use crate::network::NetworkConfig;
-use crate::normalization::Normalization;
+use crate::sampler::SamplerKind;
 use crate::schedule::ScheduleConfig;
 
 /// The newest format version this library reads.
@@ -42,15 +45,44 @@ use crate::schedule::ScheduleConfig;
 /// * 4: the network config may hold `base_components` (a Gaussian-mixture base measure, tensors
 ///   `energy.base.*`). Only such models are written as version 4: a version-3 reader would
 ///   ignore the field and score without the mixture.
-pub const FORMAT_VERSION: u32 = 4;
+/// * 5: the metadata names the training method (`method`) and the sampler kind (`sampler`).
+///   Both are always written; absent (older files), they read as DDAEBM with its generator.
+///   Only a model whose method or sampler a version-4 reader does not know is written as
+///   version 5, so DDAEBM models stay readable by older libraries.
+pub const FORMAT_VERSION: u32 = 5;
 /// Value of the `format` metadata key.
 pub const FORMAT_NAME: &str = "ddaebm";
 /// Name of the tensor holding the sorted held-out energies.
 pub const CALIBRATION_TENSOR: &str = "calibration.energies";
 
+/// The training method that produced a model; stored as the metadata's `method` field.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    /// Diffusion-assisted EBM: conditional energies trained adversarially against a
+    /// latent-variable generator (`docs/method.md`).
+    #[default]
+    Ddaebm,
+}
+
+impl Method {
+    /// The name stored in the model file.
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Ddaebm => "ddaebm",
+        }
+    }
+}
+
 /// Everything in the model file besides the weights.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelMetadata {
+    /// How the model was trained. Absent in files before version 5: DDAEBM.
+    #[serde(default)]
+    pub method: Method,
+    /// How the model generates rows. Absent in files before version 5: the DDAEBM generator.
+    #[serde(default)]
+    pub sampler: SamplerKind,
     pub network: NetworkConfig,
     pub schedule: ScheduleConfig,
     pub normalization: Normalization,
@@ -62,10 +94,12 @@ pub struct ModelMetadata {
 
 impl ModelMetadata {
     /// The format version a file with this metadata is written as: the oldest one whose readers
-    /// compute the same energies (4 with a mixture base measure, 3 for image models, 2
-    /// otherwise).
+    /// compute the same energies and samples (5 for a method or sampler other than DDAEBM's,
+    /// 4 with a mixture base measure, 3 for image models, 2 otherwise).
     pub fn format_version(&self) -> u32 {
-        if self.network.base_components > 0 {
+        if self.method != Method::Ddaebm || self.sampler != SamplerKind::Generator {
+            5
+        } else if self.network.base_components > 0 {
             4
         } else if self.network.image.is_some() {
             3

@@ -1,4 +1,6 @@
-//! The energy's mixture base measure: a diagonal Gaussian mixture per diffusion level.
+//! The energy's base measures `b(x)`: the isotropic Gaussian [`GaussianBase`] and the diagonal
+//! Gaussian mixture per diffusion level [`MixtureBase`]. Each formula is written once here and
+//! used by the candle path, the fused CPU path ([`crate::energy::folded`]) and the trainer.
 //!
 //! With `base_components = K > 0`, the energy network is `f(x, k) = g(u, k) + log p_k(x)` where
 //! `p_k` is a K-component diagonal Gaussian mixture fitted to the normalised training rows and
@@ -20,6 +22,42 @@ use candle::{DType, Tensor, D};
 use candle_nn::VarBuilder;
 
 use crate::error::{Error, Result};
+
+/// `N(0, s²I)` without its normalising constant: `b(x) = −½‖x‖²/s²` (normalised units). The
+/// constant does not change a ranking, and leaving it out keeps energies of older files as
+/// they were.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GaussianBase {
+    std: f32,
+}
+
+impl GaussianBase {
+    /// The base measure of standard deviation `std` (> 0).
+    pub fn new(std: f32) -> Self {
+        Self { std }
+    }
+
+    /// `s`.
+    pub fn std(&self) -> f32 {
+        self.std
+    }
+
+    /// `1 / s²`, the precision; `∇b(x) = −x / s²`.
+    pub fn precision(&self) -> f64 {
+        1.0 / f64::from(self.std).powi(2)
+    }
+
+    /// `1 / (2 s²)`, the coefficient of `‖x‖²` in `−b(x)`. Equal, bit for bit, to
+    /// `0.5 · precision()` (halving is exact).
+    pub fn coefficient(&self) -> f64 {
+        0.5 / f64::from(self.std).powi(2)
+    }
+
+    /// `−b(x) = ‖x‖² / (2 s²)` per row of `xs` (B, d), shape (B,).
+    pub fn half_squared_norm(&self, xs: &Tensor) -> Result<Tensor> {
+        Ok((xs.sqr()?.sum(1)? * self.coefficient())?)
+    }
+}
 
 /// Smallest variance a component may have (normalised units).
 pub const MIN_VARIANCE: f32 = 1e-4;

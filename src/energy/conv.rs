@@ -1,0 +1,34 @@
+//! The learned part `g(x, k)` of an image model's energy: the downsampling residual network
+//! with a scalar head.
+
+use candle::Tensor;
+use candle_nn::VarBuilder;
+
+use crate::architecture::ImageConfig;
+use crate::error::Result;
+use crate::nn::conv::{image_to_pixels, DownsamplingNet};
+
+/// The energy network's learned part `g(x, k)` for images, `(B, C·H·W)` → `(B, 1)`.
+#[derive(Clone, Debug)]
+pub struct ConvEnergyBody {
+    cfg: ImageConfig,
+    net: DownsamplingNet,
+}
+
+impl ConvEnergyBody {
+    pub fn new(
+        cfg: &ImageConfig,
+        sinusoid: usize,
+        num_levels: usize,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        Ok(Self {
+            cfg: cfg.clone(),
+            net: DownsamplingNet::new(cfg, sinusoid, num_levels, cfg.channels, 1, vb)?,
+        })
+    }
+
+    pub fn forward(&self, xs: &Tensor, levels: &Tensor) -> Result<Tensor> {
+        self.net.forward(&image_to_pixels(&self.cfg, xs)?, levels)
+    }
+}

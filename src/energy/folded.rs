@@ -1,0 +1,109 @@
+//! The energy network at level 0 folded into plain arrays: the form the fused CPU path
+//! ([`crate::cpu::energy`]) runs, built in this one place from the network's own layers.
+//!
+//! At level 0 the t-branch's output is a constant row, so the head's first layer,
+//! `[x-features, t-features] · Wᵀ + b`, becomes `x-features · W_xᵀ + (b + t-features · W_tᵀ)`:
+//! the x-branch layers followed by the head's, with the t-branch folded into one bias.
+
+use candle::{DType, Tensor};
+
+use crate::energy::base::GaussianBase;
+use crate::energy::{BaseMeasure, EnergyNet};
+use crate::error::{Error, Result};
+use crate::nn::prelu::Prelu;
+
+/// One linear layer and the PReLU after it, in host memory.
+#[derive(Clone, Debug)]
+pub struct DenseLayer {
+    /// (in, out) row-major: the stored (out, in) weight transposed, so that a kernel reads it
+    /// with unit stride along the output.
+    pub weight: Vec<f32>,
+    pub bias: Vec<f32>,
+    pub in_dim: usize,
+    pub out_dim: usize,
+    /// PReLU slope after the layer (clamped to [0, 1]), if any.
+    pub slope: Option<f32>,
+}
+
+/// The level-0 mixture base measure's parameters: `(log_weights (K), means (K, d), variances
+/// (K, d))`, row-major.
+pub type MixtureLevel = (Vec<f32>, Vec<f32>, Vec<f32>);
+
+/// `f(x, 0) = g(u, 0) + b(x)` as plain arrays: the MLP layers of `g` (last one with one output),
+/// the soft clip width `c` of `u` (0: off), and the base measure `b`.
+#[derive(Clone, Debug)]
+pub struct FoldedEnergy {
+    pub layers: Vec<DenseLayer>,
+    pub soft_clip: f32,
+    pub gaussian: Option<GaussianBase>,
+    pub mixture: Option<MixtureLevel>,
+}
+
+fn to_vec(t: &Tensor) -> Result<Vec<f32>> {
+    Ok(t.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?)
+}
+
+impl DenseLayer {
+    /// From an (out, in) weight, its bias (zeros when absent) and the PReLU after it.
+    fn new(weight: &Tensor, bias: Option<&Tensor>, act: Option<&Prelu>) -> Result<Self> {
+        let (out_dim, in_dim) = weight.dims2()?;
+        Ok(Self {
+            weight: to_vec(&weight.t()?.contiguous()?)?,
+            bias: match bias {
+                Some(b) => to_vec(b)?,
+                None => vec![0.0; out_dim],
+            },
+            in_dim,
+            out_dim,
+            slope: act.map(Prelu::slope).transpose()?,
+        })
+    }
+}
+
+impl EnergyNet {
+    /// The network at level 0 as plain arrays (weights copied to host memory). Only MLP energy
+    /// networks fold; an image model's convolutional body is an [`Error::InvalidArgument`].
+    pub fn fold_level0(&self) -> Result<FoldedEnergy> {
+        let trunk = self.trunk().ok_or_else(|| {
+            Error::InvalidArgument("only MLP energy networks fold into the CPU form".into())
+        })?;
+        let mut layers = vec![];
+        for (linear, act) in trunk.x_branch().layers()? {
+            layers.push(DenseLayer::new(linear.weight(), linear.bias(), act)?);
+        }
+        let x_layers = layers.len();
+        for (i, (linear, act)) in trunk.head().layers()?.into_iter().enumerate() {
+            if i > 0 {
+                layers.push(DenseLayer::new(linear.weight(), linear.bias(), act)?);
+                continue;
+            }
+            let w = linear.weight();
+            let branch_out = match x_layers {
+                0 => w.dim(1)?,
+                _ => layers[x_layers - 1].out_dim,
+            };
+            let t_in = w.dim(1)? - branch_out;
+            let mut first = DenseLayer::new(&w.narrow(1, 0, branch_out)?, linear.bias(), act)?;
+            let t_features = trunk.level_features(0)?; // (1, t-branch width)
+            let folded = to_vec(&t_features.matmul(&w.narrow(1, branch_out, t_in)?.t()?)?)?;
+            for (b, f) in first.bias.iter_mut().zip(folded) {
+                *b += f;
+            }
+            layers.push(first);
+        }
+        if layers.last().map(|l| l.out_dim) != Some(1) {
+            return Err(Error::bad_model("the energy head must end in one output"));
+        }
+        let (gaussian, mixture) = match self.base() {
+            BaseMeasure::None => (None, None),
+            BaseMeasure::Gaussian(g) => (Some(*g), None),
+            BaseMeasure::Mixture(m) => (None, Some(m.level_params(0)?)),
+        };
+        Ok(FoldedEnergy {
+            layers,
+            soft_clip: self.soft_clip_width(),
+            gaussian,
+            mixture,
+        })
+    }
+}
