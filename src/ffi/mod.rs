@@ -16,7 +16,9 @@
 // Exported items keep their C spelling.
 #![allow(non_camel_case_types)]
 
+mod args;
 pub mod model;
+mod panic;
 pub mod status;
 
 pub use model::{ddaebm_model, ddaebm_open_options};
