@@ -339,7 +339,7 @@ impl Model {
 
 /// Whether every value is finite, as one branch-free pass the compiler vectorises: `0 · v` is 0
 /// for a finite `v` and NaN for ±∞ or NaN, and NaN survives the sums. (A `position` search
-/// stops at each value: 6% of the scoring time of a 512-feature model at batch 4096.)
+/// branches on every value and does not vectorise.)
 fn all_finite(x: &[f32]) -> bool {
     let mut lanes = [0f32; 8];
     let mut chunks = x.chunks_exact(8);
