@@ -69,7 +69,7 @@ matching's input gradient of the MLP energy is written out layer by layer
 computed every unused weight gradient and started each gradient as zeros + grad; candle's
 gradient-graph retention is now only turned on for image models: 19.6 → 28.5 it/s;
 (2) bias addition, PReLU and the PReLU's gradient selection are one CPU pass each
-(\`src/layer_ops.rs\`), the bias gradient a matrix product: 28.5 → 31.6 it/s (head 128:
+(\`src/nn/ops.rs\`), the bias gradient a matrix product: 28.5 → 31.6 it/s (head 128:
 55 → 71 → 92 it/s). The previous run of this script (2026-11-30, before both): 1.10× / 0.95× on
 one thread, 1.99× / 1.55× on two. PyTorch's rates on this shared machine vary by up to ±25%
 between runs (head 128, one thread: 50.4 and 37.7 it/s in two runs the same evening).

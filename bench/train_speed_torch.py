@@ -47,7 +47,7 @@ Per iteration that is 4 energy forwards (real, base, perturbed, frozen-on-fake),
 and 2 encoder forwards (BatchNorm in training mode, running statistics updated), one
 create_graph gradient, and two backward passes (the energy one through the double-backward graph).
 
-Networks (src/network.rs, train/src/encoder.rs) for d = 2, nz = 2
+Networks (src/nn/mlp.rs, train/src/encoder.rs) for d = 2, nz = 2
 ------------------------------------------------------------------
 Every network is head([x_branch(in), t_branch(emb16(k))]): x-branch MLP(in, [16, 32]),
 t-branch MLP(16, [16, 32]) on the sinusoidal embedding (sines then cosines, omega_j =
@@ -105,7 +105,7 @@ the mathematics, some change how much autograd work each framework does)
      CANDLE_GRAD_DO_NOT_DETACH only for image models, whose input gradient goes through candle's
      backward pass).
   4. Kernels: torch uses its fused ops where candle composes primitives: F.linear (addmm) vs
-     matmul + ddaebm's one-pass bias add (src/layer_ops.rs; its backward sums the bias gradient
+     matmul + ddaebm's one-pass bias add (src/nn/ops.rs; its backward sums the bias gradient
      as a matrix product); torch.maximum for the PReLU vs ddaebm's one-pass PReLU and PReLU
      gradient ops (same file); nn.BatchNorm1d (native_batch_norm, same maths: biased variance to
      normalise, unbiased variance into the running average, momentum 0.1, eps 1e-5) vs candle-nn's
@@ -377,7 +377,7 @@ def network_config(width):
 
 def ddaebm_param_counts(w):
     """Trainable parameters of ddaebm's networks for d = 2, nz = 2, branches [16, 32], head [w, w]
-    (worked out from src/network.rs and train/src/encoder.rs; see the module docstring)."""
+    (worked out from src/nn/mlp.rs and train/src/encoder.rs; see the module docstring)."""
     return dict(
         energy=w * w + 67 * w + 1413,
         generator=w * w + 72 * w + 1478,

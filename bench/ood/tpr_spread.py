@@ -6,7 +6,7 @@ train/src/fit.rs) and the number of in-distribution test rows of the protocol (s
 the other seeds' sizes are the same). It then simulates an ideal detector, whose calibration and
 test energies are exchangeable draws from one continuous distribution (uniform, without loss of
 generality), calibrated with the library's rule (the interpolated quantile at rank t(n + 1),
-src/calibration.rs), and reports the spread of the test acceptance rate for one seed and for the
+src/detector/calibration.rs), and reports the spread of the test acceptance rate for one seed and for the
 mean of three seeds, and how often they land within target ± tolerance.
 
 With `--results` (run.py's JSON files) it also compares the measured TPRs with that spread: each
@@ -43,7 +43,7 @@ def calibration_rows(n: int) -> int:
 
 
 def interpolated_thresholds(sorted_rows: np.ndarray, t: float) -> np.ndarray:
-    """The library's threshold of each row of sorted calibration energies (calibration.rs)."""
+    """The library's threshold of each row of sorted calibration energies (src/detector/calibration.rs)."""
     n = sorted_rows.shape[1]
     q = min(max(t * (n + 1), 1.0), float(n))
     lo = int(np.floor(q))
