@@ -25,7 +25,7 @@ def read_safetensors(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]
 
 
 class NumpyEnergy:
-    """The level-0 energy E(x) = -f(x, 0) of SPEC §2.2 plus ddaebm's base measure and soft clip,
+    """The level-0 energy E(x) = -f(x, 0) of docs/method.md (networks) plus ddaebm's base measure and soft clip,
     written the way one would in numpy: float32, pre-transposed weights, the level-0 t-branch
     computed once."""
 

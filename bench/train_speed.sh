@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Training speed of `ddaebm-train fit` on CPU: iterations/s for the default networks (head
-# 2 × 128) and the SPEC §2.2 toy networks (head 2 × 300), same data, batch and steps, and the
+# 2 × 128) and the reference networks (head 2 × 300, docs/method.md#networks), same data, batch and steps, and the
 # same iteration in PyTorch (bench/train_speed_torch.py: same networks, losses, batch and
 # optimiser work), run alternately in this script. Writes the table into BENCHMARKS.md
 # (section "Training speed").
@@ -58,7 +58,7 @@ alternating with ddaebm in the same script (\`OMP_WAIT_POLICY=PASSIVE\`). ddaebm
 whole \`fit\` (data loading, calibration and writing the model included). Ratios are between runs of
 this one script; absolute numbers depend on the machine.
 
-| threads | default nets (head 2 × 128): ddaebm it/s | PyTorch it/s | ddaebm / PyTorch | SPEC toy nets (head 2 × 300): ddaebm it/s | PyTorch it/s | ddaebm / PyTorch |
+| threads | default nets (head 2 × 128): ddaebm it/s | PyTorch it/s | ddaebm / PyTorch | reference nets (head 2 × 300): ddaebm it/s | PyTorch it/s | ddaebm / PyTorch |
 |---|---|---|---|---|---|---|
 $rows
 Where the time went, and what changed (2026-11-30): a profile of the one-thread head-300 fit had

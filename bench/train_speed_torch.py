@@ -68,7 +68,7 @@ The two configurations (train/src/fit.rs `default_network(2)`; train/src/main.rs
 replaces every head width by W and changes nothing else, so base_std 0.7 and soft clip 4 stay on
 in the width-300 run too):
   * --width 128: ddaebm's default networks (head 2 x 128);
-  * --width 300: `ddaebm-train fit --width 300`, the SPEC section 2.2 head width 2 x 300.
+  * --width 300: `ddaebm-train fit --width 300`, the reference head width 2 x 300 (docs/method.md, networks).
 Trainable parameters (what Adam updates; ddaebm's VarMap additionally holds the BatchNorm
 running mean/var, 32 + 4W values per BatchNorm network, as torch holds them in buffers):
     energy    W^2 + 67 W + 1413   -> 26 373 (W = 128), 111 513 (W = 300)

@@ -55,7 +55,7 @@ fn is_zero(n: &usize) -> bool {
 }
 
 impl NetworkConfig {
-    /// The reference toy networks (SPEC §2.2) for `input_dim` features.
+    /// The reference layout of the vector networks (`docs/method.md#networks`) for `input_dim` features.
     pub fn toy(input_dim: usize) -> Self {
         Self {
             input_dim,

@@ -1,4 +1,4 @@
-//! The short diffusion schedule (SPEC §1): T+1 noise levels `k = 0..T` and every coefficient the
+//! The short diffusion schedule (`docs/method.md#schedule`): T+1 noise levels `k = 0..T` and every coefficient the
 //! forward pairs, the posterior and the sampler need.
 //!
 //! All coefficients are computed in f64, exactly as the reference code does, and cast to f32
@@ -36,7 +36,7 @@ pub struct ScheduleConfig {
 
 impl ScheduleConfig {
     /// The toy schedule of the reference code (β 0.01 → 0.1). It never reaches noise
-    /// (`x_T = 0.973 x + 0.231 ε`, SPEC pitfall 4), so ddaebm does not use it by default.
+    /// (`x_T = 0.973 x + 0.231 ε`, `docs/method.md#departures`), so ddaebm does not use it by default.
     pub fn toy(num_timesteps: usize) -> Self {
         Self {
             num_timesteps,
@@ -49,8 +49,7 @@ impl ScheduleConfig {
 
     /// The image schedule of the reference code (β 0.1 → 20), whose level T is pure noise
     /// (`ā_T = 0.0066` for T = 4). This is ddaebm's default for every data type: sampling
-    /// starts from N(0, I), so the last level must actually be N(0, I) (SPEC pitfall 4 and the
-    /// measurements of SPEC §9).
+    /// starts from N(0, I), so the last level must actually be N(0, I) (`docs/method.md#departures`).
     pub fn image(num_timesteps: usize) -> Self {
         Self {
             num_timesteps,
@@ -112,7 +111,7 @@ impl Default for ScheduleConfig {
 /// Upper clamp on the per-step β (the image code's clamp; never active for the toy values).
 const BETA_MAX_CLAMP: f64 = 0.999;
 
-/// The coefficient arrays of SPEC §1.4. Arrays named per level have length T+1; the posterior
+/// The coefficient arrays of `docs/method.md#schedule`. Arrays named per level have length T+1; the posterior
 /// arrays have length T and are indexed by the *less noisy* level `k = 0..T−1`.
 #[derive(Clone, Debug)]
 pub struct Schedule {

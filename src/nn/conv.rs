@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::nn::embedding::LevelMlp;
 use crate::nn::linear::linear;
 
-/// GroupNorm's ε (SPEC §2.3).
+/// GroupNorm's ε.
 const GROUP_NORM_EPS: f64 = 1e-6;
 
 /// `(B, C·H·W)` rows of images shaped as `cfg` says → pixel-major `(H·W, B, C)` activations

@@ -7,7 +7,7 @@ use candle_nn::{Linear, VarBuilder};
 use crate::error::Result;
 use crate::nn::linear::linear;
 
-/// Sinusoidal embedding of the integer levels `0..num_levels` (SPEC §2.1): row `k` is
+/// Sinusoidal embedding of the integer levels `0..num_levels` (`docs/method.md#networks`): row `k` is
 /// `[sin(k ω_0), …, sin(k ω_{h−1}), cos(k ω_0), …, cos(k ω_{h−1})]` with
 /// `ω_j = exp(−j ln(10000) / (h − 1))`, `h = dim / 2`.
 pub fn timestep_embedding(num_levels: usize, dim: usize, device: &Device) -> Result<Tensor> {
@@ -23,7 +23,7 @@ pub fn timestep_embedding(num_levels: usize, dim: usize, device: &Device) -> Res
     Ok(Tensor::from_vec(table, (num_levels, dim), device)?)
 }
 
-/// The level embedding: sinusoid of `k` → Linear → SiLU → Linear (SPEC §2.3), computed for every
+/// The level embedding: sinusoid of `k` → Linear → SiLU → Linear (`docs/method.md#networks`), computed for every
 /// level once at construction and looked up per row.
 #[derive(Clone, Debug)]
 pub struct LevelMlp {

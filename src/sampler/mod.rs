@@ -10,8 +10,8 @@
 //! run and every platform.
 //!
 //! BatchNorm in the generator uses its running statistics (eval mode). The reference toy code
-//! samples with batch statistics, which makes a row depend on the rest of its batch; SPEC §9
-//! measured eval mode to cover modes better, and it is what a library user expects.
+//! samples with batch statistics, which makes a row depend on the rest of its batch; running
+//! statistics do not, and are what a library user expects (`docs/method.md#departures`).
 
 use candle::{Device, Tensor};
 use rand::SeedableRng;

@@ -1,4 +1,4 @@
-//! The variational posterior encoder `q_ψ(z | x_k, x_{k+1}, k)` (SPEC §2.2, §2.3). Training
+//! The variational posterior encoder `q_ψ(z | x_k, x_{k+1}, k)` (`docs/method.md#networks`). Training
 //! only.
 
 use candle::{Module, Tensor};

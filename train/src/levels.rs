@@ -27,7 +27,7 @@ pub struct LevelCoefficients {
     pub post_c2: Tensor,
     /// `m_k · exp(½ post_logvar[k])`: zero at `k = 0` (no noise on the last step).
     pub post_std: Tensor,
-    /// Clamped reconstruction log-variance `max(post_logvar[k], floor)` (SPEC §1.5).
+    /// Clamped reconstruction log-variance `max(post_logvar[k], floor)` (`docs/method.md#training`).
     pub rec_logvar: Tensor,
 }
 

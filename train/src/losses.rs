@@ -1,4 +1,4 @@
-//! The Gaussian helpers and loss terms of SPEC §1.5 and §3, on batches.
+//! The Gaussian helpers and loss terms of training (`docs/method.md#training`), on batches.
 //!
 //! Per-sample schedule coefficients are `(B, 1)` tensors gathered by level (see
 //! [`crate::levels::LevelCoefficients`]); data tensors are `(B, d)`; per-sample results are `(B,)`.
@@ -42,7 +42,7 @@ pub fn kl_to_standard_normal(mu: &Tensor, logvar: &Tensor) -> Result<Tensor> {
     inner.sum(1)? * -0.5
 }
 
-/// The latent entropy surrogate of SPEC §3.2: `½ Σ logvar + ½ Σ (z − μ)² / (1e-6 + e^logvar)`,
+/// The latent entropy surrogate (`docs/method.md#training`): `½ Σ logvar + ½ Σ (z − μ)² / (1e-6 + e^logvar)`,
 /// the diagonal-Gaussian NLL of `z` without the log 2π constant.
 pub fn latent_nll(z: &Tensor, mu: &Tensor, logvar: &Tensor) -> Result<Tensor> {
     let sq = z.sub(mu)?.sqr()?.div(&(logvar.exp()? + 1e-6)?)?;

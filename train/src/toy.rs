@@ -1,4 +1,4 @@
-//! The 25-Gaussians toy data of SPEC §3.3 and the mode-coverage report used by the demo.
+//! The 25-Gaussians toy data (`docs/method.md#toy-data`) and the mode-coverage report used by the demo.
 //!
 //! Centres are `2·(i, j)` for `i, j ∈ {−2..2}`, noise std 0.1, everything divided by 2.828.
 
@@ -68,7 +68,7 @@ pub fn between_modes(n: usize, rng: &mut impl Rng) -> Vec<f32> {
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct ModeReport {
     /// Modes receiving at least a quarter of their expected share of the samples that land
-    /// within 3σ of some centre (the SPEC §9 definition).
+    /// within 3σ of some centre (`docs/method.md#toy-data`).
     pub modes_covered: usize,
     /// Fraction of all samples within 3σ (Euclidean) of their nearest centre.
     pub within_3_sigma: f64,

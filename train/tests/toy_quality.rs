@@ -1,4 +1,4 @@
-//! Sampler and detector quality on the 25-Gaussians data of SPEC §3.3, through the same `fit`
+//! Sampler and detector quality on the 25-Gaussians data (`docs/method.md#toy-data`), through the same `fit`
 //! path the CLI uses.
 //!
 //! CI runs a shortened fit (the demo's networks, default settings except the number of steps)
