@@ -294,6 +294,22 @@ pub fn read_metadata(path: impl AsRef<Path>) -> Result<ModelMetadata> {
     metadata_from(&mmap, Origin::File(path))
 }
 
+/// [`read_metadata`] and the `format_version` the file declares (which can be older than
+/// [`ModelMetadata::format_version`], the version the metadata would be written as today).
+pub fn read_metadata_and_version(path: impl AsRef<Path>) -> Result<(ModelMetadata, u32)> {
+    let path = path.as_ref();
+    let mmap = map_file(path)?;
+    let metadata = metadata_from(&mmap, Origin::File(path))?;
+    let (_, header) = parse_header(&mmap, Origin::File(path))?;
+    let declared = header
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get("format_version"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| Error::bad_model("format_version is missing"))?;
+    Ok((metadata, declared))
+}
+
 /// [`read_metadata`] on a model file already in memory.
 pub fn read_metadata_bytes(bytes: &[u8]) -> Result<ModelMetadata> {
     metadata_from(bytes, Origin::Buffer)

@@ -85,6 +85,9 @@ fn every_subcommand_works_on_a_small_fit() {
     // Enough rows for the default mixture base measure, so format version 4 (vector models with
     // the isotropic base are still written as version 2).
     assert_eq!(meta["format_version"], 4);
+    assert_eq!(meta["method"], "ddaebm");
+    assert_eq!(meta["sampler"], "generator");
+    assert_eq!(meta["metadata"]["method"], "ddaebm");
     assert!(
         meta["metadata"]["network"]["base_components"]
             .as_u64()
@@ -426,4 +429,16 @@ fn a_folder_of_png_files_is_image_data() {
         .unwrap();
     let e = load_matrix(&folder, None).unwrap_err();
     assert!(format!("{e:#}").contains("same size"), "{e:#}");
+}
+
+#[test]
+fn inspect_reports_the_declared_version_and_the_method_of_older_files() {
+    let v1 = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/format/v1/model.safetensors");
+    let out = run_ok(&["inspect", "--model", s(&v1)]);
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // Written before the method was recorded: read as DDAEBM with its generator.
+    assert_eq!(meta["format_version"], 1);
+    assert_eq!(meta["method"], "ddaebm");
+    assert_eq!(meta["sampler"], "generator");
 }
