@@ -52,11 +52,11 @@ export DDAEBM_INCLUDE_DIR=$repo/include
 export DDAEBM_FIXTURE_DIR=$repo/target/bindings-fixture
 stamp=$DDAEBM_FIXTURE_DIR/fixture.txt
 if [ ! -f "$stamp" ] || [ "$DDAEBM_LIB_DIR/libddaebm.so" -nt "$stamp" ] \
-    || [ train/examples/bindings_fixture.rs -nt "$stamp" ]; then
+    || [ xtask/src/bindings_fixture.rs -nt "$stamp" ]; then
     echo "== writing the binding fixture (at ${SECONDS}s)"
-    # The binary the build above made: `cargo run -p ddaebm-train` would resolve features for
-    # that package alone and rebuild candle.
-    target/debug/examples/bindings_fixture "$DDAEBM_FIXTURE_DIR"
+    # The binary the build above made: `cargo run -p xtask` would resolve features for that
+    # package alone and rebuild candle.
+    target/debug/xtask bindings-fixture "$DDAEBM_FIXTURE_DIR"
 fi
 
 mkdir -p target/bindings

@@ -14,7 +14,7 @@ import (
 	ddaebm "github.com/ddaebm/ddaebm/bindings/go"
 )
 
-// fixture is the shared binding fixture that train/examples/bindings_fixture.rs writes: a
+// fixture is the shared binding fixture that xtask/src/bindings_fixture.rs writes: a
 // model, rows, and what the Rust library computes for them.
 type fixture struct {
 	rows, dim, sampleRows, flagged int

@@ -4,8 +4,14 @@
 //!   with rows, the energies and samples the library gives for them (see [`format_fixtures`]).
 //!   The files are committed under `tests/fixtures/format/`; `tests/format_versions.rs` checks
 //!   that every later library opens them and gives the same values, bit for bit.
+//! * `bindings-fixture DIR`: writes the fixture the C, C++, Go and Python binding tests check
+//!   against (see [`bindings_fixture`]); `scripts/test-bindings.sh` runs it.
+//! * `probe-levels MODEL DATA OUT.npy`: a research probe, the log-densities of every diffusion
+//!   level (see [`probe_levels`]; `bench/ood/README.md` uses it).
 
+mod bindings_fixture;
 mod format_fixtures;
+mod probe_levels;
 
 use anyhow::{bail, Result};
 
@@ -16,6 +22,16 @@ fn main() -> Result<()> {
             let dir = args.get(1).map_or("tests/fixtures/format", String::as_str);
             format_fixtures::write_all(dir.as_ref())
         }
-        _ => bail!("usage: cargo run -p xtask -- format-fixtures [DIR]"),
+        Some("bindings-fixture") => {
+            let dir = args
+                .get(1)
+                .map_or("target/bindings-fixture", String::as_str);
+            bindings_fixture::write(dir.as_ref())
+        }
+        Some("probe-levels") => probe_levels::run(&args[1..]),
+        _ => bail!(
+            "usage: cargo run -p xtask -- <format-fixtures [DIR] | bindings-fixture [DIR] | \
+             probe-levels MODEL DATA OUT.npy>"
+        ),
     }
 }

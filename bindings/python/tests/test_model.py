@@ -1,5 +1,5 @@
 """The Python binding against the shared fixture: the Rust library's own results for the same
-model and rows (written by train/examples/bindings_fixture.rs)."""
+model and rows (written by xtask/src/bindings_fixture.rs)."""
 
 import os
 import subprocess

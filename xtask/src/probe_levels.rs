@@ -1,23 +1,24 @@
 //! Research probe (not part of the product): per-level log-densities of a model on a data file,
 //! to compare the level-0 energy with scores built from the other levels (bench/ood/README.md).
 //!
-//! `probe_levels MODEL DATA OUT.npy` writes an (n, 2T) f32 array: columns 0..T are
+//! `cargo run -p xtask -- probe-levels MODEL DATA OUT.npy` writes an (n, 2T) f32 array: columns 0..T are
 //! `f(a_k x, k)` on the clean input scaled to level k, columns T..2T the mean over 16 noise draws
 //! of `f(a_k x + s_k ε, k)` (log-densities: higher = more in-distribution).
+
 use anyhow::Result;
 use candle::{Device, Tensor};
 use ddaebm::nn::embedding::level_tensor;
 use ddaebm::Model;
 use rand::SeedableRng;
 
-fn main() -> Result<()> {
-    let args: Vec<String> = std::env::args().collect();
-    if args.len() != 4 {
-        anyhow::bail!("usage: probe_levels MODEL DATA OUT.npy");
+/// `args`: MODEL DATA OUT.npy.
+pub fn run(args: &[String]) -> Result<()> {
+    if args.len() != 3 {
+        anyhow::bail!("usage: probe-levels MODEL DATA OUT.npy");
     }
     let dev = Device::Cpu;
-    let model = Model::open(&args[1], &dev)?;
-    let m = ddaebm_train::data::load_matrix(&args[2], None)?;
+    let model = Model::open(&args[0], &dev)?;
+    let m = ddaebm_train::data::load_matrix(&args[1], None)?;
     let d = m.cols;
     let x = Tensor::from_slice(&m.data, (m.rows, d), &dev)?;
     let x = model.normalize(&x)?;
@@ -50,6 +51,6 @@ fn main() -> Result<()> {
             out.push(c[i]);
         }
     }
-    ddaebm_train::data::write_npy(&args[3], &out, &[n, 2 * t])?;
+    ddaebm_train::data::write_npy(&args[2], &out, &[n, 2 * t])?;
     Ok(())
 }

@@ -3,7 +3,7 @@
 //! computes for them, plus damaged model files for the error paths.
 //!
 //! ```text
-//! cargo run -p ddaebm-train --example bindings_fixture -- target/bindings-fixture
+//! cargo run -p xtask -- bindings-fixture target/bindings-fixture
 //! ```
 //!
 //! Files (raw arrays are little-endian, row-major, no header):
@@ -25,7 +25,7 @@
 //!   `threshold`, `image_channels`, `image_height`, `image_width`, `image_rows`.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{ensure, Context, Result};
 use candle::Device;
@@ -153,12 +153,9 @@ fn write_f32(path: &Path, values: &[f32]) -> Result<()> {
     std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
 }
 
-fn main() -> Result<()> {
-    let dir = PathBuf::from(
-        std::env::args()
-            .nth(1)
-            .unwrap_or_else(|| "target/bindings-fixture".into()),
-    );
+/// Writes the fixture into `dir`.
+pub fn write(dir: &Path) -> Result<()> {
+    let dir = dir.to_path_buf();
     std::fs::create_dir_all(&dir)?;
     let mut rng = ChaCha8Rng::seed_from_u64(11);
 
