@@ -1,4 +1,4 @@
-//! One DDAEBM training iteration (SPEC §3), exactly:
+//! One DDAEBM training iteration (`docs/method.md#training`), exactly:
 //!
 //! 1. **Energy step.** Real term `f(x_k, k)`, fake term `f(sg(x̃_k), k)` on the generator's
 //!    posterior sample (weighted by `adversarial_weight`), and the R1 penalty
@@ -17,8 +17,8 @@
 //! 2. **Generator + encoder step**, with the *updated* θ and the same `x̃_k` and `z`:
 //!    `L_G = −mean[f(x̃_k,k) + log q(x_{k+1}|x̃_k)] + 0.1·NLL(z | q_ψ(x̃_k, x_{k+1})) +
 //!    KL(q_ψ(x_k, x_{k+1}) ‖ N(0,I)) − mean log q(x_k | x_{k+1}, G(x_{k+1}, z_e))`.
-//!    The reconstruction is the ELBO form of the toy code (SPEC §3.2), not the CIFAR MSE that
-//!    leaves the encoder unopposed (pitfall 7).
+//!    The reconstruction is the ELBO form of the reference toy code, not the MSE of the image
+//!    code, which leaves the encoder unopposed (`docs/method.md#departures`).
 //!
 //! Adam with β = (0, 0.9) for both steps; optional EMA of the energy weights.
 
@@ -104,11 +104,9 @@ impl Default for TrainConfig {
 
 impl TrainConfig {
     /// The defaults for image models: batches of 64 (the reference CIFAR-10 batch; an iteration
-    /// of the convolutional networks costs far more than one of the MLPs), 1500 iterations
-    /// (9–13 minutes for 568 8×8 digits on one CPU thread), and the reference adversarial term (the
-    /// energy pushed down on generator samples), which on digits raised the near-OOD AUROC from
-    /// 0.82 to 0.90 and cut the samples' MMD² to held-out digits fivefold
-    /// (`bench/digits/README.md`).
+    /// of the convolutional networks costs far more than one of the MLPs), 1500 iterations, and
+    /// the reference adversarial term (the energy pushed down on generator samples), which on
+    /// digits gave a better near-OOD ranking and better samples (`bench/digits/README.md`).
     pub fn image_default() -> Self {
         Self {
             steps: 1_500,
@@ -431,7 +429,7 @@ impl Trainer {
         let (eps1, eps2) = (self.normal(b, d)?, self.normal(b, d)?);
         let (x_k, x_next) = c.forward_pair(x, &eps1, &eps2)?;
 
-        // --- Energy step (SPEC §3.1) ---
+        // --- Energy step ---
         // One pass gives f (real term, conditional NCE), g (NCE) and ∇ₓf (R1, score matching),
         // the gradient as a function of θ.
         let (real, g_real, grad_f) = log_density_ratio_and_input_grad(&self.energy, &x_k, &levels)?;
@@ -487,7 +485,7 @@ impl Trainer {
         }
         self.opt_energy.backward_step(&loss_energy)?;
 
-        // --- Generator + encoder step (SPEC §3.2), with the updated θ ---
+        // --- Generator + encoder step, with the updated θ ---
         let f_fake = self.energy_frozen.log_density(&x_fake, &levels)?;
         let f_fake_mean = match f_fake_mean {
             Some(before_update) => before_update,
@@ -516,8 +514,8 @@ impl Trainer {
             for (_, var, avg) in ema.entries.iter_mut() {
                 let p = var.as_tensor().detach();
                 // Detached, so that the new average does not keep the previous one (and its
-                // graph) alive: a chain of every step's averages grew the process by ~0.35 MB
-                // per step.
+                // graph) alive: a chain of every step's averages would grow the process every
+                // step.
                 *avg = ((&*avg * decay)? + (p * (1.0 - decay))?)?.detach();
             }
         }
@@ -893,8 +891,7 @@ mod tests {
             .unwrap();
         assert_eq!(max_abs_diff(&get(g), &graw), 0.0);
         // The running averages record no graph: each would otherwise keep the previous step's
-        // average alive, and the process grew by every step's copies (a leak of ~0.35 MB per
-        // step on the 25-Gaussians fit).
+        // average alive, and the process would grow by every step's copies.
         tr.step(&x).unwrap();
         let ema = tr.ema.as_ref().unwrap();
         assert!(!ema.entries.is_empty());
