@@ -1,6 +1,6 @@
 //! Fitting the energy's mixture base measure: a diagonal or spherical Gaussian mixture fitted by
 //! EM (k-means++ seeding) to the normalised training rows, carried to every diffusion level (see
-//! `ddaebm::base_measure`).
+//! `ddaebm::energy::base`).
 
 use anyhow::{bail, Result};
 use ddaebm::energy::base::{MixtureParams, MIN_VARIANCE};
