@@ -21,8 +21,8 @@ use anyhow::{bail, Context, Result};
 use candle::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use crate::method::{RngState, StepStats, TrainerState};
 use crate::optimizer::AdamState;
-use crate::trainer::{RngState, StepStats, TrainerState};
 
 /// Value of the `format` metadata key of a checkpoint.
 pub const CHECKPOINT_FORMAT: &str = "ddaebm-checkpoint";

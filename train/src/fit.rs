@@ -14,12 +14,11 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use ddaebm::sampler::sample_normalized;
-
 use crate::checkpoint::{fnv1a64, Checkpoint};
 use crate::data::Matrix;
+use crate::method::{StepStats, TrainingMethod};
 use crate::mixture::fit_diagonal_mixture;
-use crate::trainer::{StepStats, TrainConfig, Trainer};
+use crate::trainer::{TrainConfig, Trainer};
 
 /// Everything `fit` needs besides the data.
 #[derive(Clone, Debug)]
@@ -323,22 +322,24 @@ pub struct FitSummary {
     pub resumed_from: Option<usize>,
 }
 
-/// Fits a detector on the rows of `data`. `on_step(step, stats)` is called after every
-/// iteration (for progress display).
-///
-/// With `cfg.checkpoint`, the complete training state is written every `every` iterations and
-/// when `cfg.stop` is raised; with `resume`, a run continues from the checkpoint and produces the
-/// same model as an uninterrupted run (same data, settings and thread count).
-pub fn fit(
-    data: &Matrix,
-    cfg: &FitConfig,
-    device: &Device,
-    mut on_step: impl FnMut(usize, &StepStats),
-) -> Result<(FittedModel, FitSummary)> {
+/// The parts of a run every training method shares, decided before training starts.
+struct Prepared {
+    /// The training rows (raw scale) and the indices of the held-out ones in `data`.
+    train: Matrix,
+    val_idx: Vec<usize>,
+    network: NetworkConfig,
+    normalization: Normalization,
+    /// The training settings with the batch size capped at the training rows.
+    train_config: TrainConfig,
+}
+
+/// Splits the rows, picks the networks (defaults for the data unless `cfg.network`) and fits the
+/// normalisation on the training rows.
+fn prepare(data: &Matrix, cfg: &FitConfig) -> Result<Prepared> {
     data.check_finite()?;
     let (train_idx, val_idx) = split_indices(data.rows, cfg.val_fraction, cfg.train.seed)?;
     let train = data.select(&train_idx);
-    let network = match (&cfg.network, data.image) {
+    let mut network = match (&cfg.network, data.image) {
         (Some(n), _) => n.clone(),
         (None, Some(layout)) => {
             let range = cfg.pixel_range.unwrap_or_else(|| pixel_range_of(&train));
@@ -357,91 +358,130 @@ pub fn fit(
             data.cols
         );
     }
-    let mut tc = cfg.train.clone();
-    tc.batch_size = tc.batch_size.min(train.rows);
-    let mut network = network;
+    let mut train_config = cfg.train.clone();
+    train_config.batch_size = train_config.batch_size.min(train.rows);
     if network.base_components > 0 {
         network.base_components = network
             .base_components
             .min(train.rows / MIXTURE_ROWS_PER_COMPONENT)
             .max(1);
     }
-    let mut trainer = Trainer::new(tc.clone(), network.clone(), device)?;
-    let (mean, std) = normalization.tensors(device)?;
-    let xs = Tensor::from_slice(&train.data, (train.rows, train.cols), device)?
-        .broadcast_sub(&mean)?
-        .broadcast_div(&std)?;
-    if network.base_components > 0 {
-        let rows: Vec<f32> = xs.flatten_all()?.to_vec1()?;
-        let mut rng = ChaCha8Rng::seed_from_u64(tc.seed ^ 0x6A55_0000_B45E);
-        let mixture = fit_diagonal_mixture(
-            &rows,
-            train.rows,
-            train.cols,
-            network.base_components,
-            true,
-            &mut rng,
-        )?;
-        trainer.set_base_measure(&mixture.at_levels(trainer.schedule()))?;
-    }
+    Ok(Prepared {
+        train,
+        val_idx,
+        network,
+        normalization,
+        train_config,
+    })
+}
 
-    // Hashing the data is only needed to write or check a checkpoint.
-    let fingerprint = match cfg.checkpoint {
-        Some(_) => run_fingerprint(data, cfg, &tc, &network)?,
-        None => serde_json::Value::Null,
-    };
-    let mut order: Vec<u32> = (0..train.rows as u32).collect();
-    let mut cursor = order.len();
-    let mut last = StepStats::default();
-    let mut resumed_from = None;
-    if let Some(ck) = cfg
+/// Fits the mixture base measure to the normalised training rows `xs` and hands it, carried to
+/// every level, to the method.
+fn fit_base_measure(
+    method: &mut impl TrainingMethod,
+    xs: &Tensor,
+    prepared: &Prepared,
+) -> Result<()> {
+    let (train, network) = (&prepared.train, &prepared.network);
+    let rows: Vec<f32> = xs.flatten_all()?.to_vec1()?;
+    let mut rng = ChaCha8Rng::seed_from_u64(prepared.train_config.seed ^ 0x6A55_0000_B45E);
+    let mixture = fit_diagonal_mixture(
+        &rows,
+        train.rows,
+        train.cols,
+        network.base_components,
+        true,
+        &mut rng,
+    )?;
+    let levels = mixture.at_levels(method.schedule());
+    method.set_base_measure(&levels)
+}
+
+/// Where the batch sequence stands: the shuffled training rows and the next batch's start.
+struct BatchOrder {
+    order: Vec<u32>,
+    cursor: usize,
+}
+
+/// How the training loop ended up: the last iteration's losses and where it started from.
+struct LoopOutcome {
+    last: StepStats,
+    first: usize,
+    resumed_from: Option<usize>,
+    seconds: f64,
+}
+
+/// Restores the method and the batch order from the checkpoint when `cfg` asks to resume and
+/// one exists. Returns the last iteration's losses and the step resumed from.
+fn resume(
+    method: &mut impl TrainingMethod,
+    batches: &mut BatchOrder,
+    cfg: &FitConfig,
+    fingerprint: &serde_json::Value,
+) -> Result<Option<(StepStats, usize)>> {
+    let Some(ck) = cfg
         .checkpoint
         .as_ref()
         .filter(|c| c.resume && c.path.exists())
-    {
-        let saved = Checkpoint::load(&ck.path)?;
-        saved.check_fingerprint(&fingerprint, &ck.path)?;
-        let mut sorted = saved.order.clone();
-        sorted.sort_unstable();
-        if sorted != order {
-            bail!(
-                "{}: the saved row order is not a permutation of the training rows",
-                ck.path.display()
-            );
-        }
-        trainer.restore(saved.trainer)?;
-        order = saved.order;
-        cursor = saved.cursor;
-        last = saved.last;
-        resumed_from = Some(trainer.steps_done());
-    }
-    let save = |trainer: &Trainer, order: &[u32], cursor: usize, last: StepStats| -> Result<()> {
-        let ck = cfg.checkpoint.as_ref().expect("checkpointing is on");
-        Checkpoint {
-            trainer: trainer.state()?,
-            order: order.to_vec(),
-            cursor,
-            fingerprint: fingerprint.clone(),
-            last,
-        }
-        .save(&ck.path)
+    else {
+        return Ok(None);
     };
+    let saved = Checkpoint::load(&ck.path)?;
+    saved.check_fingerprint(fingerprint, &ck.path)?;
+    let mut sorted = saved.order.clone();
+    sorted.sort_unstable();
+    if sorted != batches.order {
+        bail!(
+            "{}: the saved row order is not a permutation of the training rows",
+            ck.path.display()
+        );
+    }
+    method.restore(saved.trainer)?;
+    batches.order = saved.order;
+    batches.cursor = saved.cursor;
+    Ok(Some((saved.last, method.steps_done())))
+}
 
+/// The training loop: batches without replacement from a reshuffled order, one method
+/// iteration each, progress, snapshots, checkpoints and the stop flag.
+#[allow(clippy::too_many_arguments)]
+fn train_loop(
+    method: &mut impl TrainingMethod,
+    xs: &Tensor,
+    prepared: &Prepared,
+    cfg: &FitConfig,
+    fingerprint: &serde_json::Value,
+    device: &Device,
+    on_step: &mut impl FnMut(usize, &StepStats),
+) -> Result<LoopOutcome> {
+    let tc = &prepared.train_config;
+    let rows = prepared.train.rows;
+    let mut batches = BatchOrder {
+        order: (0..rows as u32).collect(),
+        cursor: rows,
+    };
+    let mut last = StepStats::default();
+    let mut resumed_from = None;
+    if let Some((saved_last, step)) = resume(method, &mut batches, cfg, fingerprint)? {
+        last = saved_last;
+        resumed_from = Some(step);
+    }
+    let (mean, std) = prepared.normalization.tensors(device)?;
     let start = Instant::now();
-    let first = trainer.steps_done();
+    let first = method.steps_done();
     for step in first..tc.steps {
-        if cursor + tc.batch_size > order.len() {
-            order.shuffle(trainer.rng());
-            cursor = 0;
+        if batches.cursor + tc.batch_size > batches.order.len() {
+            batches.order.shuffle(method.rng());
+            batches.cursor = 0;
         }
         let batch_idx = Tensor::from_slice(
-            &order[cursor..cursor + tc.batch_size],
+            &batches.order[batches.cursor..batches.cursor + tc.batch_size],
             tc.batch_size,
             device,
         )?;
-        cursor += tc.batch_size;
+        batches.cursor += tc.batch_size;
         let batch = xs.index_select(&batch_idx, 0)?;
-        last = trainer.step(&batch)?;
+        last = method.step(&batch)?;
         if ![last.loss_energy, last.loss_generator]
             .iter()
             .all(|v| v.is_finite())
@@ -457,14 +497,8 @@ pub fn fit(
             .as_ref()
             .filter(|s| s.every > 0 && done % s.every == 0)
         {
-            let xs = sample_normalized(
-                trainer.generator(),
-                trainer.schedule(),
-                snap.rows,
-                train.cols,
-                SNAPSHOT_SEED,
-                device,
-            )?;
+            let xs =
+                method.sample_normalized(snap.rows, prepared.train.cols, SNAPSHOT_SEED, device)?;
             let raw = xs.broadcast_mul(&std)?.broadcast_add(&mean)?;
             (snap.on_samples)(done, &raw.flatten_all()?.to_vec1::<f32>()?)?;
         }
@@ -472,7 +506,14 @@ pub fn fit(
         let stop = done < tc.steps && cfg.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst));
         if let Some(ck) = &cfg.checkpoint {
             if stop || (ck.every > 0 && done % ck.every == 0 && done < tc.steps) {
-                save(&trainer, &order, cursor, last)?;
+                Checkpoint {
+                    trainer: method.state()?,
+                    order: batches.order.clone(),
+                    cursor: batches.cursor,
+                    fingerprint: fingerprint.clone(),
+                    last,
+                }
+                .save(&ck.path)?;
             }
         }
         if stop {
@@ -483,11 +524,80 @@ pub fn fit(
             .into());
         }
     }
-    let seconds = start.elapsed().as_secs_f64();
+    Ok(LoopOutcome {
+        last,
+        first,
+        resumed_from,
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
 
+/// Fits a detector on the rows of `data`. `on_step(step, stats)` is called after every
+/// iteration (for progress display).
+///
+/// With `cfg.checkpoint`, the complete training state is written every `every` iterations and
+/// when `cfg.stop` is raised; with `resume`, a run continues from the checkpoint and produces the
+/// same model as an uninterrupted run (same data, settings and thread count).
+pub fn fit(
+    data: &Matrix,
+    cfg: &FitConfig,
+    device: &Device,
+    mut on_step: impl FnMut(usize, &StepStats),
+) -> Result<(FittedModel, FitSummary)> {
+    let prepared = prepare(data, cfg)?;
+    let tc = &prepared.train_config;
+    let mut method = Trainer::new(tc.clone(), prepared.network.clone(), device)?;
+    let (mean, std) = prepared.normalization.tensors(device)?;
+    let train = &prepared.train;
+    let xs = Tensor::from_slice(&train.data, (train.rows, train.cols), device)?
+        .broadcast_sub(&mean)?
+        .broadcast_div(&std)?;
+    if prepared.network.base_components > 0 {
+        fit_base_measure(&mut method, &xs, &prepared)?;
+    }
+    // Hashing the data is only needed to write or check a checkpoint.
+    let fingerprint = match cfg.checkpoint {
+        Some(_) => run_fingerprint(data, cfg, tc, &prepared.network)?,
+        None => serde_json::Value::Null,
+    };
+    let outcome = train_loop(
+        &mut method,
+        &xs,
+        &prepared,
+        cfg,
+        &fingerprint,
+        device,
+        &mut on_step,
+    )?;
+    finish(&method, data, prepared, cfg, outcome, device)
+}
+
+/// Writes the metadata and training record, calibrates on the held-out rows and builds the
+/// model.
+fn finish(
+    method: &impl TrainingMethod,
+    data: &Matrix,
+    prepared: Prepared,
+    cfg: &FitConfig,
+    outcome: LoopOutcome,
+    device: &Device,
+) -> Result<(FittedModel, FitSummary)> {
+    let Prepared {
+        train,
+        val_idx,
+        network,
+        normalization,
+        train_config: tc,
+    } = prepared;
+    let LoopOutcome {
+        last,
+        first,
+        resumed_from,
+        seconds,
+    } = outcome;
     let metadata = ModelMetadata {
-        method: Default::default(),
-        sampler: Default::default(),
+        method: method.method(),
+        sampler: method.sampler(),
         network,
         schedule: tc.schedule.clone(),
         normalization,
@@ -514,7 +624,7 @@ pub fn fit(
     };
     let fitted = assemble(
         metadata,
-        trainer.export_tensors()?,
+        method.export_tensors()?,
         &cal,
         cfg.target_tpr,
         device,

@@ -8,6 +8,7 @@ pub mod fit;
 pub mod input_grad;
 pub mod levels;
 pub mod losses;
+pub mod method;
 pub mod metrics;
 pub mod mixture;
 pub mod noise;

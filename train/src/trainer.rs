@@ -27,12 +27,13 @@ use std::collections::HashMap;
 use anyhow::{bail, Context, Result};
 use candle::{DType, Device, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
-use ddaebm::sampler::normal_tensor;
+use ddaebm::sampler::{normal_tensor, sample_normalized};
 use ddaebm::EnergyNet;
 use ddaebm::{Generator, NetworkConfig, Schedule, ScheduleConfig};
+use ddaebm::{Method, SamplerKind};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::encoder::Encoder;
 use crate::input_grad::log_density_ratio_and_input_grad;
@@ -41,8 +42,9 @@ use crate::losses::{
     cnce_loss, dsm_loss, grad_log_forward, kl_to_standard_normal, latent_nll, log_forward,
     log_gaussian, nce_loss, r1_penalty,
 };
+pub use crate::method::{RngState, StepStats, TrainerState, TrainingMethod};
 use crate::noise::BaseSampler;
-use crate::optimizer::{Adam, AdamParams, AdamState};
+use crate::optimizer::{Adam, AdamParams};
 use ddaebm::energy::base::MixtureParams;
 
 /// Hyper-parameters of the training loop.
@@ -115,19 +117,6 @@ impl TrainConfig {
             ..Self::default()
         }
     }
-}
-
-/// Losses and diagnostics of one iteration.
-#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
-pub struct StepStats {
-    pub loss_energy: f32,
-    pub loss_generator: f32,
-    pub r1: f32,
-    /// Mean `f` on real and fake pairs (log-densities; the energy step pushes them apart).
-    /// `f_fake` is taken before the energy update when the adversarial term is on, and after it
-    /// (from the generator step's pass, saving an energy pass) when it is off.
-    pub f_real: f32,
-    pub f_fake: f32,
 }
 
 /// Turns on candle's gradient-graph retention for this process and checks that it works on the
@@ -642,42 +631,63 @@ impl Trainer {
     }
 }
 
-/// The position of a [`ChaCha8Rng`]: key, stream and word position.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RngState {
-    pub seed: [u8; 32],
-    pub stream: u64,
-    pub word_pos: u128,
-}
-
-impl RngState {
-    pub fn of(rng: &ChaCha8Rng) -> Self {
-        Self {
-            seed: rng.get_seed(),
-            stream: rng.get_stream(),
-            word_pos: rng.get_word_pos(),
-        }
+impl TrainingMethod for Trainer {
+    fn method(&self) -> Method {
+        Method::Ddaebm
     }
 
-    pub fn restore(&self) -> ChaCha8Rng {
-        let mut rng = ChaCha8Rng::from_seed(self.seed);
-        rng.set_stream(self.stream);
-        rng.set_word_pos(self.word_pos);
-        rng
+    fn sampler(&self) -> SamplerKind {
+        SamplerKind::Generator
     }
-}
 
-/// A training run's complete state (see [`Trainer::state`]).
-pub struct TrainerState {
-    /// Iterations done.
-    pub step: usize,
-    pub rng: RngState,
-    /// Every variable, sorted by name.
-    pub vars: Vec<(String, Tensor)>,
-    /// EMA of the energy weights, sorted by name (empty without EMA).
-    pub ema: Vec<(String, Tensor)>,
-    pub opt_energy: AdamState,
-    pub opt_generator: AdamState,
+    fn schedule(&self) -> &Schedule {
+        Trainer::schedule(self)
+    }
+
+    fn set_base_measure(&mut self, params: &MixtureParams) -> Result<()> {
+        Trainer::set_base_measure(self, params)
+    }
+
+    fn steps_done(&self) -> usize {
+        Trainer::steps_done(self)
+    }
+
+    fn rng(&mut self) -> &mut ChaCha8Rng {
+        Trainer::rng(self)
+    }
+
+    fn step(&mut self, batch: &Tensor) -> Result<StepStats> {
+        Trainer::step(self, batch)
+    }
+
+    fn sample_normalized(
+        &self,
+        n: usize,
+        dim: usize,
+        seed: u64,
+        device: &Device,
+    ) -> Result<Tensor> {
+        Ok(sample_normalized(
+            &self.generator,
+            &self.schedule,
+            n,
+            dim,
+            seed,
+            device,
+        )?)
+    }
+
+    fn export_tensors(&self) -> Result<Vec<(String, Tensor)>> {
+        Trainer::export_tensors(self)
+    }
+
+    fn state(&self) -> Result<TrainerState> {
+        Trainer::state(self)
+    }
+
+    fn restore(&mut self, state: TrainerState) -> Result<()> {
+        Trainer::restore(self, state)
+    }
 }
 
 #[cfg(test)]
