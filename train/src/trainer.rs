@@ -37,7 +37,7 @@ use serde::Serialize;
 
 use crate::encoder::Encoder;
 use crate::input_grad::log_density_ratio_and_input_grad;
-use crate::levels::ScheduleTensors;
+use crate::levels::{LevelCoefficients, ScheduleTensors};
 use crate::losses::{
     cnce_loss, dsm_loss, grad_log_forward, kl_to_standard_normal, latent_nll, log_forward,
     log_gaussian, nce_loss, r1_penalty,
@@ -140,6 +140,31 @@ pub fn enable_second_order_gradients() -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// A batch carried to its levels (see [`Trainer::step`]).
+struct Diffused {
+    /// The level of each row, on the host (the base sampler reads it) and as a tensor.
+    level_list: Vec<u32>,
+    levels: Tensor,
+    c: LevelCoefficients,
+    /// The noise of `x_k` (score matching's target).
+    eps1: Tensor,
+    x_k: Tensor,
+    x_next: Tensor,
+}
+
+/// What the energy step hands to the generator step and the statistics.
+struct EnergyStep {
+    /// `f(x_k, k)` on the real rows, before the update.
+    real: Tensor,
+    r1: Tensor,
+    loss: Tensor,
+    /// The generator's posterior sample `x̃_k` and the latent it came from.
+    x_fake: Tensor,
+    z: Tensor,
+    /// Mean `f` on `x̃_k` before the update, when the adversarial term computed it.
+    f_fake_mean: Option<Tensor>,
 }
 
 /// The networks, optimisers and random stream of a training run.
@@ -409,44 +434,74 @@ impl Trainer {
         if self.network.base_components > 0 && self.base_sampler.is_none() {
             bail!("the mixture base measure must be set (set_base_measure) before training");
         }
+        let pair = self.diffuse(x)?;
+        let energy = self.energy_step(&pair)?;
+        let (loss_generator, f_fake_mean) = self.generator_step(&pair, &energy)?;
+        self.update_ema()?;
+        self.step += 1;
+        let scalar = |t: &Tensor| -> Result<f32> { Ok(t.to_dtype(DType::F32)?.to_scalar()?) };
+        Ok(StepStats {
+            loss_energy: scalar(&energy.loss)?,
+            loss_generator: scalar(&loss_generator)?,
+            r1: scalar(&energy.r1)?,
+            f_real: scalar(&energy.real.mean_all()?)?,
+            f_fake: scalar(&f_fake_mean)?,
+        })
+    }
+
+    /// Draws a level per row and the forward pair `(x_k, x_{k+1})` of the batch.
+    fn diffuse(&mut self, x: &Tensor) -> Result<Diffused> {
         let (b, d) = x.dims2()?;
-        let nz = self.network.latent_dim;
         let t = self.schedule.num_timesteps() as u32;
         let level_list: Vec<u32> = (0..b).map(|_| self.rng.random_range(0..t)).collect();
         let levels = Tensor::from_vec(level_list.clone(), b, &self.device)?;
         let c = self.levels.gather(&levels)?;
         let (eps1, eps2) = (self.normal(b, d)?, self.normal(b, d)?);
         let (x_k, x_next) = c.forward_pair(x, &eps1, &eps2)?;
+        Ok(Diffused {
+            level_list,
+            levels,
+            c,
+            eps1,
+            x_k,
+            x_next,
+        })
+    }
 
-        // --- Energy step ---
+    /// The energy step: R1 plus the enabled anchor and adversarial terms on the real pair and
+    /// the generator's posterior sample `x̃_k`, then one Adam step on θ.
+    fn energy_step(&mut self, p: &Diffused) -> Result<EnergyStep> {
+        let (b, d) = p.x_k.dims2()?;
+        let nz = self.network.latent_dim;
+        let (c, levels, x_k, x_next) = (&p.c, &p.levels, &p.x_k, &p.x_next);
         // One pass gives f (real term, conditional NCE), g (NCE) and ∇ₓf (R1, score matching),
         // the gradient as a function of θ.
-        let (real, g_real, grad_f) = log_density_ratio_and_input_grad(&self.energy, &x_k, &levels)?;
+        let (real, g_real, grad_f) = log_density_ratio_and_input_grad(&self.energy, x_k, levels)?;
         let z = self.normal(b, nz)?;
-        let x_hat = self.generator.forward_t(&x_next, &z, &levels, true)?;
+        let x_hat = self.generator.forward_t(x_next, &z, levels, true)?;
         let noise = self.normal(b, d)?;
-        let x_fake = (c.posterior_mean(&x_hat, &x_next)? + noise.broadcast_mul(&c.post_std)?)?;
-        let grad_u = (&grad_f + grad_log_forward(&x_k, &x_next, &c.a_next, &c.sigma_next)?)?;
+        let x_fake = (c.posterior_mean(&x_hat, x_next)? + noise.broadcast_mul(&c.post_std)?)?;
+        let grad_u = (&grad_f + grad_log_forward(x_k, x_next, &c.a_next, &c.sigma_next)?)?;
         let r1 = r1_penalty(&grad_u, self.cfg.r1_gamma)?;
         let mut loss_energy = r1.clone();
         // The energy of the fake rows enters this step only through the adversarial term; with
-        // it off, the f_fake statistic comes from the generator step's pass below instead.
+        // it off, the f_fake statistic comes from the generator step's pass instead.
         let mut f_fake_mean = None;
         if self.cfg.adversarial_weight > 0.0 {
-            let fake = self.energy.log_density(&x_fake.detach(), &levels)?;
+            let fake = self.energy.log_density(&x_fake.detach(), levels)?;
             f_fake_mean = Some(fake.mean_all()?);
             let adv = (&fake - &real)?.mean_all()?;
             loss_energy = (loss_energy + (adv * self.cfg.adversarial_weight)?)?;
         }
         if self.cfg.dsm_weight > 0.0 {
-            let dsm = dsm_loss(&grad_f, &eps1, &c.sigmas_cum)?;
+            let dsm = dsm_loss(&grad_f, &p.eps1, &c.sigmas_cum)?;
             loss_energy = (loss_energy + (dsm * self.cfg.dsm_weight)?)?;
         }
         if self.cfg.nce_weight > 0.0 {
             let eps = self.normal(b, d)?;
             let noise_rows = match &self.base_sampler {
                 // NCE against the base measure itself: its logit is g, the log-ratio.
-                Some(sampler) => sampler.sample(&level_list, &eps, &mut self.rng)?,
+                Some(sampler) => sampler.sample(&p.level_list, &eps, &mut self.rng)?,
                 None => {
                     let std = match self.network.base_std {
                         s if s > 0.0 => f64::from(s),
@@ -455,7 +510,7 @@ impl Trainer {
                     (eps * std)?
                 }
             };
-            let g_noise = self.energy.log_ratio(&noise_rows, &levels)?;
+            let g_noise = self.energy.log_ratio(&noise_rows, levels)?;
             let nce = nce_loss(&g_real, &g_noise)?;
             loss_energy = (loss_energy + (nce * self.cfg.nce_weight)?)?;
         }
@@ -467,34 +522,55 @@ impl Trainer {
                 })
                 .collect();
             let taus = Tensor::from_vec(taus, (b, 1), &self.device)?;
-            let perturbed = (&x_k + self.normal(b, d)?.broadcast_mul(&taus)?)?;
-            let f_perturbed = self.energy.log_density(&perturbed, &levels)?;
+            let perturbed = (x_k + self.normal(b, d)?.broadcast_mul(&taus)?)?;
+            let f_perturbed = self.energy.log_density(&perturbed, levels)?;
             let cnce = cnce_loss(&real, &f_perturbed)?;
             loss_energy = (loss_energy + (cnce * self.cfg.cnce_weight)?)?;
         }
         self.opt_energy.backward_step(&loss_energy)?;
+        Ok(EnergyStep {
+            real,
+            r1,
+            loss: loss_energy,
+            x_fake,
+            z,
+            f_fake_mean,
+        })
+    }
 
-        // --- Generator + encoder step, with the updated θ ---
-        let f_fake = self.energy_frozen.log_density(&x_fake, &levels)?;
-        let f_fake_mean = match f_fake_mean {
-            Some(before_update) => before_update,
+    /// The generator + encoder step with the updated θ and the energy step's `x̃_k` and `z`:
+    /// reward `f(x̃_k) + log q(x_{k+1} | x̃_k)`, latent entropy surrogate, KL of the encoder and
+    /// the reconstruction of `x_k`, then one Adam step on φ and ψ. Returns the loss and the
+    /// mean `f` on the fake rows.
+    fn generator_step(&mut self, p: &Diffused, e: &EnergyStep) -> Result<(Tensor, Tensor)> {
+        let (b, _) = p.x_k.dims2()?;
+        let nz = self.network.latent_dim;
+        let (c, levels, x_k, x_next) = (&p.c, &p.levels, &p.x_k, &p.x_next);
+        let x_fake = &e.x_fake;
+        let f_fake = self.energy_frozen.log_density(x_fake, levels)?;
+        let f_fake_mean = match &e.f_fake_mean {
+            Some(before_update) => before_update.clone(),
             None => f_fake.detach().mean_all()?,
         };
         let reward =
-            (f_fake + log_forward(&x_fake, &x_next, &c.a_next, &c.sigma_next)?)?.mean_all()?;
-        let (mu_g, lv_g) = self.encoder.forward_t(&x_fake, &x_next, &levels, true)?;
-        let l_lat = (latent_nll(&z, &mu_g, &lv_g)?.mean_all()? * self.cfg.latent_weight)?;
-        let (mu_e, lv_e) = self.encoder.forward_t(&x_k, &x_next, &levels, true)?;
+            (f_fake + log_forward(x_fake, x_next, &c.a_next, &c.sigma_next)?)?.mean_all()?;
+        let (mu_g, lv_g) = self.encoder.forward_t(x_fake, x_next, levels, true)?;
+        let l_lat = (latent_nll(&e.z, &mu_g, &lv_g)?.mean_all()? * self.cfg.latent_weight)?;
+        let (mu_e, lv_e) = self.encoder.forward_t(x_k, x_next, levels, true)?;
         let l_kl = kl_to_standard_normal(&mu_e, &lv_e)?.mean_all()?;
         let z_e = (&mu_e + (lv_e * 0.5)?.exp()?.mul(&self.normal(b, nz)?)?)?;
-        let x_hat_e = self.generator.forward_t(&x_next, &z_e, &levels, true)?;
-        let rec_mean = c.posterior_mean(&x_hat_e, &x_next)?;
-        let l_rec = log_gaussian(&x_k, &rec_mean, &c.rec_logvar)?
+        let x_hat_e = self.generator.forward_t(x_next, &z_e, levels, true)?;
+        let rec_mean = c.posterior_mean(&x_hat_e, x_next)?;
+        let l_rec = log_gaussian(x_k, &rec_mean, &c.rec_logvar)?
             .mean_all()?
             .neg()?;
         let loss_generator = (((l_lat + l_kl)? + l_rec)? - &reward)?;
         self.opt_generator.backward_step(&loss_generator)?;
+        Ok((loss_generator, f_fake_mean))
+    }
 
+    /// Moves the exponential moving averages of the stored weights towards the current ones.
+    fn update_ema(&mut self) -> Result<()> {
         if let Some(ema) = &mut self.ema {
             // Warm-up: a short run must not store weights dominated by their initial values.
             let decay = ema
@@ -508,15 +584,7 @@ impl Trainer {
                 *avg = ((&*avg * decay)? + (p * (1.0 - decay))?)?.detach();
             }
         }
-        self.step += 1;
-        let scalar = |t: &Tensor| -> Result<f32> { Ok(t.to_dtype(DType::F32)?.to_scalar()?) };
-        Ok(StepStats {
-            loss_energy: scalar(&loss_energy)?,
-            loss_generator: scalar(&loss_generator)?,
-            r1: scalar(&r1)?,
-            f_real: scalar(&real.mean_all()?)?,
-            f_fake: scalar(&f_fake_mean)?,
-        })
+        Ok(())
     }
 
     /// The tensors the core library needs (`energy.*`, `generator.*`), with EMA weights when
