@@ -12,8 +12,7 @@ use crate::energy::EnergyNet;
 use crate::error::{Error, Result};
 use crate::format::{read_model_file, ModelFileContents, ModelMetadata, CALIBRATION_TENSOR};
 use crate::nn::embedding::level_tensor;
-use crate::sampler::sample_normalized;
-use crate::sampler::Generator;
+use crate::sampler::{GaussianPolicy, Generator, Sampler, SamplerKind};
 use crate::schedule::Schedule;
 
 /// Rows scored per forward pass; larger batches are processed in chunks of this size so memory
@@ -51,7 +50,7 @@ pub struct Model {
     metadata: ModelMetadata,
     schedule: Schedule,
     energy: EnergyNet,
-    generator: Generator,
+    sampler: Sampler,
     calibration: Calibration,
     mean: Tensor,
     std: Tensor,
@@ -97,8 +96,21 @@ impl Model {
         let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
         let energy = EnergyNet::new(&metadata.network, levels, vb.pp("energy"))
             .map_err(bad("energy network"))?;
-        let generator = Generator::new(&metadata.network, levels, vb.pp("generator"))
-            .map_err(bad("generator network"))?;
+        let sampler = match (metadata.sampler, &metadata.policy) {
+            (SamplerKind::GaussianPolicy, Some(policy)) => Sampler::Policy(
+                GaussianPolicy::new(
+                    &metadata.network,
+                    &metadata.schedule,
+                    policy,
+                    vb.pp("sampler"),
+                )
+                .map_err(bad("sampler policy"))?,
+            ),
+            _ => Sampler::Generator(
+                Generator::new(&metadata.network, levels, vb.pp("generator"))
+                    .map_err(bad("generator network"))?,
+            ),
+        };
         let (mean, std) = metadata.normalization.tensors(device)?;
         let cpu_energy = match device {
             Device::Cpu if energy.trunk().is_some() => Some(CpuEnergy::new(
@@ -112,7 +124,7 @@ impl Model {
             metadata,
             schedule,
             energy,
-            generator,
+            sampler,
             calibration,
             mean,
             std,
@@ -195,8 +207,9 @@ impl Model {
         &self.energy
     }
 
-    pub fn generator(&self) -> &Generator {
-        &self.generator
+    /// The sampler `sample` runs.
+    pub fn sampler(&self) -> &Sampler {
+        &self.sampler
     }
 
     /// Rows per forward pass: [`CHUNK_ROWS`] for vector data; fewer for images, so memory stays
@@ -300,8 +313,8 @@ impl Model {
         Ok(energy.iter().map(|&e| self.calibration.pvalue(e)).collect())
     }
 
-    /// Generates `n_rows` rows in the raw feature scale with `T` generator steps. The same seed
-    /// gives the same rows.
+    /// Generates `n_rows` rows in the raw feature scale with the model's `T`-step sampler (the
+    /// generator or the Gaussian policy). The same seed gives the same rows.
     pub fn sample(&self, n_rows: usize, seed: u64) -> Result<Vec<f32>> {
         let d = self.input_dim();
         let total = n_rows.checked_mul(d).ok_or_else(|| {
@@ -322,8 +335,7 @@ impl Model {
         for (i, start) in (0..n_rows).step_by(chunk).enumerate() {
             let rows = chunk.min(n_rows - start);
             let chunk_seed = seed.wrapping_add((i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-            let xs = sample_normalized(
-                &self.generator,
+            let xs = self.sampler.sample_normalized(
                 &self.schedule,
                 rows,
                 d,

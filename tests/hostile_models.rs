@@ -222,6 +222,7 @@ fn valid_model() -> RawModel {
     let metadata = ModelMetadata {
         method: Default::default(),
         sampler: Default::default(),
+        policy: None,
         network,
         schedule,
         normalization: Normalization {

@@ -53,6 +53,7 @@ fn a_declared_huge_image_costs_nothing_per_pixel_at_open() {
     let metadata = ModelMetadata {
         method: Default::default(),
         sampler: Default::default(),
+        policy: None,
         network,
         schedule: ScheduleConfig::default(),
         normalization: Normalization {

@@ -42,6 +42,7 @@ fn metadata(network: &NetworkConfig, cal: &Calibration) -> ModelMetadata {
     ModelMetadata {
         method: Default::default(),
         sampler: Default::default(),
+        policy: None,
         network: network.clone(),
         schedule: ScheduleConfig::default(),
         normalization: Normalization {

@@ -31,6 +31,7 @@ fn random_model(dim: usize) -> (ModelMetadata, Vec<(String, Tensor)>) {
     let metadata = ModelMetadata {
         method: Default::default(),
         sampler: Default::default(),
+        policy: None,
         network,
         schedule: ScheduleConfig::default(),
         normalization,

@@ -7,8 +7,9 @@
 //! | `format_version` | an integer; files newer than [`FORMAT_VERSION`] are refused |
 //! | `ddaebm` | [`ModelMetadata`] as JSON: training method, sampler kind, network config, schedule, normalisation, calibration, training record |
 //!
-//! Tensors (all f32): `energy.*`, `generator.*` (including BatchNorm running statistics) and
-//! `calibration.energies` (the sorted held-out energies).
+//! Tensors (all f32): `energy.*`, the sampler's (`generator.*` including BatchNorm running
+//! statistics, or `sampler.*` for the Gaussian policy) and `calibration.energies` (the sorted
+//! held-out energies).
 //!
 //! Files are opened by memory-mapping and written atomically (temporary file, fsync, rename), so
 //! a reader never observes a half-written model. [`read_model_bytes`] and
@@ -29,7 +30,7 @@ use crate::architecture::NetworkConfig;
 use crate::detector::calibration::CalibrationSummary;
 use crate::detector::normalization::Normalization;
 use crate::error::{Error, Result};
-use crate::sampler::SamplerKind;
+use crate::sampler::{PolicyConfig, SamplerKind};
 use crate::schedule::ScheduleConfig;
 
 /// The newest format version this library reads.
@@ -48,7 +49,8 @@ use crate::schedule::ScheduleConfig;
 /// * 5: the metadata names the training method (`method`) and the sampler kind (`sampler`).
 ///   Both are always written; absent (older files), they read as DDAEBM with its generator.
 ///   Only a model whose method or sampler a version-4 reader does not know is written as
-///   version 5, so DDAEBM models stay readable by older libraries.
+///   version 5, so DDAEBM models stay readable by older libraries. With the Gaussian-policy
+///   sampler the metadata holds `policy` too.
 pub const FORMAT_VERSION: u32 = 5;
 /// Value of the `format` metadata key.
 pub const FORMAT_NAME: &str = "ddaebm";
@@ -63,6 +65,9 @@ pub enum Method {
     /// latent-variable generator (`docs/method.md`).
     #[default]
     Ddaebm,
+    /// Generalized contrastive divergence: the energy trained against a few-step Gaussian
+    /// policy that is itself trained, as maximum-entropy RL, to sample it (`docs/method.md#gcd`).
+    Gcd,
 }
 
 impl Method {
@@ -70,6 +75,7 @@ impl Method {
     pub fn name(self) -> &'static str {
         match self {
             Method::Ddaebm => "ddaebm",
+            Method::Gcd => "gcd",
         }
     }
 }
@@ -83,6 +89,9 @@ pub struct ModelMetadata {
     /// How the model generates rows. Absent in files before version 5: the DDAEBM generator.
     #[serde(default)]
     pub sampler: SamplerKind,
+    /// The Gaussian policy's settings; present exactly when `sampler` is `gaussian_policy`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<PolicyConfig>,
     pub network: NetworkConfig,
     pub schedule: ScheduleConfig,
     pub normalization: Normalization,
@@ -125,6 +134,36 @@ impl ModelMetadata {
                 "{} steps × a {}-wide time embedding exceed {MAX_EMBEDDING_VALUES} values",
                 self.schedule.num_timesteps, self.network.time_embed_dim
             )));
+        }
+        match (self.sampler, &self.policy) {
+            (SamplerKind::GaussianPolicy, Some(policy)) => {
+                policy
+                    .validate(&self.schedule)
+                    .map_err(|e| Error::bad_model(e.to_string()))?;
+                if self.network.image.is_some() {
+                    return Err(Error::bad_model(
+                        "the gaussian_policy sampler is for vector data, not image models",
+                    ));
+                }
+                let table = (policy.ddpm_steps + 1).saturating_mul(self.network.time_embed_dim);
+                if table > MAX_EMBEDDING_VALUES {
+                    return Err(Error::bad_model(format!(
+                        "{} DDPM steps × a {}-wide time embedding exceed {MAX_EMBEDDING_VALUES} values",
+                        policy.ddpm_steps, self.network.time_embed_dim
+                    )));
+                }
+            }
+            (SamplerKind::GaussianPolicy, None) => {
+                return Err(Error::bad_model(
+                    "the gaussian_policy sampler needs the metadata's policy entry",
+                ))
+            }
+            (SamplerKind::Generator, Some(_)) => {
+                return Err(Error::bad_model(
+                    "a policy entry belongs to the gaussian_policy sampler, not the generator",
+                ))
+            }
+            (SamplerKind::Generator, None) => {}
         }
         self.normalization.validate(self.network.input_dim)?;
         self.calibration.validate()

@@ -1,6 +1,7 @@
-//! Samplers: how a model generates rows. Today one kind, DDAEBM's latent-variable generator
-//! applied level by level ([`SamplerKind::Generator`]); the model file names the kind, so other
-//! training methods can bring their own sampler behind the same `Model::sample`.
+//! Samplers: how a model generates rows. Two kinds: DDAEBM's latent-variable generator applied
+//! level by level ([`SamplerKind::Generator`]) and GCD's Gaussian policy
+//! ([`SamplerKind::GaussianPolicy`], [`policy`]). The model file names the kind; [`Sampler`]
+//! holds either behind the one `Model::sample`.
 //!
 //! Few-step generation with the generator (`docs/method.md#sampling`): start from `x_T ~ N(0, I)` and apply the generator and the
 //! posterior `q(x_k | x_{k+1}, x̂)` for `k = T−1 … 0`, adding no noise at the last step.
@@ -20,6 +21,7 @@ use rand_distr::{Distribution, StandardNormal};
 
 pub mod conv_generator;
 pub mod generator;
+pub mod policy;
 
 use serde::{Deserialize, Serialize};
 
@@ -27,6 +29,7 @@ use crate::error::Result;
 use crate::nn::embedding::level_tensor;
 use crate::schedule::Schedule;
 pub use generator::Generator;
+pub use policy::{GaussianPolicy, PolicyConfig};
 
 /// The kind of sampler a model file holds; stored as the metadata's `sampler` field.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,6 +39,9 @@ pub enum SamplerKind {
     /// `N(0, I)` ([`sample_normalized`]); tensors `generator.*`.
     #[default]
     Generator,
+    /// GCD's `T`-step Gaussian policy ([`GaussianPolicy`]); tensors `sampler.*`, settings in the
+    /// metadata's `policy` entry.
+    GaussianPolicy,
 }
 
 impl SamplerKind {
@@ -43,6 +49,33 @@ impl SamplerKind {
     pub fn name(self) -> &'static str {
         match self {
             SamplerKind::Generator => "generator",
+            SamplerKind::GaussianPolicy => "gaussian_policy",
+        }
+    }
+}
+
+/// A model's sampler, built from the tensors its kind names.
+// One per model: the size difference between the variants does not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug)]
+pub enum Sampler {
+    Generator(Generator),
+    Policy(GaussianPolicy),
+}
+
+impl Sampler {
+    /// `n` rows in normalised units; the same seed gives the same rows.
+    pub fn sample_normalized(
+        &self,
+        schedule: &Schedule,
+        n: usize,
+        dim: usize,
+        seed: u64,
+        device: &Device,
+    ) -> Result<Tensor> {
+        match self {
+            Sampler::Generator(g) => sample_normalized(g, schedule, n, dim, seed, device),
+            Sampler::Policy(p) => p.sample(n, dim, seed, device),
         }
     }
 }

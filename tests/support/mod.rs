@@ -54,6 +54,7 @@ pub fn random_model(dim: usize, head: &[usize], kind: Kind) -> Model {
         let metadata = ModelMetadata {
             method: Default::default(),
             sampler: Default::default(),
+            policy: None,
             network: network.clone(),
             schedule: ScheduleConfig::default(),
             normalization: normalization.clone(),

@@ -16,14 +16,28 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::checkpoint::{fnv1a64, Checkpoint};
 use crate::data::Matrix;
+use crate::gcd::{GcdConfig, GcdTrainer};
 use crate::method::{StepStats, TrainingMethod};
 use crate::mixture::fit_diagonal_mixture;
 use crate::trainer::{TrainConfig, Trainer};
+
+/// The training method of a run and its own settings.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+#[serde(tag = "method", rename_all = "snake_case")]
+pub enum MethodConfig {
+    /// DDAEBM (the default): every setting is in [`TrainConfig`].
+    #[default]
+    Ddaebm,
+    /// GCD: [`TrainConfig`]'s steps, batch size, seed and schedule, and these.
+    Gcd(GcdConfig),
+}
 
 /// Everything `fit` needs besides the data.
 #[derive(Clone, Debug)]
 pub struct FitConfig {
     pub train: TrainConfig,
+    /// The training method (DDAEBM unless set).
+    pub method: MethodConfig,
     /// Network sizes; `None` picks [`default_network`] for the data's dimension, or
     /// [`default_image_network`] when the rows are images.
     pub network: Option<NetworkConfig>,
@@ -56,6 +70,16 @@ pub struct Snapshots {
     pub on_samples: Arc<SampleSink>,
 }
 
+impl FitConfig {
+    /// Iterations of the whole run: `train.steps`, plus GCD's DDPM pre-training.
+    pub fn total_steps(&self) -> usize {
+        match &self.method {
+            MethodConfig::Ddaebm => self.train.steps,
+            MethodConfig::Gcd(g) => g.pretrain_steps + self.train.steps,
+        }
+    }
+}
+
 impl std::fmt::Debug for Snapshots {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Snapshots")
@@ -69,6 +93,7 @@ impl Default for FitConfig {
     fn default() -> Self {
         Self {
             train: TrainConfig::default(),
+            method: MethodConfig::Ddaebm,
             network: None,
             pixel_range: None,
             val_fraction: 0.1,
@@ -130,6 +155,7 @@ fn run_fingerprint(
         obj.remove("steps");
     }
     Ok(serde_json::json!({
+        "method": cfg.method,
         "data": {
             "rows": data.rows,
             "cols": data.cols,
@@ -469,7 +495,8 @@ fn train_loop(
     let (mean, std) = prepared.normalization.tensors(device)?;
     let start = Instant::now();
     let first = method.steps_done();
-    for step in first..tc.steps {
+    let total = method.total_steps();
+    for step in first..total {
         if batches.cursor + tc.batch_size > batches.order.len() {
             batches.order.shuffle(method.rng());
             batches.cursor = 0;
@@ -503,9 +530,9 @@ fn train_loop(
             (snap.on_samples)(done, &raw.flatten_all()?.to_vec1::<f32>()?)?;
         }
         // A stop during the last iteration lets the run finish: writing the model is quick.
-        let stop = done < tc.steps && cfg.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst));
+        let stop = done < total && cfg.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst));
         if let Some(ck) = &cfg.checkpoint {
-            if stop || (ck.every > 0 && done % ck.every == 0 && done < tc.steps) {
+            if stop || (ck.every > 0 && done % ck.every == 0 && done < total) {
                 Checkpoint {
                     trainer: method.state()?,
                     order: batches.order.clone(),
@@ -546,7 +573,35 @@ pub fn fit(
 ) -> Result<(FittedModel, FitSummary)> {
     let prepared = prepare(data, cfg)?;
     let tc = &prepared.train_config;
-    let mut method = Trainer::new(tc.clone(), prepared.network.clone(), device)?;
+    match &cfg.method {
+        MethodConfig::Ddaebm => {
+            let method = Trainer::new(tc.clone(), prepared.network.clone(), device)?;
+            fit_with(method, data, prepared, cfg, device, &mut on_step)
+        }
+        MethodConfig::Gcd(gcd) => {
+            let method = GcdTrainer::new(
+                gcd.clone(),
+                tc.steps,
+                tc.schedule.clone(),
+                tc.seed,
+                prepared.network.clone(),
+                device,
+            )?;
+            fit_with(method, data, prepared, cfg, device, &mut on_step)
+        }
+    }
+}
+
+/// [`fit`] with the method built.
+fn fit_with(
+    mut method: impl TrainingMethod,
+    data: &Matrix,
+    prepared: Prepared,
+    cfg: &FitConfig,
+    device: &Device,
+    on_step: &mut impl FnMut(usize, &StepStats),
+) -> Result<(FittedModel, FitSummary)> {
+    let tc = &prepared.train_config;
     let (mean, std) = prepared.normalization.tensors(device)?;
     let train = &prepared.train;
     let xs = Tensor::from_slice(&train.data, (train.rows, train.cols), device)?
@@ -567,7 +622,7 @@ pub fn fit(
         cfg,
         &fingerprint,
         device,
-        &mut on_step,
+        on_step,
     )?;
     finish(&method, data, prepared, cfg, outcome, device)
 }
@@ -598,8 +653,9 @@ fn finish(
     let metadata = ModelMetadata {
         method: method.method(),
         sampler: method.sampler(),
+        policy: method.policy(),
         network,
-        schedule: tc.schedule.clone(),
+        schedule: method.schedule().config().clone(),
         normalization,
         calibration: CalibrationSummary {
             threshold: 0.0,
@@ -609,6 +665,7 @@ fn finish(
         training: serde_json::json!({
             "library_version": ddaebm::VERSION,
             "config": tc,
+            "method_config": cfg.method,
             "train_rows": train.rows,
             "calibration_rows": val_idx.len(),
             "seconds": seconds,
@@ -631,7 +688,8 @@ fn finish(
     )?;
     let summary = FitSummary {
         seconds,
-        iterations_per_second: tc.steps.saturating_sub(first) as f64 / seconds.max(1e-9),
+        iterations_per_second: method.total_steps().saturating_sub(first) as f64
+            / seconds.max(1e-9),
         last,
         train_rows: train.rows,
         val_rows: val_idx.len(),

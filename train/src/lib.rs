@@ -5,6 +5,7 @@ pub mod checkpoint;
 pub mod data;
 pub mod encoder;
 pub mod fit;
+pub mod gcd;
 pub mod input_grad;
 pub mod levels;
 pub mod losses;

@@ -1,13 +1,13 @@
 //! What a training method provides to [`crate::fit::fit`]. The shared parts of a run (the data
 //! split, normalisation, mixture base measure, batches, checkpoints and resume, the stop flag,
 //! calibration and the atomic model file) live in `fit`; a method brings its networks, its
-//! iteration and its sampler. DDAEBM ([`crate::trainer::Trainer`]) is the one implementation
-//! today.
+//! iteration and its sampler: DDAEBM ([`crate::trainer::Trainer`]) and GCD
+//! ([`crate::gcd::GcdTrainer`]).
 
 use anyhow::Result;
 use candle::{Device, Tensor};
 use ddaebm::energy::base::MixtureParams;
-use ddaebm::{Method, SamplerKind, Schedule};
+use ddaebm::{Method, PolicyConfig, SamplerKind, Schedule};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -21,6 +21,12 @@ pub trait TrainingMethod {
     fn method(&self) -> Method;
     /// The sampler kind of the models it writes.
     fn sampler(&self) -> SamplerKind;
+    /// The Gaussian policy's settings, for a method whose sampler is one.
+    fn policy(&self) -> Option<PolicyConfig> {
+        None
+    }
+    /// Iterations of a whole run (every phase), the length of `fit`'s loop.
+    fn total_steps(&self) -> usize;
     /// The diffusion schedule stored in the model file.
     fn schedule(&self) -> &Schedule;
     /// Gives the energy its mixture base measure (per level), fitted by `fit` to the data.
@@ -49,6 +55,9 @@ pub struct StepStats {
     pub loss_energy: f32,
     pub loss_generator: f32,
     pub r1: f32,
+    /// The value function's temporal-difference loss (GCD; 0 otherwise).
+    #[serde(default)]
+    pub loss_value: f32,
     /// Mean `f` on real and fake pairs (log-densities; the energy step pushes them apart).
     /// `f_fake` is taken before the energy update when the adversarial term is on, and after it
     /// (from the generator step's pass, saving an energy pass) when it is off.

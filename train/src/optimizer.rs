@@ -57,6 +57,11 @@ impl Adam {
         })
     }
 
+    /// Changes the learning rate of the following steps (the moments are kept).
+    pub fn set_lr(&mut self, lr: f64) {
+        self.params.lr = lr;
+    }
+
     /// Back-propagates `loss` and takes one step.
     pub fn backward_step(&mut self, loss: &Tensor) -> Result<()> {
         let grads = loss.backward()?;

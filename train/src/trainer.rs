@@ -119,6 +119,19 @@ impl TrainConfig {
     }
 }
 
+impl TrainConfig {
+    /// The shared settings of a GCD run (`crate::gcd`): its own settings are in
+    /// [`crate::gcd::GcdConfig`]; here the iteration count, batch and the 5-step schedule.
+    pub fn gcd_default() -> Self {
+        Self {
+            steps: 2_000,
+            schedule: ScheduleConfig::ddaebm(5),
+            ema_decay: None,
+            ..Self::default()
+        }
+    }
+}
+
 /// Turns on candle's gradient-graph retention for this process and checks that it works on the
 /// current thread: `d/dx Σ (d/dx x³)² = d/dx Σ 9x⁴ = 36 x³`.
 pub fn enable_second_order_gradients() -> Result<()> {
@@ -197,7 +210,7 @@ struct Ema {
     entries: Vec<(String, Var, Tensor)>,
 }
 
-fn adam(vars: Vec<(String, Var)>, lr: f64) -> Result<Adam> {
+pub(crate) fn adam(vars: Vec<(String, Var)>, lr: f64) -> Result<Adam> {
     let params = AdamParams {
         lr,
         beta1: 0.0,
@@ -218,7 +231,7 @@ fn snapshot(var: &Var) -> Result<Tensor> {
 /// default initialisation (uniform in ±1/√fan_in, fan_in = inputs × kernel area), in name
 /// order: candle's CPU generator cannot be seeded, and training must be reproducible from
 /// `--seed`.
-fn reinit_linear_layers(vm: &VarMap, rng: &mut ChaCha8Rng) -> Result<()> {
+pub(crate) fn reinit_linear_layers(vm: &VarMap, rng: &mut ChaCha8Rng) -> Result<()> {
     let data = vm.data().lock().expect("var map lock");
     let mut names: Vec<&String> = data.keys().filter(|n| n.ends_with(".weight")).collect();
     names.sort();
@@ -245,7 +258,7 @@ fn reinit_linear_layers(vm: &VarMap, rng: &mut ChaCha8Rng) -> Result<()> {
 }
 
 /// Names of the mixture base measure's tensors: set once from the data, never trained.
-fn is_base_measure(name: &str) -> bool {
+pub(crate) fn is_base_measure(name: &str) -> bool {
     name.starts_with("energy.base.")
 }
 
@@ -444,6 +457,7 @@ impl Trainer {
             loss_energy: scalar(&energy.loss)?,
             loss_generator: scalar(&loss_generator)?,
             r1: scalar(&energy.r1)?,
+            loss_value: 0.0,
             f_real: scalar(&energy.real.mean_all()?)?,
             f_fake: scalar(&f_fake_mean)?,
         })
@@ -710,6 +724,10 @@ impl TrainingMethod for Trainer {
 
     fn schedule(&self) -> &Schedule {
         Trainer::schedule(self)
+    }
+
+    fn total_steps(&self) -> usize {
+        self.cfg.steps
     }
 
     fn set_base_measure(&mut self, params: &MixtureParams) -> Result<()> {

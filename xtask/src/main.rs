@@ -8,9 +8,12 @@
 //!   against (see [`bindings_fixture`]); `scripts/test-bindings.sh` runs it.
 //! * `probe-levels MODEL DATA OUT.npy`: a research probe, the log-densities of every diffusion
 //!   level (see [`probe_levels`]; `bench/ood/README.md` uses it).
+//! * `methods-toy [key=value ...]`: the training methods' samplers and energies on 2-D toy data
+//!   (see [`methods`]; `bench/methods/` runs it).
 
 mod bindings_fixture;
 mod format_fixtures;
+mod methods;
 mod probe_levels;
 
 use anyhow::{bail, Result};
@@ -29,9 +32,10 @@ fn main() -> Result<()> {
             bindings_fixture::write(dir.as_ref())
         }
         Some("probe-levels") => probe_levels::run(&args[1..]),
+        Some("methods-toy") => methods::run(&args[1..]),
         _ => bail!(
             "usage: cargo run -p xtask -- <format-fixtures [DIR] | bindings-fixture [DIR] | \
-             probe-levels MODEL DATA OUT.npy>"
+             probe-levels MODEL DATA OUT.npy | methods-toy [key=value ...]>"
         ),
     }
 }

@@ -4,9 +4,11 @@ use anyhow::{bail, Result};
 use clap::Args;
 use ddaebm::{NetworkConfig, ScheduleConfig};
 use ddaebm_train::data::Matrix;
+use ddaebm_train::fit::MethodConfig;
 use ddaebm_train::fit::{
     default_image_network, default_network_for, pixel_range_of, split_indices, FitConfig,
 };
+use ddaebm_train::gcd::GcdConfig;
 use ddaebm_train::trainer::TrainConfig;
 
 /// Options of a training run.
@@ -26,9 +28,31 @@ pub struct TrainArgs {
     pub steps: Option<usize>,
     #[arg(long)]
     pub batch_size: Option<usize>,
-    /// Diffusion steps T.
-    #[arg(long, default_value_t = 4)]
-    pub timesteps: usize,
+    /// Training method: ddaebm (energy trained against a latent-variable generator) or gcd
+    /// (energy trained against a few-step Gaussian-policy sampler; vector data).
+    #[arg(long, default_value = "ddaebm")]
+    pub method: String,
+    /// Diffusion steps T (the sampler's steps) [default: 4 for ddaebm, 5 for gcd].
+    #[arg(long)]
+    pub timesteps: Option<usize>,
+    /// GCD: DDPM pre-training iterations before the GCD iterations.
+    #[arg(long)]
+    pub pretrain_steps: Option<usize>,
+    /// GCD: steps N of the fine diffusion the DDPM is pre-trained on (a multiple of T).
+    #[arg(long)]
+    pub ddpm_steps: Option<usize>,
+    /// GCD: entropy weight τ of the sampler (0 turns maximum entropy off).
+    #[arg(long)]
+    pub tau: Option<f64>,
+    /// GCD: weight of the sampler's velocity cost, relative to τ.
+    #[arg(long)]
+    pub velocity_weight: Option<f64>,
+    /// GCD: weight γ of the energy magnitude penalty.
+    #[arg(long)]
+    pub energy_penalty: Option<f64>,
+    /// GCD: Adam learning rate of the sampler during GCD (after pre-training).
+    #[arg(long)]
+    pub lr_sampler: Option<f64>,
     /// Share of rows held out for calibration (at least 100 rows, or a third of small data).
     #[arg(long, default_value_t = 0.1)]
     pub val_fraction: f64,
@@ -125,11 +149,61 @@ impl TrainArgs {
         Ok(network)
     }
 
+    /// The method's own settings, with this run's overrides; refuses another method's flags.
+    fn method_config(&self) -> Result<MethodConfig> {
+        let gcd_flags = [
+            ("--pretrain-steps", self.pretrain_steps.is_some()),
+            ("--ddpm-steps", self.ddpm_steps.is_some()),
+            ("--tau", self.tau.is_some()),
+            ("--velocity-weight", self.velocity_weight.is_some()),
+            ("--energy-penalty", self.energy_penalty.is_some()),
+            ("--lr-sampler", self.lr_sampler.is_some()),
+        ];
+        let ddaebm_flags = [
+            ("--lr-generator", self.lr_generator.is_some()),
+            ("--r1-gamma", self.r1_gamma.is_some()),
+            ("--latent-dim", self.latent_dim.is_some()),
+            ("--ema", self.ema.is_some()),
+        ];
+        let refuse = |flags: &[(&str, bool)], method: &str| -> Result<()> {
+            match flags.iter().find(|(_, set)| *set) {
+                Some((flag, _)) => bail!("{flag} does not apply to --method {method}"),
+                None => Ok(()),
+            }
+        };
+        match self.method.as_str() {
+            "ddaebm" => {
+                refuse(&gcd_flags, "ddaebm")?;
+                Ok(MethodConfig::Ddaebm)
+            }
+            "gcd" => {
+                refuse(&ddaebm_flags, "gcd")?;
+                let d = GcdConfig::default();
+                Ok(MethodConfig::Gcd(GcdConfig {
+                    ddpm_steps: self.ddpm_steps.unwrap_or(d.ddpm_steps),
+                    pretrain_steps: self.pretrain_steps.unwrap_or(d.pretrain_steps),
+                    tau: self.tau.unwrap_or(d.tau),
+                    velocity_weight: self.velocity_weight.unwrap_or(d.velocity_weight),
+                    gamma: self.energy_penalty.unwrap_or(d.gamma),
+                    lr_energy: self.lr_energy.unwrap_or(d.lr_energy),
+                    lr_sampler: self.lr_sampler.unwrap_or(d.lr_sampler),
+                    ..d
+                }))
+            }
+            other => bail!("unknown --method {other:?}: ddaebm or gcd"),
+        }
+    }
+
     /// The fit configuration: `network` with this run's overrides, and the training settings.
     pub fn config(&self, network: NetworkConfig) -> Result<FitConfig> {
-        let defaults = match network.image {
-            Some(_) => TrainConfig::image_default(),
-            None => TrainConfig::default(),
+        let method = self.method_config()?;
+        if matches!(method, MethodConfig::Gcd(_)) && network.image.is_some() {
+            bail!("--method gcd trains vector data (its sampler is an MLP policy); for images use the default method");
+        }
+        let defaults = match (&method, &network.image) {
+            (_, Some(_)) => TrainConfig::image_default(),
+            (MethodConfig::Gcd(_), None) => TrainConfig::gcd_default(),
+            (MethodConfig::Ddaebm, None) => TrainConfig::default(),
         };
         let mut network = network;
         if let Some(w) = self.width {
@@ -175,6 +249,7 @@ impl TrainArgs {
             );
         }
         Ok(FitConfig {
+            method,
             train: TrainConfig {
                 steps: self.steps.unwrap_or(defaults.steps),
                 batch_size: self.batch_size.unwrap_or(defaults.batch_size),
@@ -195,7 +270,7 @@ impl TrainArgs {
                 ema_decay,
                 seed: self.seed,
                 schedule: ScheduleConfig {
-                    num_timesteps: self.timesteps,
+                    num_timesteps: self.timesteps.unwrap_or(defaults.schedule.num_timesteps),
                     beta_max: self.beta_max.unwrap_or(defaults.schedule.beta_max),
                     beta_min: self.beta_min.unwrap_or(defaults.schedule.beta_min),
                     kind: match self.schedule_kind.as_deref() {

@@ -1,0 +1,269 @@
+//! `methods-toy`: the training methods side by side on the 2-D toy data (`bench/methods/`).
+//!
+//! `cargo run --release -p xtask -- methods-toy [key=value ...]` fits, on `rows` points of the
+//! chosen toy data (seeded), a GCD model (DDPM pre-training then GCD) and, unless `ddaebm=0`, a
+//! DDAEBM model with `fit`'s defaults, and prints one JSON line per sampler:
+//!
+//! * `ddpm-1000` and `ddpm-T`: the pre-trained DDPM (the GCD run stopped before its first GCD
+//!   iteration) sampled on all its fine levels and on the `T` levels of the policy;
+//! * `gcd-T`: the GCD policy; `ddaebm-4`: DDAEBM's generator;
+//!
+//! each with modes covered, the share of samples within 3σ of a centre, the sliced
+//! Wasserstein-1 distance to held-out data, and (for the fitted models) the energy's AUROC of
+//! held-out data against points between modes, plus training seconds.
+//!
+//! Keys: `toy` (8 or 25), `rows`, `seed`, `steps`, `pretrain`, `tau`, `velocity`, `gamma`,
+//! `lr_energy`, `lr_sampler`, `timesteps`, `samples`, `ddaebm` (0/1), `ddpm1000` (0/1),
+//! `out` (a folder for the models and samples as .npy).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use candle::{Device, Tensor};
+use ddaebm::{Model, Sampler};
+use ddaebm_train::data::Matrix;
+use ddaebm_train::fit::{fit, FitConfig, MethodConfig};
+use ddaebm_train::gcd::GcdConfig;
+use ddaebm_train::metrics::auroc;
+use ddaebm_train::toy::Toy;
+use ddaebm_train::trainer::TrainConfig;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
+
+/// Sliced Wasserstein-1 distance between two 2-D point sets of equal size: the mean over 128
+/// seeded random directions of the 1-D W1 between the projections (sorted differences).
+pub fn sliced_wasserstein(a: &[f32], b: &[f32]) -> f64 {
+    let n = (a.len() / 2).min(b.len() / 2);
+    let mut rng = ChaCha8Rng::seed_from_u64(0x51_1CED);
+    let mut total = 0.0;
+    let dirs = 128;
+    for _ in 0..dirs {
+        let th: f64 = rng.random_range(0.0..std::f64::consts::PI);
+        let (c, s) = (th.cos(), th.sin());
+        let proj = |p: &[f32]| -> Vec<f64> {
+            let mut v: Vec<f64> = p
+                .chunks_exact(2)
+                .take(n)
+                .map(|q| c * q[0] as f64 + s * q[1] as f64)
+                .collect();
+            v.sort_by(|x, y| x.total_cmp(y));
+            v
+        };
+        let (pa, pb) = (proj(a), proj(b));
+        total += pa.iter().zip(&pb).map(|(x, y)| (x - y).abs()).sum::<f64>() / n as f64;
+    }
+    total / dirs as f64
+}
+
+struct Args(HashMap<String, String>);
+
+impl Args {
+    fn parse(args: &[String]) -> Result<Self> {
+        let mut m = HashMap::new();
+        for a in args {
+            let (k, v) = a
+                .split_once('=')
+                .with_context(|| format!("expected key=value, got {a:?}"))?;
+            m.insert(k.to_string(), v.to_string());
+        }
+        Ok(Self(m))
+    }
+
+    fn get<T: std::str::FromStr>(&self, key: &str, default: T) -> Result<T> {
+        match self.0.get(key) {
+            None => Ok(default),
+            Some(v) => v
+                .parse()
+                .map_err(|_| anyhow::anyhow!("{key}={v:?} does not parse")),
+        }
+    }
+}
+
+/// Raw-scale samples from the DDPM inside a GCD model, with `steps` levels.
+fn ddpm_samples(model: &Model, n: usize, steps: usize, seed: u64) -> Result<Vec<f32>> {
+    let Sampler::Policy(policy) = model.sampler() else {
+        bail!("not a GCD model");
+    };
+    let dev = Device::Cpu;
+    let x = policy.sample_ddpm(n, model.input_dim(), steps, seed, &dev)?;
+    let (mean, std) = model.metadata().normalization.tensors(&dev)?;
+    Ok(x.broadcast_mul(&std)?
+        .broadcast_add(&mean)?
+        .flatten_all()?
+        .to_vec1()?)
+}
+
+struct Report<'a> {
+    toy: &'a Toy,
+    held_out: &'a [f32],
+    between: &'a [f32],
+}
+
+impl Report<'_> {
+    fn line(
+        &self,
+        name: &str,
+        samples: &[f32],
+        model: Option<&Model>,
+        extra: serde_json::Value,
+    ) -> Result<()> {
+        let r = self.toy.mode_report(samples);
+        let mut v = serde_json::json!({
+            "toy": self.toy.name,
+            "sampler": name,
+            "modes": r.modes_covered,
+            "of": self.toy.centres.len(),
+            "within_3_sigma": r.within_3_sigma,
+            "sliced_w1": sliced_wasserstein(samples, self.held_out),
+        });
+        if let Some(m) = model {
+            let n = self.held_out.len() / 2;
+            let e_in = m.energy(self.held_out, n)?;
+            let e_out = m.energy(self.between, self.between.len() / 2)?;
+            v["energy_auroc"] = serde_json::json!(auroc(&e_in, &e_out));
+        }
+        if let (Some(obj), Some(more)) = (v.as_object_mut(), extra.as_object()) {
+            for (k, x) in more {
+                obj.insert(k.clone(), x.clone());
+            }
+        }
+        println!("{v}");
+        Ok(())
+    }
+}
+
+pub fn run(args: &[String]) -> Result<()> {
+    let a = Args::parse(args)?;
+    let toy = match a.get("toy", 8usize)? {
+        8 => Toy::gaussians8(),
+        25 => Toy::gaussians25(),
+        k => bail!("toy must be 8 or 25, got {k}"),
+    };
+    let seed: u64 = a.get("seed", 0)?;
+    let rows: usize = a.get("rows", 20_000)?;
+    let n_samples: usize = a.get("samples", 4000)?;
+    let out: Option<PathBuf> = a.0.get("out").map(PathBuf::from);
+    if let Some(dir) = &out {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xDA7A);
+    let train = toy.sample(rows, &mut rng);
+    // Shuffled so that a held-out split does not follow the centre cycle.
+    let mut idx: Vec<usize> = (0..rows).collect();
+    for i in (1..rows).rev() {
+        idx.swap(i, rng.random_range(0..=i));
+    }
+    let data = Matrix {
+        rows,
+        cols: 2,
+        data: idx
+            .iter()
+            .flat_map(|&i| [train[2 * i], train[2 * i + 1]])
+            .collect(),
+        image: None,
+    };
+    let held_out = toy.sample(n_samples, &mut rng);
+    let between = toy.between_modes(n_samples, &mut rng);
+    // An unused draw keeps the oracle's noise apart from the data's.
+    let _: f64 = StandardNormal.sample(&mut rng);
+    let report = Report {
+        toy: &toy,
+        held_out: &held_out,
+        between: &between,
+    };
+    let oracle_in: Vec<f32> = toy.log_density(&held_out).iter().map(|v| -v).collect();
+    let oracle_out: Vec<f32> = toy.log_density(&between).iter().map(|v| -v).collect();
+    println!(
+        "{}",
+        serde_json::json!({"toy": toy.name, "sampler": "data", "oracle_energy_auroc": auroc(&oracle_in, &oracle_out),
+            "modes": toy.mode_report(&held_out).modes_covered, "within_3_sigma": toy.mode_report(&held_out).within_3_sigma,
+            "sliced_w1": sliced_wasserstein(&toy.sample(n_samples, &mut rng), &held_out)})
+    );
+    let dev = Device::Cpu;
+    let d = GcdConfig::default();
+    let gcd = GcdConfig {
+        pretrain_steps: a.get("pretrain", d.pretrain_steps)?,
+        tau: a.get("tau", d.tau)?,
+        velocity_weight: a.get("velocity", d.velocity_weight)?,
+        gamma: a.get("gamma", d.gamma)?,
+        lr_energy: a.get("lr_energy", d.lr_energy)?,
+        lr_sampler: a.get("lr_sampler", d.lr_sampler)?,
+        ..d
+    };
+    let mut train_cfg = TrainConfig::gcd_default();
+    train_cfg.seed = seed;
+    train_cfg.steps = a.get("steps", train_cfg.steps)?;
+    train_cfg.schedule.num_timesteps = a.get("timesteps", train_cfg.schedule.num_timesteps)?;
+    let t = train_cfg.schedule.num_timesteps;
+    let cfg = |steps: usize| FitConfig {
+        train: TrainConfig {
+            steps,
+            ..train_cfg.clone()
+        },
+        method: MethodConfig::Gcd(gcd.clone()),
+        ..FitConfig::default()
+    };
+    let save = |name: &str, m: &ddaebm_train::fit::FittedModel, s: &[f32]| -> Result<()> {
+        if let Some(dir) = &out {
+            m.save(dir.join(format!("{name}.safetensors")))?;
+            ddaebm_train::data::write_npy(
+                dir.join(format!("{name}-samples.npy")),
+                s,
+                &[s.len() / 2, 2],
+            )?;
+        }
+        Ok(())
+    };
+    // The pre-trained DDPM: the GCD run stopped before its first GCD iteration.
+    let start = Instant::now();
+    let (pre, _) = fit(&data, &cfg(0), &dev, |_, _| {})?;
+    let pre_seconds = start.elapsed().as_secs_f64();
+    if a.get("ddpm1000", 1u8)? == 1 {
+        let s = ddpm_samples(&pre.model, n_samples, gcd.ddpm_steps, seed)?;
+        report.line(
+            "ddpm-1000",
+            &s,
+            None,
+            serde_json::json!({"seconds": pre_seconds}),
+        )?;
+    }
+    let s = ddpm_samples(&pre.model, n_samples, t, seed)?;
+    report.line(
+        &format!("ddpm-{t}"),
+        &s,
+        None,
+        serde_json::json!({"seconds": pre_seconds}),
+    )?;
+    save("ddpm", &pre, &s)?;
+    let start = Instant::now();
+    let (g, _) = fit(&data, &cfg(train_cfg.steps), &dev, |_, _| {})?;
+    let secs = start.elapsed().as_secs_f64();
+    let s = g.model.sample(n_samples, seed)?;
+    report.line(
+        &format!("gcd-{t}"),
+        &s,
+        Some(&g.model),
+        serde_json::json!({"seconds": secs, "tau": gcd.tau, "steps": train_cfg.steps, "pretrain": gcd.pretrain_steps}),
+    )?;
+    save("gcd", &g, &s)?;
+    if a.get("ddaebm", 1u8)? == 1 {
+        let mut c = FitConfig::default();
+        c.train.seed = seed;
+        let start = Instant::now();
+        let (m, _) = fit(&data, &c, &dev, |_, _| {})?;
+        let secs = start.elapsed().as_secs_f64();
+        let s = m.model.sample(n_samples, seed)?;
+        report.line(
+            &format!("ddaebm-{}", m.metadata.schedule.num_timesteps),
+            &s,
+            Some(&m.model),
+            serde_json::json!({"seconds": secs, "steps": c.train.steps}),
+        )?;
+        save("ddaebm", &m, &s)?;
+    }
+    let _ = Tensor::zeros(1, candle::DType::F32, &dev)?;
+    Ok(())
+}
