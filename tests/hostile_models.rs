@@ -22,8 +22,8 @@ use candle::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
 use ddaebm::format::{read_model_bytes, CALIBRATION_TENSOR, FORMAT_VERSION};
 use ddaebm::{
-    Calibration, EnergyNet, Error, Generator, Model, ModelMetadata, NetworkConfig, Normalization,
-    ScheduleConfig,
+    Calibration, EnergyNet, Error, GaussianPolicy, Generator, Method, Model, ModelMetadata,
+    NetworkConfig, Normalization, PolicyConfig, SamplerKind, ScheduleConfig,
 };
 use serde_json::{json, Value};
 
@@ -169,6 +169,12 @@ impl RawModel {
 
 /// The tiny valid model every generated case starts from.
 fn valid_model() -> RawModel {
+    valid_model_of(false)
+}
+
+/// The valid DDAEBM model, or with `gcd` the same energy with a GCD Gaussian policy (8 DDPM
+/// steps) instead of the generator.
+fn valid_model_of(gcd: bool) -> RawModel {
     let network = NetworkConfig {
         input_dim: 2,
         latent_dim: 2,
@@ -187,7 +193,15 @@ fn valid_model() -> RawModel {
     let vm = VarMap::new();
     let vb = VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu);
     EnergyNet::new(&network, schedule.num_timesteps, vb.pp("energy")).unwrap();
-    Generator::new(&network, schedule.num_timesteps, vb.pp("generator")).unwrap();
+    let policy = gcd.then_some(PolicyConfig { ddpm_steps: 8 });
+    match &policy {
+        Some(p) => {
+            GaussianPolicy::new(&network, &schedule, p, vb.pp("sampler")).unwrap();
+        }
+        None => {
+            Generator::new(&network, schedule.num_timesteps, vb.pp("generator")).unwrap();
+        }
+    }
     let mut shapes: Vec<(String, Vec<usize>)> = vm
         .data()
         .lock()
@@ -219,10 +233,14 @@ fn valid_model() -> RawModel {
         tensors.push(f32_tensor(&name, &shape, &values));
     }
     tensors.sort_by(|a, b| a.name.cmp(&b.name));
+    let (method, sampler) = match gcd {
+        true => (Method::Gcd, SamplerKind::GaussianPolicy),
+        false => (Method::Ddaebm, SamplerKind::Generator),
+    };
     let metadata = ModelMetadata {
-        method: Default::default(),
-        sampler: Default::default(),
-        policy: None,
+        method,
+        sampler,
+        policy,
         network,
         schedule,
         normalization: Normalization {
@@ -1148,6 +1166,101 @@ fn generated_cases() -> Vec<Case> {
         BadModel("unknown variant `langevin-v9`"),
         |v| set(v, "/sampler", json!("langevin-v9")),
     );
+    c.json(
+        "policy-on-generator",
+        "a DDAEBM model (generator) with a Gaussian policy's settings",
+        BadModel("belongs to the gaussian_policy sampler"),
+        |v| {
+            v.as_object_mut()
+                .unwrap()
+                .insert("policy".into(), json!({"ddpm_steps": 8}));
+        },
+    );
+
+    // --- GCD models (Gaussian-policy sampler) ---
+    let ddaebm_base = std::mem::replace(&mut c.base, valid_model_of(true));
+    c.edit(
+        "gcd-valid",
+        "a valid GCD model: the energy and a Gaussian policy on 8 DDPM steps",
+        Opens,
+        |_| {},
+    );
+    c.json(
+        "gcd-policy-missing",
+        "sampler gaussian_policy without the policy entry",
+        BadModel("needs the metadata's policy entry"),
+        |v| remove(v, "/policy"),
+    );
+    c.json(
+        "gcd-ddpm-steps-not-multiple",
+        "ddpm_steps 10, not a multiple of the 4 schedule steps",
+        BadModel("must be a multiple of the schedule's 4 steps"),
+        |v| set(v, "/policy/ddpm_steps", json!(10)),
+    );
+    c.json(
+        "gcd-ddpm-steps-huge",
+        "ddpm_steps 2^40",
+        BadModel("must be a multiple of the schedule's 4 steps"),
+        |v| set(v, "/policy/ddpm_steps", json!(1u64 << 40)),
+    );
+    c.json(
+        "gcd-policy-wrong-type",
+        "the policy entry is a string",
+        invalid_metadata,
+        |v| set(v, "/policy", json!("ddpm")),
+    );
+    for (name, what, value, expect) in [
+        (
+            "gcd-log-std-nan",
+            "a step's log σ is NaN",
+            f32::NAN,
+            "sampler.log_std holds NaN",
+        ),
+        (
+            "gcd-log-std-huge",
+            "a step's log σ is 1e4 (σ overflows)",
+            1e4,
+            "every entry must be finite and within",
+        ),
+    ] {
+        c.edit(name, what, BadModel(expect), |m| {
+            let t = m.tensor("sampler.log_std");
+            t.data[4..8].copy_from_slice(&value.to_le_bytes());
+        });
+    }
+    c.edit(
+        "gcd-log-std-missing",
+        "no `sampler.log_std`",
+        BadModel("sampler policy"),
+        |m| m.tensors.retain(|t| t.name != "sampler.log_std"),
+    );
+    c.edit(
+        "gcd-log-std-wrong-shape",
+        "`sampler.log_std` holds 3 values for 4 steps",
+        BadModel("sampler policy"),
+        |m| {
+            let t = m.tensor("sampler.log_std");
+            t.shape = vec![3];
+            t.data.truncate(12);
+        },
+    );
+    c.edit(
+        "gcd-generator-tensors-only",
+        "sampler gaussian_policy but the tensors of a generator",
+        BadModel("sampler policy"),
+        |m| {
+            let generator = valid_model_of(false);
+            m.tensors.retain(|t| !t.name.starts_with("sampler."));
+            m.tensors.extend(
+                generator
+                    .tensors
+                    .into_iter()
+                    .filter(|t| t.name.starts_with("generator.")),
+            );
+            m.tensors.sort_by(|a, b| a.name.cmp(&b.name));
+        },
+    );
+    c.base = ddaebm_base;
 
     // --- Not model files at all ---
     c.add(

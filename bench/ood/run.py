@@ -182,6 +182,8 @@ def main(argv=None) -> int:
     ap.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data")
     ap.add_argument("--ddaebm-bin", type=Path, default=REPO / "target" / "release" / "ddaebm-train")
     ap.add_argument("--ddaebm-args", default="", help='extra args for `ddaebm-train fit`, e.g. "--steps 2000"')
+    ap.add_argument("--ddaebm-label", default="ddaebm",
+                    help='name of the ddaebm rows in the results, e.g. "ddaebm-gcd" with --ddaebm-args "--method gcd"')
     ap.add_argument("--tmp-dir", type=Path, default=REPO / "target" / "bench-ood")
     ap.add_argument("--keep-tmp", action="store_true", help="keep ddaebm's temp files")
     ap.add_argument("--threads", type=int, default=1,
@@ -216,7 +218,8 @@ def main(argv=None) -> int:
         for seed in seeds:
             X_train, X_test, y_test, info = load_task(task, args.data_dir, seed)
             for det in detectors:
-                row = {"task": task, "seed": seed, "detector": det, **info}
+                label = args.ddaebm_label if det == "ddaebm" else det
+                row = {"task": task, "seed": seed, "detector": label, **info}
                 try:
                     if det == "ddaebm":
                         scores, timing = run_ddaebm(args.ddaebm_bin, extra, seed, X_train, X_test,
@@ -234,11 +237,11 @@ def main(argv=None) -> int:
                     row["error"] = f"{type(e).__name__}: {e}"
                 results.append(row)
                 if "error" in row:
-                    print(f"{task:18s} seed {seed} {det:8s} ERROR {row['error']}", flush=True)
+                    print(f"{task:18s} seed {seed} {label:8s} ERROR {row['error']}", flush=True)
                 else:
                     tpr = (f" TPR@thr {row['tpr_at_threshold']:.3f}"
                            if "tpr_at_threshold" in row else "")
-                    print(f"{task:18s} seed {seed} {det:8s} AUROC {row['auroc']:.4f} "
+                    print(f"{task:18s} seed {seed} {label:8s} AUROC {row['auroc']:.4f} "
                           f"AUPR {row['aupr']:.4f} FPR95 {row['fpr95']:.4f}{tpr} "
                           f"fit {row['fit_s']:.2f}s score {row['score_s']:.2f}s", flush=True)
     total = time.perf_counter() - t_start

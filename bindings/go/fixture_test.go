@@ -28,6 +28,9 @@ type fixture struct {
 	imageShape          [3]int
 	imageRows           int
 	imageX, imageEnergy []float32
+
+	// The GCD model (gcd_model.safetensors): its energies of x and its samples.
+	gcdEnergy, gcdSample []float32
 }
 
 // fixtureDir is $DDAEBM_FIXTURE_DIR, or target/bindings-fixture of the repository.
@@ -117,6 +120,8 @@ func loadFixture(t testing.TB) *fixture {
 		imageRows:   int(number("image_rows", 64)),
 		imageX:      readF32(t, "image_rows.f32"),
 		imageEnergy: readF32(t, "image_energy.f32"),
+		gcdEnergy:   readF32(t, "gcd_energy.f32"),
+		gcdSample:   readF32(t, "gcd_sample.f32"),
 	}
 	for _, b := range readFixture(t, "is_ood.u8") {
 		f.isOOD = append(f.isOOD, b != 0)
@@ -124,7 +129,8 @@ func loadFixture(t testing.TB) *fixture {
 	if len(f.x) != f.rows*f.dim || len(f.energy) != f.rows || len(f.pvalue) != f.rows ||
 		len(f.isOOD) != f.rows || len(f.sample) != f.sampleRows*f.dim ||
 		len(f.imageX) != f.imageRows*f.imageShape[0]*f.imageShape[1]*f.imageShape[2] ||
-		len(f.imageEnergy) != f.imageRows {
+		len(f.imageEnergy) != f.imageRows ||
+		len(f.gcdEnergy) != f.rows || len(f.gcdSample) != f.sampleRows*f.dim {
 		t.Fatalf("the fixture in %s is inconsistent with its fixture.txt", fixtureDir())
 	}
 	return f

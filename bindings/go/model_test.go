@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -135,6 +136,29 @@ func TestPValues(t *testing.T) {
 		t.Fatal(err)
 	}
 	sameBits(t, "pvalue", pvalues, f.pvalue)
+}
+
+// A model of another training method (GCD, Gaussian-policy sampler) through the same calls.
+func TestGCDModel(t *testing.T) {
+	f := loadFixture(t)
+	m, err := ddaebm.Open(fixtureFile(t, "gcd_model.safetensors"), nil)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer m.Close()
+	if !strings.Contains(m.Metadata(), `"gaussian_policy"`) {
+		t.Errorf("the GCD model's metadata names no gaussian_policy sampler")
+	}
+	energy, err := m.Energy(f.x, f.rows)
+	if err != nil {
+		t.Fatalf("Energy: %v", err)
+	}
+	sameBits(t, "GCD energy", energy, f.gcdEnergy)
+	sample, err := m.Sample(f.sampleRows, f.sampleSeed)
+	if err != nil {
+		t.Fatalf("Sample: %v", err)
+	}
+	sameBits(t, "GCD sample", sample, f.gcdSample)
 }
 
 func TestSample(t *testing.T) {

@@ -75,7 +75,7 @@ impl Default for GcdConfig {
         Self {
             ddpm_steps: 1000,
             pretrain_steps: 4000,
-            tau: 0.1,
+            tau: 1.0,
             velocity_weight: 1.0,
             gamma: 0.1,
             lr_energy: 1e-3,

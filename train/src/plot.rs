@@ -63,26 +63,36 @@ fn scatter(img: &mut RgbImage, x0: u32, points: &[f32], view: View, colour: Rgb<
     }
 }
 
-/// Draws `data` and `samples` (row-major 2-D points) as scatter plots and `log_density`
-/// (`n × n` values, row 0 at the bottom) as a heat map, side by side.
+/// Writes the demo figure: the data, then every sample set in `samples` (one scatter panel
+/// each), then the density panel `exp(f)` on an `n × n` grid over `view` (normalised by its
+/// maximum), side by side.
 pub fn write_demo_png(
     path: impl AsRef<Path>,
     data: &[f32],
-    samples: &[f32],
+    samples: &[&[f32]],
     log_density: &[f32],
     n: u32,
     view: View,
 ) -> Result<()> {
-    let width = 3 * PANEL + 2 * GAP;
+    let panels = 2 + samples.len() as u32;
+    let width = panels * PANEL + (panels - 1) * GAP;
     let mut img = RgbImage::from_pixel(width, PANEL, Rgb([255, 255, 255]));
     scatter(&mut img, 0, data, view, Rgb([31, 119, 180]));
-    scatter(&mut img, PANEL + GAP, samples, view, Rgb([214, 39, 40]));
+    for (i, s) in samples.iter().enumerate() {
+        scatter(
+            &mut img,
+            (i as u32 + 1) * (PANEL + GAP),
+            s,
+            view,
+            Rgb([214, 39, 40]),
+        );
+    }
     // Density panel: exp(f) normalised by its maximum.
     let max = log_density
         .iter()
         .copied()
         .fold(f32::NEG_INFINITY, f32::max);
-    let x0 = 2 * (PANEL + GAP);
+    let x0 = (panels - 1) * (PANEL + GAP);
     for py in 0..PANEL {
         for px in 0..PANEL {
             let (i, j) = (px * n / PANEL, (PANEL - 1 - py) * n / PANEL);
@@ -170,7 +180,7 @@ mod tests {
         let density: Vec<f32> = (0..n * n)
             .map(|i| if i == n * n - 1 { 0.0 } else { -10.0 })
             .collect();
-        write_demo_png(&path, &[0.0, 0.0], &[0.5, 0.5], &density, n, view).unwrap();
+        write_demo_png(&path, &[0.0, 0.0], &[&[0.5, 0.5]], &density, n, view).unwrap();
         let img = image::open(&path).unwrap().to_rgb8();
         assert_eq!(img.dimensions(), (3 * PANEL + 2 * GAP, PANEL));
         let centre = PANEL / 2;

@@ -208,7 +208,12 @@ int fixture_load(fixture *fx, const char *dir, char *err, size_t err_len) {
                            : NULL;
   fx->image_energy =
       fx->image_x ? read_f32(fx, "image_energy.f32", fx->image_rows, err, err_len) : NULL;
-  if (fx->image_energy == NULL) {
+  fx->gcd_energy =
+      fx->image_energy ? read_f32(fx, "gcd_energy.f32", fx->rows, err, err_len) : NULL;
+  fx->gcd_sample = fx->gcd_energy ? read_f32(fx, "gcd_sample.f32", fx->sample_rows * fx->dim,
+                                             err, err_len)
+                                  : NULL;
+  if (fx->gcd_sample == NULL) {
     fixture_free(fx);
     return 0;
   }
@@ -223,5 +228,7 @@ void fixture_free(fixture *fx) {
   free(fx->is_ood);
   free(fx->image_x);
   free(fx->image_energy);
+  free(fx->gcd_energy);
+  free(fx->gcd_sample);
   memset(fx, 0, sizeof *fx);
 }

@@ -52,6 +52,8 @@ typedef struct fixture {
   size_t image_rows;   /* images in image_rows.f32 */
   float *image_x;      /* image_rows × (C·H·W), each image channel-major, raw pixel scale */
   float *image_energy; /* image_rows */
+  float *gcd_energy;   /* rows: the GCD model's energies of x */
+  float *gcd_sample;   /* sample_rows × dim: the GCD model's samples */
 } fixture;
 
 /* Loads every fixture file from `dir`; on failure writes a message to `err` and returns 0. */

@@ -381,6 +381,28 @@ static void test_image_energy_pool_of_2(void) {
   check_image_energy(&opts);
 }
 
+/* ---- a model of another training method (GCD: Gaussian-policy sampler) ----------------- */
+
+static void test_gcd_model_scores_and_samples(void) {
+  char path[4096];
+  ddaebm_model *m = NULL;
+  EXPECT_OK(ddaebm_model_open(fixture_path(&fx, "gcd_model.safetensors", path, sizeof path), NULL,
+                              &m));
+  if (m == NULL) return;
+  const char *meta = ddaebm_model_metadata(m);
+  CHECK(meta != NULL && strstr(meta, "\"gaussian_policy\"") != NULL,
+        "GCD model metadata names no gaussian_policy sampler: %.80s", meta ? meta : "(null)");
+  size_t n = fx.rows, s = fx.sample_rows * fx.dim;
+  float *energy = xmalloc(n * sizeof *energy), *sample = xmalloc(s * sizeof *sample);
+  EXPECT_OK(ddaebm_energy(m, fx.x, n, fx.dim, energy));
+  CHECK_SAME_F32("GCD energy", energy, fx.gcd_energy, n);
+  EXPECT_OK(ddaebm_sample(m, fx.sample_rows, fx.sample_seed, sample, s));
+  CHECK_SAME_F32("GCD sample", sample, fx.gcd_sample, s);
+  free(energy);
+  free(sample);
+  ddaebm_model_free(m);
+}
+
 /* ---- edge cases that succeed ------------------------------------------------------------ */
 
 static void check_screen_optional_outputs(const ddaebm_model *m) {
@@ -1136,6 +1158,7 @@ int main(int argc, char **argv) {
   run_test("image_shape", test_image_shape);
   run_test("image_energy_matches_fixture", test_image_energy_matches_fixture);
   run_test("image_energy_pool_of_2", test_image_energy_pool_of_2);
+  run_test("gcd_model_scores_and_samples", test_gcd_model_scores_and_samples);
   run_test("model_free_null", test_model_free_null);
   run_test("status_strings", test_status_strings);
   run_test("energy_matches_fixture", test_energy_matches_fixture);

@@ -80,6 +80,11 @@ Fixture load() {
         f.image_energy.size() != f.image_rows) {
         throw std::runtime_error(f.dir + ": image array sizes disagree with fixture.txt");
     }
+    f.gcd_energy = read_array<float>(f.path("gcd_energy.f32"));
+    f.gcd_sample = read_array<float>(f.path("gcd_sample.f32"));
+    if (f.gcd_energy.size() != f.rows || f.gcd_sample.size() != f.sample_rows * f.dim) {
+        throw std::runtime_error(f.dir + ": GCD array sizes disagree with fixture.txt");
+    }
     return f;
 }
 

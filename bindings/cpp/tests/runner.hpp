@@ -92,6 +92,9 @@ struct Fixture {
     std::size_t image_rows = 0;
     std::vector<float> image_x;  // image_rows × C·H·W, each image channel-major
     std::vector<float> image_energy;
+    // The GCD model (gcd_model.safetensors): its energies of x and its samples.
+    std::vector<float> gcd_energy;
+    std::vector<float> gcd_sample;
 
     /// Full path of a file in the fixture directory.
     [[nodiscard]] std::string path(const std::string& name) const { return dir + "/" + name; }

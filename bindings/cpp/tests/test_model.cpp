@@ -79,6 +79,15 @@ DDAEBM_TEST(image_energy) {
                 model.energy(std::vector<float>(f.image_x.begin(), f.image_x.end() - 1)));
 }
 
+// A model of another training method (GCD, Gaussian-policy sampler) through the same calls.
+DDAEBM_TEST(gcd_model) {
+    const auto& f = fixture();
+    const auto model = ddaebm::Model::open(f.path("gcd_model.safetensors"));
+    CHECK(model.metadata().find("\"gaussian_policy\"") != std::string::npos);
+    CHECK(bits_equal(model.energy(f.x), f.gcd_energy));
+    CHECK(bits_equal(model.sample(f.sample_rows, f.sample_seed), f.gcd_sample));
+}
+
 DDAEBM_TEST(open_options) {
     const auto& f = fixture();
     const auto model = ddaebm::Model::open(f.path("model.safetensors"), {"cpu", 2});

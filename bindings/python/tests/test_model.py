@@ -41,6 +41,18 @@ def test_scores_are_bit_identical_to_rust(model, rows, fixture_dir):
     assert (bits(p) == bits(np.fromfile(fixture_dir / "pvalue.f32", dtype="<f4"))).all()
 
 
+def test_a_gcd_model_scores_and_samples_like_rust(rows, info, fixture_dir):
+    # A model of another training method (GCD, Gaussian-policy sampler) through the same calls.
+    with ddaebm.Model(fixture_dir / "gcd_model.safetensors") as m:
+        assert m.metadata["method"] == "gcd" and m.metadata["sampler"] == "gaussian_policy"
+        want = np.fromfile(fixture_dir / "gcd_energy.f32", dtype="<f4")
+        assert (bits(m.energy(rows)) == bits(want)).all()
+        n, seed = int(info["sample_rows"]), int(info["sample_seed"])
+        s = m.sample(n, seed=seed)
+        want = np.fromfile(fixture_dir / "gcd_sample.f32", dtype="<f4").reshape(n, -1)
+        assert (bits(s) == bits(want)).all()
+
+
 def test_sample_is_bit_identical_and_seeded(model, info, fixture_dir):
     n, seed = int(info["sample_rows"]), int(info["sample_seed"])
     s = model.sample(n, seed=seed)
