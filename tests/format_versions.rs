@@ -96,3 +96,8 @@ fn version_3_image_model() {
 fn version_4_vector_model_with_mixture_base() {
     check(4);
 }
+
+#[test]
+fn version_5_gcd_model_with_gaussian_policy() {
+    check(5);
+}

@@ -7,6 +7,7 @@
 //! | `v2` | MLP energy, Gaussian base measure, soft-clipped input | the writer's version 2 |
 //! | `v3` | convolutional image model | the writer's version 3 |
 //! | `v4` | MLP energy with a Gaussian-mixture base measure | the writer's version 4 |
+//! | `v5` | a GCD model: MLP energy with a mixture base, Gaussian-policy sampler | the writer's version 5 |
 //!
 //! Each folder holds `model.safetensors`, `rows.f32` (`rows × dim` little-endian f32, the first
 //! half in-distribution, the second far away), `energy.f32`, `pvalue.f32`, `sample.f32`
@@ -25,7 +26,8 @@ use rand_distr::{Distribution, StandardNormal};
 
 use ddaebm::{Model, NetworkConfig};
 use ddaebm_train::data::Matrix;
-use ddaebm_train::fit::{default_image_network, default_network, fit, FitConfig};
+use ddaebm_train::fit::{default_image_network, default_network, fit, FitConfig, MethodConfig};
+use ddaebm_train::gcd::GcdConfig;
 use ddaebm_train::trainer::TrainConfig;
 
 const DIM: usize = 4;
@@ -167,20 +169,28 @@ fn write_one(dir: &Path, version: u32, device: &Device) -> Result<()> {
             cfg.image.as_mut().context("no image config")?.base_channels = 8;
             cfg
         }
-        4 => {
+        4 | 5 => {
             let mut cfg = small_network();
             cfg.base_std = 0.0;
             cfg.base_components = 8;
             cfg
         }
-        _ => unreachable!("versions 1 to 4"),
+        _ => unreachable!("versions 1 to 5"),
     };
     network.latent_dim = network.latent_dim.max(2);
     let mut cfg = FitConfig {
-        train: if image {
-            TrainConfig::image_default()
-        } else {
-            TrainConfig::default()
+        train: match version {
+            3 => TrainConfig::image_default(),
+            5 => TrainConfig::gcd_default(),
+            _ => TrainConfig::default(),
+        },
+        method: match version {
+            5 => MethodConfig::Gcd(GcdConfig {
+                pretrain_steps: 60,
+                ddpm_steps: 100,
+                ..GcdConfig::default()
+            }),
+            _ => MethodConfig::Ddaebm,
         },
         network: Some(network),
         ..FitConfig::default()
@@ -221,10 +231,15 @@ fn write_one(dir: &Path, version: u32, device: &Device) -> Result<()> {
     Ok(())
 }
 
-/// Writes `v1` to `v4` under `dir`.
-pub fn write_all(dir: &Path) -> Result<()> {
+/// Writes the folders of `versions` (`v1` … `v5`) under `dir`. The committed folders are never
+/// rewritten: each stands for files users already have, so a new version adds its folder only.
+pub fn write_all(dir: &Path, versions: &[u32]) -> Result<()> {
     let device = Device::Cpu;
-    for version in 1..=4 {
+    for &version in versions {
+        ensure!(
+            (1..=5).contains(&version),
+            "no fixture for version {version}"
+        );
         write_one(dir, version, &device)?;
     }
     Ok(())

@@ -1,6 +1,7 @@
 //! Developer tasks of the ddaebm repository, run with `cargo run -p xtask -- <task> [args]`:
 //!
-//! * `format-fixtures DIR`: writes one small model file per earlier model-file format version,
+//! * `format-fixtures DIR [VERSIONS]`: writes one small model file per model-file format version
+//!   (all, or the comma-separated `VERSIONS`),
 //!   with rows, the energies and samples the library gives for them (see [`format_fixtures`]).
 //!   The files are committed under `tests/fixtures/format/`; `tests/format_versions.rs` checks
 //!   that every later library opens them and gives the same values, bit for bit.
@@ -23,7 +24,14 @@ fn main() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("format-fixtures") => {
             let dir = args.get(1).map_or("tests/fixtures/format", String::as_str);
-            format_fixtures::write_all(dir.as_ref())
+            let versions = match args.get(2) {
+                Some(list) => list
+                    .split(',')
+                    .map(|v| v.trim().parse())
+                    .collect::<Result<Vec<u32>, _>>()?,
+                None => (1..=5).collect(),
+            };
+            format_fixtures::write_all(dir.as_ref(), &versions)
         }
         Some("bindings-fixture") => {
             let dir = args
@@ -34,7 +42,7 @@ fn main() -> Result<()> {
         Some("probe-levels") => probe_levels::run(&args[1..]),
         Some("methods-toy") => methods::run(&args[1..]),
         _ => bail!(
-            "usage: cargo run -p xtask -- <format-fixtures [DIR] | bindings-fixture [DIR] | \
+            "usage: cargo run -p xtask -- <format-fixtures [DIR [VERSIONS]] | bindings-fixture [DIR] | \
              probe-levels MODEL DATA OUT.npy | methods-toy [key=value ...]>"
         ),
     }
