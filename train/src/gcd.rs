@@ -88,7 +88,8 @@ impl Default for GcdConfig {
 }
 
 impl GcdConfig {
-    fn validate(&self, schedule: &ScheduleConfig) -> Result<()> {
+    /// Checks every setting against the `T`-step schedule.
+    pub fn validate(&self, schedule: &ScheduleConfig) -> Result<()> {
         PolicyConfig {
             ddpm_steps: self.ddpm_steps,
         }

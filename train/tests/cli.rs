@@ -442,3 +442,79 @@ fn inspect_reports_the_declared_version_and_the_method_of_older_files() {
     assert_eq!(meta["method"], "ddaebm");
     assert_eq!(meta["sampler"], "generator");
 }
+
+#[test]
+fn fit_method_gcd_writes_a_gcd_model_and_refuses_other_methods_flags() {
+    let f = fixture();
+    let model = f.dir.path().join("gcd.safetensors");
+    let out = run_ok(&[
+        "fit",
+        "--method",
+        "gcd",
+        "--data",
+        s(&f.data),
+        "--out",
+        s(&model),
+        "--pretrain-steps",
+        "20",
+        "--steps",
+        "20",
+        "--ddpm-steps",
+        "100",
+        "--batch-size",
+        "64",
+        "--tau",
+        "0.5",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("for 40 steps"), "{stderr}");
+    let out = run_ok(&["inspect", "--model", s(&model)]);
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(meta["format_version"], 5);
+    assert_eq!(meta["method"], "gcd");
+    assert_eq!(meta["sampler"], "gaussian_policy");
+    assert_eq!(meta["metadata"]["policy"]["ddpm_steps"], 100);
+    assert_eq!(meta["metadata"]["schedule"]["num_timesteps"], 5);
+    assert_eq!(meta["metadata"]["training"]["method_config"]["tau"], 0.5);
+    let samples = f.dir.path().join("gcd-samples.npy");
+    run_ok(&[
+        "sample",
+        "--model",
+        s(&model),
+        "-n",
+        "30",
+        "--out",
+        s(&samples),
+    ]);
+    let m = load_matrix(&samples, None).unwrap();
+    assert_eq!((m.rows, m.cols), (30, 2));
+    assert!(m.data.iter().all(|v| v.is_finite()));
+
+    let bad = f.dir.path().join("bad.safetensors");
+    let base = [
+        "fit",
+        "--data",
+        s(&f.data),
+        "--out",
+        s(&bad),
+        "--steps",
+        "5",
+    ];
+    for (extra, message) in [
+        (
+            &["--method", "gcd", "--r1-gamma", "1"][..],
+            "--r1-gamma does not apply to --method gcd",
+        ),
+        (
+            &["--tau", "1"][..],
+            "--tau does not apply to --method ddaebm",
+        ),
+        (&["--method", "dcd"][..], "unknown --method"),
+        (&["--method", "gcd", "--ddpm-steps", "7"][..], "multiple"),
+        (&["--method", "gcd", "--tau=-1"][..], "tau"),
+    ] {
+        let args: Vec<&str> = base.iter().chain(extra).copied().collect();
+        assert_one_error_line(&run(&args), message);
+        assert!(!bad.exists());
+    }
+}

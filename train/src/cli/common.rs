@@ -29,10 +29,14 @@ pub fn progress(total: usize) -> impl FnMut(usize, &StepStats) {
     let every = (total / 20).max(1);
     let start = Instant::now();
     move |step, s| {
-        let msg = format!(
+        let mut msg = format!(
             "L_E {:+.3} L_G {:+.3} R1 {:.3} f_real {:+.2} f_fake {:+.2}",
             s.loss_energy, s.loss_generator, s.r1, s.f_real, s.f_fake
         );
+        // GCD's value loss (0 for the other methods and during its DDPM pre-training).
+        if s.loss_value != 0.0 {
+            msg.push_str(&format!(" L_V {:.3}", s.loss_value));
+        }
         match &bar {
             Some(bar) => {
                 bar.set_position(step as u64 + 1);

@@ -102,11 +102,11 @@ pub fn run(args: FitArgs) -> Result<()> {
         "fitting {} rows × {} features for {} steps (batch {}) on {}",
         data.rows,
         data.cols,
-        cfg.train.steps,
+        cfg.total_steps(),
         cfg.train.batch_size.min(data.rows),
         args.train.device
     );
-    let (fitted, summary) = fit(&data, &cfg, &device, progress(cfg.train.steps))?;
+    let (fitted, summary) = fit(&data, &cfg, &device, progress(cfg.total_steps()))?;
     fitted.save(&args.out)?;
     // The model is on disk: the checkpoint has served its purpose.
     if checkpoint.exists() {
@@ -114,7 +114,7 @@ pub fn run(args: FitArgs) -> Result<()> {
             .with_context(|| format!("cannot remove checkpoint {}", checkpoint.display()))?;
     }
     if let Some(step) = summary.resumed_from {
-        eprintln!("resumed at iteration {step} of {}", cfg.train.steps);
+        eprintln!("resumed at iteration {step} of {}", cfg.total_steps());
     }
     eprintln!(
         "wrote {} ({:.1} it/s, {:.0} s; threshold {:.4} at TPR {} on {} held-out rows)",

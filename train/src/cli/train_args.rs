@@ -248,7 +248,7 @@ impl TrainArgs {
                 self.val_fraction
             );
         }
-        Ok(FitConfig {
+        let fit_config = FitConfig {
             method,
             train: TrainConfig {
                 steps: self.steps.unwrap_or(defaults.steps),
@@ -291,6 +291,10 @@ impl TrainArgs {
             checkpoint: None,
             stop: None,
             snapshots: None,
-        })
+        };
+        if let MethodConfig::Gcd(g) = &fit_config.method {
+            g.validate(&fit_config.train.schedule)?;
+        }
+        Ok(fit_config)
     }
 }
