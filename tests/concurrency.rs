@@ -160,3 +160,17 @@ fn shared_model_with_a_pool_of_two() {
     let calls = stress(model, threads, seconds);
     println!("pool of 2: {threads} threads, {seconds} s, {calls} calls, all bit-identical");
 }
+
+// A GCD model (Gaussian-policy sampler, mixture base): the committed format fixture.
+#[test]
+fn shared_gcd_model_on_the_global_pool() {
+    let threads = env_or("DDAEBM_STRESS_THREADS", 16) as usize;
+    let seconds = env_or("DDAEBM_STRESS_SECONDS", 2);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/format/v5/model.safetensors");
+    let model = Model::open(&path, &candle::Device::Cpu).unwrap();
+    assert_eq!(model.input_dim(), DIM);
+    assert_eq!(model.metadata().method, ddaebm::Method::Gcd);
+    let calls = stress(model, threads, seconds);
+    println!("GCD model: {threads} threads, {seconds} s, {calls} calls, all bit-identical");
+}
