@@ -16,9 +16,15 @@ OOD = HERE.parent / "ood"
 
 
 def toy_table(lines):
-    out = ["| data | sampler | τ | modes | within 3σ | sliced W1 to held-out data | energy AUROC, data vs between modes | fit s |",
+    """One row per (data, sampler, τ): the τ = 0 runs repeat the data and DDPM lines."""
+    out = ["| data | sampler | τ | modes | within 3σ | sliced W1 to held-out data | energy AUROC, data vs between modes | training s |",
            "|---|---|---:|---:|---:|---:|---:|---:|"]
-    for r in lines:
+    seen = set()
+    for r in sorted(lines, key=lambda r: (r["toy"] != "8 Gaussians", ORDER.index(r["sampler"].split("-")[0]), -r.get("tau", 0))):
+        key = (r["toy"], r["sampler"], r.get("tau"))
+        if key in seen:
+            continue
+        seen.add(key)
         if r["sampler"] == "data":
             out.append(f"| {r['toy']} | held-out data (reference) | | {r['modes']} | {r['within_3_sigma']:.3f} "
                        f"| {r['sliced_w1']:.4f} | {r['oracle_energy_auroc']:.4f} (true density) | |")
@@ -28,6 +34,9 @@ def toy_table(lines):
         out.append(f"| {r['toy']} | {r['sampler']} | {tau} | {r['modes']}/{r['of']} | {r['within_3_sigma']:.3f} "
                    f"| {r['sliced_w1']:.4f} | {auroc} | {r.get('seconds', 0):.0f} |")
     return out
+
+
+ORDER = ["data", "ddpm", "gcd", "ddaebm"]
 
 
 def ood_rows(path, detector, seed=0):

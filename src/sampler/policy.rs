@@ -28,7 +28,7 @@ use crate::sampler::normal_tensor;
 use crate::schedule::{Schedule, ScheduleConfig};
 
 /// Largest `|log σ_k|` a model file may hold: beyond it a step's noise would be absurd in
-/// normalised units (σ > 22 000 or < 5e−5·1e−4).
+/// normalised units (σ above 22 000 or below 4.5e−5).
 pub const MAX_ABS_LOG_STD: f32 = 10.0;
 
 /// The Gaussian policy's settings in the model file (the metadata's `policy` entry).

@@ -608,7 +608,7 @@ impl Trainer {
         for vm in [&self.energy_vars, &self.generator_vars] {
             for (n, v) in vm.data().lock().expect("var map lock").iter() {
                 if !n.starts_with("encoder.") {
-                    out.insert(n.clone(), v.as_tensor().copy()?);
+                    out.insert(n.clone(), v.as_tensor().detach().copy()?);
                 }
             }
         }
@@ -629,7 +629,7 @@ impl Trainer {
         let mut vars = vec![];
         for vm in [&self.energy_vars, &self.generator_vars] {
             for (n, v) in vm.data().lock().expect("var map lock").iter() {
-                vars.push((n.clone(), v.as_tensor().copy()?));
+                vars.push((n.clone(), v.as_tensor().detach().copy()?));
             }
         }
         vars.sort_by(|a, b| a.0.cmp(&b.0));
