@@ -1,6 +1,7 @@
 //! GCD runs end to end (small): a seeded fit is reproducible bit for bit, a run stopped in
-//! either phase (DDPM pre-training or GCD) and resumed writes the uninterrupted run's model, and
-//! the model file samples through the C ABI exactly as through `Model::sample`.
+//! either phase (DDPM pre-training or GCD) and resumed writes the uninterrupted run's model, the
+//! model file samples through the C ABI exactly as through `Model::sample`, and on 8 Gaussians
+//! GCD makes a good few-step sampler of a poor one.
 
 use std::ffi::CString;
 use std::path::Path;
@@ -14,6 +15,7 @@ use ddaebm::{Method, Model, SamplerKind};
 use ddaebm_train::data::Matrix;
 use ddaebm_train::fit::{fit, CheckpointConfig, FitConfig, FittedModel, MethodConfig};
 use ddaebm_train::gcd::GcdConfig;
+use ddaebm_train::metrics::{auroc, sliced_wasserstein};
 use ddaebm_train::toy::Toy;
 use ddaebm_train::trainer::TrainConfig;
 use rand::SeedableRng;
@@ -151,4 +153,57 @@ fn the_c_abi_samples_a_gcd_model_as_the_library_does() {
         ddaebm_model_free(ptr);
     }
     assert_eq!(out, want);
+}
+
+// The method works, at CI size: on 8 Gaussians, GCD fine-tuning turns the pre-trained DDPM's
+// 5-step sampler into one that covers every mode, keeps its samples on them and is much closer
+// to the data, and its energy ranks data above points between modes. (Measured at this size,
+// seeds 0 and 1: 5-step DDPM 8/8 and 5/8 modes, sliced W1 0.43 and 0.97; after GCD 8/8, 95%
+// and 94% within 3σ, sliced W1 0.12 and 0.06, energy AUROC 0.97.)
+#[test]
+fn gcd_turns_the_few_step_ddpm_into_a_sampler_of_every_mode() {
+    let toy = Toy::gaussians8();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let rows = 4000;
+    let data = Matrix {
+        rows,
+        cols: 2,
+        data: toy.sample(rows, &mut rng),
+        image: None,
+    };
+    let cfg = |steps: usize| FitConfig {
+        train: TrainConfig {
+            steps,
+            ..TrainConfig::gcd_default()
+        },
+        method: MethodConfig::Gcd(GcdConfig {
+            pretrain_steps: 3000,
+            ..GcdConfig::default()
+        }),
+        ..FitConfig::default()
+    };
+    let dev = Device::Cpu;
+    let held_out = toy.sample(2000, &mut rng);
+    let between = toy.between_modes(2000, &mut rng);
+    let (ddpm, _) = fit(&data, &cfg(0), &dev, |_, _| {}).unwrap();
+    let (gcd, _) = fit(&data, &cfg(400), &dev, |_, _| {}).unwrap();
+    let before = ddpm.model.sample(2000, 0).unwrap();
+    let after = gcd.model.sample(2000, 0).unwrap();
+    let (w_before, w_after) = (
+        sliced_wasserstein(&before, &held_out),
+        sliced_wasserstein(&after, &held_out),
+    );
+    let report = toy.mode_report(&after);
+    let auroc_between = auroc(
+        &gcd.model.energy(&held_out, 2000).unwrap(),
+        &gcd.model.energy(&between, 2000).unwrap(),
+    );
+    eprintln!(
+        "5-step DDPM: {:?}, W1 {w_before:.3}; GCD: {report:?}, W1 {w_after:.3}, AUROC {auroc_between:.4}",
+        toy.mode_report(&before)
+    );
+    assert_eq!(report.modes_covered, 8);
+    assert!(report.within_3_sigma >= 0.88, "{report:?}");
+    assert!(w_after < 0.5 * w_before, "W1 {w_before} → {w_after}");
+    assert!(auroc_between >= 0.95, "{auroc_between}");
 }

@@ -26,37 +26,12 @@ use ddaebm::{Model, Sampler};
 use ddaebm_train::data::Matrix;
 use ddaebm_train::fit::{fit, FitConfig, MethodConfig};
 use ddaebm_train::gcd::GcdConfig;
-use ddaebm_train::metrics::auroc;
+use ddaebm_train::metrics::{auroc, sliced_wasserstein};
 use ddaebm_train::toy::Toy;
 use ddaebm_train::trainer::TrainConfig;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
-
-/// Sliced Wasserstein-1 distance between two 2-D point sets of equal size: the mean over 128
-/// seeded random directions of the 1-D W1 between the projections (sorted differences).
-pub fn sliced_wasserstein(a: &[f32], b: &[f32]) -> f64 {
-    let n = (a.len() / 2).min(b.len() / 2);
-    let mut rng = ChaCha8Rng::seed_from_u64(0x51_1CED);
-    let mut total = 0.0;
-    let dirs = 128;
-    for _ in 0..dirs {
-        let th: f64 = rng.random_range(0.0..std::f64::consts::PI);
-        let (c, s) = (th.cos(), th.sin());
-        let proj = |p: &[f32]| -> Vec<f64> {
-            let mut v: Vec<f64> = p
-                .chunks_exact(2)
-                .take(n)
-                .map(|q| c * q[0] as f64 + s * q[1] as f64)
-                .collect();
-            v.sort_by(|x, y| x.total_cmp(y));
-            v
-        };
-        let (pa, pb) = (proj(a), proj(b));
-        total += pa.iter().zip(&pb).map(|(x, y)| (x - y).abs()).sum::<f64>() / n as f64;
-    }
-    total / dirs as f64
-}
 
 struct Args(HashMap<String, String>);
 
