@@ -182,6 +182,8 @@ pub struct GcdTrainer {
     opt_sampler: Adam,
     /// `β̃_k`, k = 0..T−1; empty until the first rollout.
     step_scales: Vec<f64>,
+    /// Whether the mixture base measure (when the network has one) has been set.
+    base_measure_set: bool,
     rng: ChaCha8Rng,
     step: usize,
 }
@@ -296,6 +298,7 @@ impl GcdTrainer {
             opt_energy,
             opt_sampler,
             step_scales: vec![],
+            base_measure_set: false,
             rng,
             step: 0,
         })
@@ -476,7 +479,7 @@ impl GcdTrainer {
 
     /// One iteration on a batch of normalised rows: DDPM pre-training, then GCD.
     pub fn step(&mut self, x: &Tensor) -> Result<StepStats> {
-        if self.network.base_components > 0 && self.energy.mixture().is_none() {
+        if self.network.base_components > 0 && !self.base_measure_set {
             bail!("the mixture base measure must be set before training");
         }
         let stats = if self.pretraining() {
@@ -589,6 +592,7 @@ impl TrainingMethod for GcdTrainer {
                 .with_context(|| format!("the energy network has no {name}"))?
                 .set(value)?;
         }
+        self.base_measure_set = true;
         Ok(())
     }
 
@@ -801,6 +805,29 @@ mod tests {
                 "log σ {log_std}: gradient {grad}, expected {expected}"
             );
         }
+    }
+
+    #[test]
+    fn a_mixture_base_must_be_set_before_training() {
+        let mut network = NetworkConfig::toy(2);
+        network.base_components = 2;
+        network.head_widths = vec![8];
+        let mut t = GcdTrainer::new(
+            GcdConfig {
+                pretrain_steps: 0,
+                ddpm_steps: 10,
+                ..GcdConfig::default()
+            },
+            1,
+            ScheduleConfig::ddaebm(5),
+            0,
+            network,
+            &Device::Cpu,
+        )
+        .unwrap();
+        let x = Tensor::zeros((4, 2), DType::F32, &Device::Cpu).unwrap();
+        let err = t.step(&x).unwrap_err().to_string();
+        assert!(err.contains("base measure must be set"), "{err}");
     }
 
     #[test]
