@@ -15,5 +15,6 @@ pub mod mixture;
 pub mod noise;
 pub mod optimizer;
 pub mod plot;
+pub mod sample_quality;
 pub mod toy;
 pub mod trainer;

@@ -476,6 +476,14 @@ fn fit_method_gcd_writes_a_gcd_model_and_refuses_other_methods_flags() {
     assert_eq!(meta["metadata"]["policy"]["ddpm_steps"], 100);
     assert_eq!(meta["metadata"]["schedule"]["num_timesteps"], 5);
     assert_eq!(meta["metadata"]["training"]["method_config"]["tau"], 0.5);
+    // The sampler's quality figure on the held-out rows, recorded and shown at the top level.
+    let q = &meta["sample_quality"];
+    assert_eq!(q, &meta["metadata"]["training"]["sample_quality"]);
+    assert_eq!(q["rows"], 100);
+    let acc = q["nn_accuracy"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&acc), "{q}");
+    assert!(q["mmd2"].as_f64().unwrap().is_finite(), "{q}");
+    assert!(stderr.contains("sample quality on 100 held-out rows"), "{stderr}");
     let samples = f.dir.path().join("gcd-samples.npy");
     run_ok(&[
         "sample",

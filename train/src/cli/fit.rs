@@ -116,6 +116,13 @@ pub fn run(args: FitArgs) -> Result<()> {
     if let Some(step) = summary.resumed_from {
         eprintln!("resumed at iteration {step} of {}", cfg.total_steps());
     }
+    if let Some(q) = summary.sample_quality {
+        eprintln!(
+            "sample quality on {} held-out rows: 1-NN accuracy {:.3} (0.5: samples indistinguishable \
+             from the data, 1: told apart), MMD² {:.4}",
+            q.rows, q.nn_accuracy, q.mmd2
+        );
+    }
     eprintln!(
         "wrote {} ({:.1} it/s, {:.0} s; threshold {:.4} at TPR {} on {} held-out rows)",
         args.out.display(),

@@ -1,5 +1,5 @@
 //! `ddaebm-train inspect`: the model file's metadata as JSON, with its declared format version,
-//! the training method and the sampler kind at the top level.
+//! the training method, the sampler kind and the sampler's quality figure at the top level.
 
 use std::path::PathBuf;
 
@@ -25,6 +25,9 @@ pub fn run(args: InspectArgs) -> Result<()> {
             "format_version": version,
             "method": meta.method,
             "sampler": meta.sampler,
+            // How close the sampler's samples were to held-out rows at the end of training
+            // (null for files written before it was recorded).
+            "sample_quality": meta.training.get("sample_quality"),
             "metadata": meta,
         }))?
     );
