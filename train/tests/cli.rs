@@ -483,7 +483,10 @@ fn fit_method_gcd_writes_a_gcd_model_and_refuses_other_methods_flags() {
     let acc = q["nn_accuracy"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&acc), "{q}");
     assert!(q["mmd2"].as_f64().unwrap().is_finite(), "{q}");
-    assert!(stderr.contains("sample quality on 100 held-out rows"), "{stderr}");
+    assert!(
+        stderr.contains("sample quality on 100 held-out rows"),
+        "{stderr}"
+    );
     let samples = f.dir.path().join("gcd-samples.npy");
     run_ok(&[
         "sample",
