@@ -14,7 +14,7 @@
 //!
 //! Keys: `toy` (8 or 25), `rows`, `seed`, `steps`, `pretrain`, `tau`, `velocity`, `gamma`,
 //! `lr_energy`, `lr_sampler`, `timesteps`, `samples`, `ddaebm` (0/1), `ddpm1000` (0/1),
-//! `out` (a folder for the models and samples as .npy).
+//! `out` (a folder for the training rows, the models and their samples as .npy).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -140,6 +140,9 @@ pub fn run(args: &[String]) -> Result<()> {
             .collect(),
         image: None,
     };
+    if let Some(dir) = &out {
+        ddaebm_train::data::write_npy(dir.join("data.npy"), &data.data, &[rows, 2])?;
+    }
     let held_out = toy.sample(n_samples, &mut rng);
     let between = toy.between_modes(n_samples, &mut rng);
     // A draw that changes nothing but the stream position; kept because the stored
