@@ -44,7 +44,7 @@ use serde::Serialize;
 
 use crate::method::{RngState, StepStats, TrainerState, TrainingMethod};
 use crate::optimizer::{Adam, AdamParams};
-use crate::trainer::{is_base_measure, reinit_linear_layers};
+use crate::trainer::{is_base_measure, match_saved_vars, reinit_linear_layers, set_mixture_base};
 
 /// GCD's settings besides the shared ones (`steps`, batch size, seed and the `T`-step schedule
 /// of [`crate::trainer::TrainConfig`]).
@@ -567,31 +567,13 @@ impl TrainingMethod for GcdTrainer {
     }
 
     fn set_base_measure(&mut self, params: &MixtureParams) -> Result<()> {
-        let k = self.network.base_components;
-        let (t, d) = (self.schedule.num_timesteps(), self.network.input_dim);
-        if k == 0 || params.log_weights.len() != k || params.means.len() != t * k * d {
-            bail!("the base measure does not match the network ({k} components)");
-        }
-        let values = [
-            (
-                "energy.base.log_weights",
-                Tensor::from_slice(&params.log_weights, k, &self.device)?,
-            ),
-            (
-                "energy.base.means",
-                Tensor::from_slice(&params.means, (t, k, d), &self.device)?,
-            ),
-            (
-                "energy.base.variances",
-                Tensor::from_slice(&params.variances, (t, k, d), &self.device)?,
-            ),
-        ];
-        let data = self.energy_vars.data().lock().expect("var map lock");
-        for (name, value) in &values {
-            data.get(*name)
-                .with_context(|| format!("the energy network has no {name}"))?
-                .set(value)?;
-        }
+        set_mixture_base(
+            &self.energy_vars,
+            &self.network,
+            self.schedule.num_timesteps(),
+            params,
+            &self.device,
+        )?;
         self.base_measure_set = true;
         Ok(())
     }
@@ -671,29 +653,8 @@ impl TrainingMethod for GcdTrainer {
         if !state.ema.is_empty() {
             bail!("a GCD checkpoint holds no EMA weights");
         }
-        let mut targets = vec![];
-        for vm in [&self.energy_vars, &self.sampler_vars] {
-            for (n, v) in vm.data().lock().expect("var map lock").iter() {
-                let t = saved
-                    .get(n)
-                    .with_context(|| format!("the checkpoint has no variable {n}"))?;
-                if t.shape() != v.shape() {
-                    bail!(
-                        "checkpoint variable {n} has shape {:?}, the network needs {:?}",
-                        t.dims(),
-                        v.dims()
-                    );
-                }
-                targets.push((v.clone(), t.clone()));
-            }
-        }
-        if targets.len() != saved.len() {
-            bail!(
-                "the checkpoint holds {} variables, the networks {}",
-                saved.len(),
-                targets.len()
-            );
-        }
+        let saved: HashMap<&str, &Tensor> = saved.iter().map(|(n, t)| (n.as_str(), t)).collect();
+        let targets = match_saved_vars(&[&self.energy_vars, &self.sampler_vars], &saved)?;
         self.opt_energy.check(&state.opt_energy)?;
         self.opt_sampler.check(&state.opt_generator)?;
         self.opt_energy.restore(state.opt_energy)?;

@@ -41,30 +41,7 @@ pub fn sample(n: usize, rng: &mut impl Rng) -> Vec<f32> {
 /// Midpoints between horizontally and vertically neighbouring centres (40 points), jittered
 /// with the mode noise, cycled to `n` points: the "between modes" negatives of the demo.
 pub fn between_modes(n: usize, rng: &mut impl Rng) -> Vec<f32> {
-    let c = centres();
-    let mut mids = vec![];
-    for i in 0..5 {
-        for j in 0..5 {
-            let a = c[i * 5 + j];
-            if j + 1 < 5 {
-                let b = c[i * 5 + j + 1];
-                mids.push([(a[0] + b[0]) / 2.0, (a[1] + b[1]) / 2.0]);
-            }
-            if i + 1 < 5 {
-                let b = c[(i + 1) * 5 + j];
-                mids.push([(a[0] + b[0]) / 2.0, (a[1] + b[1]) / 2.0]);
-            }
-        }
-    }
-    let mut out = Vec::with_capacity(2 * n);
-    for i in 0..n {
-        let [mx, my] = mids[i % mids.len()];
-        let nx: f64 = StandardNormal.sample(rng);
-        let ny: f64 = StandardNormal.sample(rng);
-        out.push((mx + MODE_STD * nx) as f32);
-        out.push((my + MODE_STD * ny) as f32);
-    }
-    out
+    Toy::gaussians25().between_modes(n, rng)
 }
 
 /// How well a set of 2-D samples covers the 25 modes.
@@ -80,35 +57,7 @@ pub struct ModeReport {
 
 /// Mode coverage of row-major 2-D samples.
 pub fn mode_report(samples: &[f32]) -> ModeReport {
-    let c = centres();
-    let mut counts = vec![0usize; 25];
-    let n = samples.len() / 2;
-    for p in samples.chunks_exact(2) {
-        let (x, y) = (p[0] as f64, p[1] as f64);
-        let (best, dist) = c
-            .iter()
-            .enumerate()
-            .map(|(i, m)| (i, ((x - m[0]).powi(2) + (y - m[1]).powi(2)).sqrt()))
-            .fold((0, f64::INFINITY), |a, b| if b.1 < a.1 { b } else { a });
-        if dist <= 3.0 * MODE_STD {
-            counts[best] += 1;
-        }
-    }
-    let within: usize = counts.iter().sum();
-    let quarter_share = within as f64 / 25.0 / 4.0;
-    let modes_covered = counts
-        .iter()
-        .filter(|&&k| k > 0 && k as f64 >= quarter_share)
-        .count();
-    ModeReport {
-        modes_covered,
-        within_3_sigma: if n == 0 {
-            0.0
-        } else {
-            within as f64 / n as f64
-        },
-        counts,
-    }
+    Toy::gaussians25().mode_report(samples)
 }
 
 /// A 2-D Gaussian mixture with equal weights and a common per-coordinate std.

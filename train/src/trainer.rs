@@ -262,6 +262,77 @@ pub(crate) fn is_base_measure(name: &str) -> bool {
     name.starts_with("energy.base.")
 }
 
+/// Sets the mixture base measure's tensors (`energy.base.*` in `energy_vars`) to `params`:
+/// `network.base_components` components carried to each of `levels` levels. Shared by every
+/// training method whose energy has a mixture base.
+pub(crate) fn set_mixture_base(
+    energy_vars: &VarMap,
+    network: &NetworkConfig,
+    levels: usize,
+    params: &MixtureParams,
+    device: &Device,
+) -> Result<()> {
+    let k = network.base_components;
+    let d = network.input_dim;
+    if k == 0 || params.log_weights.len() != k || params.means.len() != levels * k * d {
+        bail!("the base measure does not match the network ({k} components)");
+    }
+    let values = [
+        (
+            "energy.base.log_weights",
+            Tensor::from_slice(&params.log_weights, k, device)?,
+        ),
+        (
+            "energy.base.means",
+            Tensor::from_slice(&params.means, (levels, k, d), device)?,
+        ),
+        (
+            "energy.base.variances",
+            Tensor::from_slice(&params.variances, (levels, k, d), device)?,
+        ),
+    ];
+    let data = energy_vars.data().lock().expect("var map lock");
+    for (name, value) in &values {
+        data.get(*name)
+            .with_context(|| format!("the energy network has no {name}"))?
+            .set(value)?;
+    }
+    Ok(())
+}
+
+/// Pairs every variable of `maps` with its saved value, checking names, shapes and that the
+/// checkpoint holds nothing else, before anything is changed. Shared by every training
+/// method's restore.
+pub(crate) fn match_saved_vars(
+    maps: &[&VarMap],
+    saved: &HashMap<&str, &Tensor>,
+) -> Result<Vec<(Var, Tensor)>> {
+    let mut targets = vec![];
+    for vm in maps {
+        for (n, v) in vm.data().lock().expect("var map lock").iter() {
+            let t = saved
+                .get(n.as_str())
+                .with_context(|| format!("the checkpoint has no variable {n}"))?;
+            if t.shape() != v.shape() {
+                bail!(
+                    "checkpoint variable {n} has shape {:?}, the network needs {:?}",
+                    t.dims(),
+                    v.dims()
+                );
+            }
+            targets.push((v.clone(), (*t).clone()));
+        }
+    }
+    if targets.len() != saved.len() {
+        bail!(
+            "the checkpoint holds {} variables, the networks {}",
+            saved.len(),
+            targets.len()
+        );
+    }
+    Ok(targets)
+}
+
 fn is_running_stat(name: &str) -> bool {
     name.ends_with("running_mean") || name.ends_with("running_var")
 }
@@ -372,33 +443,13 @@ impl Trainer {
     /// normalised training rows and carried to every level). Required before training when the
     /// network has one: the base tensors are fitted, never trained.
     pub fn set_base_measure(&mut self, params: &MixtureParams) -> Result<()> {
-        let k = self.network.base_components;
-        let (t, d) = (self.schedule.num_timesteps(), self.network.input_dim);
-        if k == 0 || params.log_weights.len() != k || params.means.len() != t * k * d {
-            bail!("the base measure does not match the network ({k} components)");
-        }
-        let values = [
-            (
-                "energy.base.log_weights",
-                Tensor::from_slice(&params.log_weights, k, &self.device)?,
-            ),
-            (
-                "energy.base.means",
-                Tensor::from_slice(&params.means, (t, k, d), &self.device)?,
-            ),
-            (
-                "energy.base.variances",
-                Tensor::from_slice(&params.variances, (t, k, d), &self.device)?,
-            ),
-        ];
-        {
-            let data = self.energy_vars.data().lock().expect("var map lock");
-            for (name, value) in &values {
-                data.get(*name)
-                    .with_context(|| format!("the energy network has no {name}"))?
-                    .set(value)?;
-            }
-        }
+        set_mixture_base(
+            &self.energy_vars,
+            &self.network,
+            self.schedule.num_timesteps(),
+            params,
+            &self.device,
+        )?;
         if let Some(ema) = &mut self.ema {
             for (n, var, avg) in ema.entries.iter_mut() {
                 if is_base_measure(n) {
@@ -406,6 +457,7 @@ impl Trainer {
                 }
             }
         }
+        let (t, d) = (self.schedule.num_timesteps(), self.network.input_dim);
         self.base_sampler = Some(BaseSampler::new(params, t, d, &self.device)?);
         Ok(())
     }
@@ -655,30 +707,7 @@ impl Trainer {
     pub fn restore(&mut self, state: TrainerState) -> Result<()> {
         let saved: HashMap<&str, &Tensor> =
             state.vars.iter().map(|(n, t)| (n.as_str(), t)).collect();
-        let maps = [&self.energy_vars, &self.generator_vars];
-        let mut targets = vec![];
-        for vm in maps {
-            for (n, v) in vm.data().lock().expect("var map lock").iter() {
-                let t = saved
-                    .get(n.as_str())
-                    .with_context(|| format!("the checkpoint has no variable {n}"))?;
-                if t.shape() != v.shape() {
-                    bail!(
-                        "checkpoint variable {n} has shape {:?}, the network needs {:?}",
-                        t.dims(),
-                        v.dims()
-                    );
-                }
-                targets.push((v.clone(), (*t).clone()));
-            }
-        }
-        if targets.len() != state.vars.len() {
-            bail!(
-                "the checkpoint holds {} variables, the networks {}",
-                state.vars.len(),
-                targets.len()
-            );
-        }
+        let targets = match_saved_vars(&[&self.energy_vars, &self.generator_vars], &saved)?;
         let ema_saved: HashMap<&str, &Tensor> =
             state.ema.iter().map(|(n, t)| (n.as_str(), t)).collect();
         let ema_matches = match &self.ema {
