@@ -51,7 +51,9 @@ pub use energy::EnergyNet;
 pub use error::{Error, Result};
 pub use format::{read_metadata, read_model_file, write_model_file, Method, ModelMetadata};
 pub use model::{Model, Screening};
-pub use sampler::{GaussianPolicy, Generator, PolicyConfig, Sampler, SamplerKind};
+pub use sampler::{
+    GaussianPolicy, Generator, LangevinConfig, LangevinSampler, PolicyConfig, Sampler, SamplerKind,
+};
 pub use schedule::{Schedule, ScheduleConfig, VarianceKind};
 
 /// The library version (from Cargo.toml).

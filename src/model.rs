@@ -12,7 +12,7 @@ use crate::energy::EnergyNet;
 use crate::error::{Error, Result};
 use crate::format::{read_model_file, ModelFileContents, ModelMetadata, CALIBRATION_TENSOR};
 use crate::nn::embedding::level_tensor;
-use crate::sampler::{GaussianPolicy, Generator, Sampler, SamplerKind};
+use crate::sampler::{GaussianPolicy, Generator, LangevinSampler, Sampler, SamplerKind};
 use crate::schedule::Schedule;
 
 /// Rows scored per forward pass; larger batches are processed in chunks of this size so memory
@@ -96,21 +96,25 @@ impl Model {
         let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
         let energy = EnergyNet::new(&metadata.network, levels, vb.pp("energy"))
             .map_err(bad("energy network"))?;
-        let sampler = match (metadata.sampler, &metadata.policy) {
-            (SamplerKind::GaussianPolicy, Some(policy)) => Sampler::Policy(
-                GaussianPolicy::new(
-                    &metadata.network,
-                    &metadata.schedule,
-                    policy,
-                    vb.pp("sampler"),
-                )
-                .map_err(bad("sampler policy"))?,
-            ),
-            _ => Sampler::Generator(
-                Generator::new(&metadata.network, levels, vb.pp("generator"))
-                    .map_err(bad("generator network"))?,
-            ),
-        };
+        let sampler =
+            match (metadata.sampler, &metadata.policy, &metadata.langevin) {
+                (SamplerKind::Langevin, _, Some(langevin)) => Sampler::Langevin(
+                    LangevinSampler::new(energy.clone(), schedule.clone(), langevin.clone())?,
+                ),
+                (SamplerKind::GaussianPolicy, Some(policy), _) => Sampler::Policy(
+                    GaussianPolicy::new(
+                        &metadata.network,
+                        &metadata.schedule,
+                        policy,
+                        vb.pp("sampler"),
+                    )
+                    .map_err(bad("sampler policy"))?,
+                ),
+                _ => Sampler::Generator(
+                    Generator::new(&metadata.network, levels, vb.pp("generator"))
+                        .map_err(bad("generator network"))?,
+                ),
+            };
         let (mean, std) = metadata.normalization.tensors(device)?;
         let cpu_energy = match device {
             Device::Cpu if energy.trunk().is_some() => Some(CpuEnergy::new(

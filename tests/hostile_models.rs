@@ -241,6 +241,7 @@ fn valid_model_of(gcd: bool) -> RawModel {
         method,
         sampler,
         policy,
+        langevin: None,
         network,
         schedule,
         normalization: Normalization {

@@ -54,6 +54,7 @@ fn a_declared_huge_image_costs_nothing_per_pixel_at_open() {
         method: Default::default(),
         sampler: Default::default(),
         policy: None,
+        langevin: None,
         network,
         schedule: ScheduleConfig::default(),
         normalization: Normalization {

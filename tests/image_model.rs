@@ -43,6 +43,7 @@ fn metadata(network: &NetworkConfig, cal: &Calibration) -> ModelMetadata {
         method: Default::default(),
         sampler: Default::default(),
         policy: None,
+        langevin: None,
         network: network.clone(),
         schedule: ScheduleConfig::default(),
         normalization: Normalization {

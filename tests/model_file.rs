@@ -32,6 +32,7 @@ fn random_model(dim: usize) -> (ModelMetadata, Vec<(String, Tensor)>) {
         method: Default::default(),
         sampler: Default::default(),
         policy: None,
+        langevin: None,
         network,
         schedule: ScheduleConfig::default(),
         normalization,

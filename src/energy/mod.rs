@@ -1,11 +1,12 @@
 //! Energies: the energy network `f_θ(x, k)`, an unnormalised log-density of diffusion level `k`
 //! (higher = more in-distribution; the library's energy is `E(x) = −f_θ(x, 0)`), its base
-//! measures ([`base`]), the image body ([`conv`]) and the level-0 folding into the plain form
+//! measures ([`base`]), the image body ([`conv`]), its input gradient ([`grad`]) and the level-0 folding into the plain form
 //! the fused CPU path runs ([`folded`]). See `docs/method.md#energy`.
 
 pub mod base;
 pub mod conv;
 pub mod folded;
+pub mod grad;
 
 use candle::Tensor;
 use candle_nn::VarBuilder;

@@ -8,8 +8,8 @@
 //! | `ddaebm` | [`ModelMetadata`] as JSON: training method, sampler kind, network config, schedule, normalisation, calibration, training record |
 //!
 //! Tensors (all f32): `energy.*`, the sampler's (`generator.*` including BatchNorm running
-//! statistics, or `sampler.*` for the Gaussian policy) and `calibration.energies` (the sorted
-//! held-out energies).
+//! statistics, or `sampler.*` for the Gaussian policy; the Langevin sampler has none) and
+//! `calibration.energies` (the sorted held-out energies).
 //!
 //! Files are opened by memory-mapping and written atomically (temporary file, fsync, rename), so
 //! a reader never observes a half-written model. [`read_model_bytes`] and
@@ -30,7 +30,7 @@ use crate::architecture::NetworkConfig;
 use crate::detector::calibration::CalibrationSummary;
 use crate::detector::normalization::Normalization;
 use crate::error::{Error, Result};
-use crate::sampler::{PolicyConfig, SamplerKind};
+use crate::sampler::{LangevinConfig, PolicyConfig, SamplerKind};
 use crate::schedule::ScheduleConfig;
 
 /// The newest format version this library reads.
@@ -68,6 +68,10 @@ pub enum Method {
     /// Generalized contrastive divergence: the energy trained against a few-step Gaussian
     /// policy that is itself trained, as maximum-entropy RL, to sample it (`docs/method.md#gcd`).
     Gcd,
+    /// Diffusion contrastive divergence: the energy of every diffusion level trained against
+    /// short Langevin chains on the posterior of one forward step (`docs/method.md#dcd`); no
+    /// sampler network.
+    Dcd,
 }
 
 impl Method {
@@ -76,6 +80,7 @@ impl Method {
         match self {
             Method::Ddaebm => "ddaebm",
             Method::Gcd => "gcd",
+            Method::Dcd => "dcd",
         }
     }
 }
@@ -92,6 +97,9 @@ pub struct ModelMetadata {
     /// The Gaussian policy's settings; present exactly when `sampler` is `gaussian_policy`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<PolicyConfig>,
+    /// The Langevin sampler's settings; present exactly when `sampler` is `langevin`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub langevin: Option<LangevinConfig>,
     pub network: NetworkConfig,
     pub schedule: ScheduleConfig,
     pub normalization: Normalization,
@@ -103,10 +111,12 @@ pub struct ModelMetadata {
 
 impl ModelMetadata {
     /// The format version a file with this metadata is written as: the oldest one whose readers
-    /// compute the same energies and samples (5 for a method or sampler other than DDAEBM's,
-    /// 4 with a mixture base measure, 3 for image models, 2 otherwise).
+    /// compute the same energies and samples (6 for DCD or the Langevin sampler, 5 for GCD or
+    /// its policy, 4 with a mixture base measure, 3 for image models, 2 otherwise).
     pub fn format_version(&self) -> u32 {
-        if self.method != Method::Ddaebm || self.sampler != SamplerKind::Generator {
+        if self.method == Method::Dcd || self.sampler == SamplerKind::Langevin {
+            6
+        } else if self.method != Method::Ddaebm || self.sampler != SamplerKind::Generator {
             5
         } else if self.network.base_components > 0 {
             4
@@ -135,6 +145,22 @@ impl ModelMetadata {
                 self.schedule.num_timesteps, self.network.time_embed_dim
             )));
         }
+        match (self.sampler, &self.langevin) {
+            (SamplerKind::Langevin, Some(langevin)) => langevin
+                .validate(&self.schedule)
+                .map_err(|e| Error::bad_model(e.to_string()))?,
+            (SamplerKind::Langevin, None) => {
+                return Err(Error::bad_model(
+                    "the langevin sampler needs the metadata's langevin entry",
+                ))
+            }
+            (_, Some(_)) => {
+                return Err(Error::bad_model(
+                    "a langevin entry belongs to the langevin sampler only",
+                ))
+            }
+            (_, None) => {}
+        }
         match (self.sampler, &self.policy) {
             (SamplerKind::GaussianPolicy, Some(policy)) => {
                 policy
@@ -158,12 +184,12 @@ impl ModelMetadata {
                     "the gaussian_policy sampler needs the metadata's policy entry",
                 ))
             }
-            (SamplerKind::Generator, Some(_)) => {
+            (_, Some(_)) => {
                 return Err(Error::bad_model(
-                    "a policy entry belongs to the gaussian_policy sampler, not the generator",
+                    "a policy entry belongs to the gaussian_policy sampler only",
                 ))
             }
-            (SamplerKind::Generator, None) => {}
+            (_, None) => {}
         }
         self.normalization.validate(self.network.input_dim)?;
         self.calibration.validate()

@@ -1,7 +1,8 @@
-//! Samplers: how a model generates rows. Two kinds: DDAEBM's latent-variable generator applied
-//! level by level ([`SamplerKind::Generator`]) and GCD's Gaussian policy
-//! ([`SamplerKind::GaussianPolicy`], [`policy`]). The model file names the kind; [`Sampler`]
-//! holds either behind the one `Model::sample`.
+//! Samplers: how a model generates rows. Three kinds: DDAEBM's latent-variable generator applied
+//! level by level ([`SamplerKind::Generator`]), GCD's Gaussian policy
+//! ([`SamplerKind::GaussianPolicy`], [`policy`]) and DCD's annealed Langevin dynamics on the
+//! energy itself ([`SamplerKind::Langevin`], [`langevin`]). The model file names the kind;
+//! [`Sampler`] holds one of them behind the one `Model::sample`.
 //!
 //! Few-step generation with the generator (`docs/method.md#sampling`): start from `x_T ~ N(0, I)` and apply the generator and the
 //! posterior `q(x_k | x_{k+1}, x̂)` for `k = T−1 … 0`, adding no noise at the last step.
@@ -21,6 +22,7 @@ use rand_distr::{Distribution, StandardNormal};
 
 pub mod conv_generator;
 pub mod generator;
+pub mod langevin;
 pub mod policy;
 
 use serde::{Deserialize, Serialize};
@@ -29,6 +31,7 @@ use crate::error::Result;
 use crate::nn::embedding::level_tensor;
 use crate::schedule::Schedule;
 pub use generator::Generator;
+pub use langevin::{LangevinConfig, LangevinSampler};
 pub use policy::{GaussianPolicy, PolicyConfig};
 
 /// The kind of sampler a model file holds; stored as the metadata's `sampler` field.
@@ -42,6 +45,9 @@ pub enum SamplerKind {
     /// GCD's `T`-step Gaussian policy ([`GaussianPolicy`]); tensors `sampler.*`, settings in the
     /// metadata's `policy` entry.
     GaussianPolicy,
+    /// DCD's annealed Langevin dynamics on the energy's levels ([`LangevinSampler`]); no
+    /// tensors of its own, settings in the metadata's `langevin` entry.
+    Langevin,
 }
 
 impl SamplerKind {
@@ -50,6 +56,7 @@ impl SamplerKind {
         match self {
             SamplerKind::Generator => "generator",
             SamplerKind::GaussianPolicy => "gaussian_policy",
+            SamplerKind::Langevin => "langevin",
         }
     }
 }
@@ -61,6 +68,7 @@ impl SamplerKind {
 pub enum Sampler {
     Generator(Generator),
     Policy(GaussianPolicy),
+    Langevin(LangevinSampler),
 }
 
 impl Sampler {
@@ -76,6 +84,7 @@ impl Sampler {
         match self {
             Sampler::Generator(g) => sample_normalized(g, schedule, n, dim, seed, device),
             Sampler::Policy(p) => p.sample(n, dim, seed, device),
+            Sampler::Langevin(l) => l.sample(n, dim, seed, device),
         }
     }
 }

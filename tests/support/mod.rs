@@ -55,6 +55,7 @@ pub fn random_model(dim: usize, head: &[usize], kind: Kind) -> Model {
             method: Default::default(),
             sampler: Default::default(),
             policy: None,
+            langevin: None,
             network: network.clone(),
             schedule: ScheduleConfig::default(),
             normalization: normalization.clone(),

@@ -16,6 +16,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::checkpoint::{fnv1a64, Checkpoint};
 use crate::data::Matrix;
+use crate::dcd::{DcdConfig, DcdTrainer};
 use crate::gcd::{GcdConfig, GcdTrainer};
 use crate::method::{StepStats, TrainingMethod};
 use crate::mixture::fit_diagonal_mixture;
@@ -31,6 +32,8 @@ pub enum MethodConfig {
     Ddaebm,
     /// GCD: [`TrainConfig`]'s steps, batch size, seed and schedule, and these.
     Gcd(GcdConfig),
+    /// DCD: [`TrainConfig`]'s steps, batch size, seed and schedule, and these.
+    Dcd(DcdConfig),
 }
 
 /// Everything `fit` needs besides the data.
@@ -77,6 +80,7 @@ impl FitConfig {
         match &self.method {
             MethodConfig::Ddaebm => self.train.steps,
             MethodConfig::Gcd(g) => g.pretrain_steps + self.train.steps,
+            MethodConfig::Dcd(_) => self.train.steps,
         }
     }
 }
@@ -627,6 +631,17 @@ pub fn fit(
             )?;
             fit_with(method, data, prepared, cfg, device, &mut on_step)
         }
+        MethodConfig::Dcd(dcd) => {
+            let method = DcdTrainer::new(
+                dcd.clone(),
+                tc.steps,
+                tc.schedule.clone(),
+                tc.seed,
+                prepared.network.clone(),
+                device,
+            )?;
+            fit_with(method, data, prepared, cfg, device, &mut on_step)
+        }
     }
 }
 
@@ -699,6 +714,7 @@ fn finish(
         method: method.method(),
         sampler: method.sampler(),
         policy: method.policy(),
+        langevin: method.langevin(),
         network,
         schedule: method.schedule().config().clone(),
         normalization,

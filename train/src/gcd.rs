@@ -42,6 +42,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
+use crate::losses::energy_loss;
 use crate::method::{RngState, StepStats, TrainerState, TrainingMethod};
 use crate::optimizer::{Adam, AdamParams};
 use crate::trainer::{is_base_measure, match_saved_vars, reinit_linear_layers, set_mixture_base};
@@ -119,21 +120,6 @@ impl GcdConfig {
         }
         Ok(())
     }
-}
-
-/// The energy loss: contrastive divergence with the sampler's rows plus the magnitude penalty,
-/// `mean E(data) − mean E(x_0) + γ (mean g(data)² + mean g(x_0)²)` with `E = −f`. Inputs are
-/// `f` and `g` per row, shape (B,).
-pub fn energy_loss(
-    f_real: &Tensor,
-    f_fake: &Tensor,
-    g_real: &Tensor,
-    g_fake: &Tensor,
-    gamma: f64,
-) -> Result<Tensor> {
-    let cd = (f_fake.mean_all()? - f_real.mean_all()?)?;
-    let penalty = ((g_real.sqr()?.mean_all()? + g_fake.sqr()?.mean_all()?)? * gamma)?;
-    Ok((cd + penalty)?)
 }
 
 /// The velocity cost per row, `‖to − from‖² / (2 β̃)`, with `β̃` given per row, shape (B,).

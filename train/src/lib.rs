@@ -3,10 +3,10 @@
 
 pub mod checkpoint;
 pub mod data;
+pub mod dcd;
 pub mod encoder;
 pub mod fit;
 pub mod gcd;
-pub mod input_grad;
 pub mod levels;
 pub mod losses;
 pub mod method;

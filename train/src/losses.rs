@@ -85,6 +85,22 @@ pub fn dsm_loss(grad_f: &Tensor, eps: &Tensor, sigma: &Tensor) -> Result<Tensor>
         .mean_all()
 }
 
+/// The contrastive energy loss of GCD and DCD: contrastive divergence between data rows and
+/// the method's negatives (GCD's policy samples, DCD's Langevin chains) plus the magnitude penalty,
+/// `mean E(data) − mean E(neg) + γ (mean g(data)² + mean g(neg)²)` with `E = −f`. Inputs are
+/// `f` and `g` per row, shape (B,).
+pub fn energy_loss(
+    f_real: &Tensor,
+    f_fake: &Tensor,
+    g_real: &Tensor,
+    g_fake: &Tensor,
+    gamma: f64,
+) -> Result<Tensor> {
+    let cd = (f_fake.mean_all()? - f_real.mean_all()?)?;
+    let penalty = ((g_real.sqr()?.mean_all()? + g_fake.sqr()?.mean_all()?)? * gamma)?;
+    cd + penalty
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,13 +1,13 @@
 //! What a training method provides to [`crate::fit::fit`]. The shared parts of a run (the data
 //! split, normalisation, mixture base measure, batches, checkpoints and resume, the stop flag,
 //! calibration and the atomic model file) live in `fit`; a method brings its networks, its
-//! iteration and its sampler: DDAEBM ([`crate::trainer::Trainer`]) and GCD
-//! ([`crate::gcd::GcdTrainer`]).
+//! iteration and its sampler: DDAEBM ([`crate::trainer::Trainer`]), GCD
+//! ([`crate::gcd::GcdTrainer`]) and DCD ([`crate::dcd::DcdTrainer`]).
 
 use anyhow::Result;
 use candle::{Device, Tensor};
 use ddaebm::energy::base::MixtureParams;
-use ddaebm::{Method, PolicyConfig, SamplerKind, Schedule};
+use ddaebm::{LangevinConfig, Method, PolicyConfig, SamplerKind, Schedule};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -23,6 +23,10 @@ pub trait TrainingMethod {
     fn sampler(&self) -> SamplerKind;
     /// The Gaussian policy's settings, for a method whose sampler is one.
     fn policy(&self) -> Option<PolicyConfig> {
+        None
+    }
+    /// The Langevin sampler's settings, for a method whose sampler is one.
+    fn langevin(&self) -> Option<LangevinConfig> {
         None
     }
     /// Iterations of a whole run (every phase), the length of `fit`'s loop.

@@ -3,7 +3,7 @@
 //! 1. **Energy step.** Real term `f(x_k, k)`, fake term `f(sg(x̃_k), k)` on the generator's
 //!    posterior sample (weighted by `adversarial_weight`), and the R1 penalty
 //!    `(γ/2)·mean‖∇_{x_k}[f(x_k,k) + log q(x_{k+1}|x_k)]‖²`. The gradient of `f` is a function of
-//!    θ built from tensor operations (`input_grad::log_density_ratio_and_input_grad`: the chain
+//!    θ built from tensor operations (`ddaebm::energy::grad::log_density_ratio_and_input_grad`: the chain
 //!    rule written out for the MLP, candle's backward pass with its graph kept,
 //!    `CANDLE_GRAD_DO_NOT_DETACH`, for the convolutional network), so R1 back-propagates into θ:
 //!    a real second-order gradient. `∇ log q` is closed form.
@@ -36,7 +36,6 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use crate::encoder::Encoder;
-use crate::input_grad::log_density_ratio_and_input_grad;
 use crate::levels::{LevelCoefficients, ScheduleTensors};
 use crate::losses::{
     cnce_loss, dsm_loss, grad_log_forward, kl_to_standard_normal, latent_nll, log_forward,
@@ -46,6 +45,7 @@ pub use crate::method::{RngState, StepStats, TrainerState, TrainingMethod};
 use crate::noise::BaseSampler;
 use crate::optimizer::{Adam, AdamParams};
 use ddaebm::energy::base::MixtureParams;
+use ddaebm::energy::grad::log_density_ratio_and_input_grad;
 
 /// Hyper-parameters of the training loop.
 #[derive(Clone, Debug, Serialize)]
@@ -120,8 +120,9 @@ impl TrainConfig {
 }
 
 impl TrainConfig {
-    /// The shared settings of a GCD run (`crate::gcd`): its own settings are in
-    /// [`crate::gcd::GcdConfig`]; here the iteration count, batch and the 5-step schedule.
+    /// The shared settings of a GCD or DCD run on vector data (`crate::gcd`, `crate::dcd`):
+    /// their own settings are in [`crate::gcd::GcdConfig`] and [`crate::dcd::DcdConfig`]; here
+    /// the iteration count, batch and the 5-step schedule.
     pub fn gcd_default() -> Self {
         Self {
             steps: 2_000,

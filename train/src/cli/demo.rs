@@ -1,5 +1,6 @@
-//! `ddaebm-train demo`: fit built-in 2-D data (25 Gaussians; 8 Gaussians with `--method gcd`),
-//! draw a PNG of data, samples and energy, and report mode coverage and the energy's ranking.
+//! `ddaebm-train demo`: fit built-in 2-D data (25 Gaussians; 8 Gaussians with `--method gcd` or
+//! `--method dcd`), draw a PNG of data, samples and energy, and report mode coverage and the
+//! energy's ranking.
 //! With `--method gcd` the figure also shows the pre-trained DDPM's samples (the policy before
 //! its first GCD iteration).
 
@@ -41,25 +42,26 @@ pub struct DemoArgs {
 
 /// Iterations of the DDAEBM `demo` unless `--steps` says otherwise: the 2-D sampler needs far
 /// more than `fit`'s default to cover all 25 modes (README, "How the defaults were chosen").
-/// GCD runs `fit`'s defaults.
+/// GCD and DCD run `fit`'s defaults.
 const DEMO_STEPS: usize = 30_000;
 
 pub fn run(args: DemoArgs) -> Result<()> {
     let gcd = args.train.method == "gcd";
-    // GCD's demo fits with `fit`'s default networks for the data (a mixture base measure at
-    // 20 000 rows), as its measurements in `bench/methods` do; DDAEBM's shows its learned
-    // energy over the isotropic base.
-    let network = if gcd {
+    let fit_defaults = gcd || args.train.method == "dcd";
+    // GCD's and DCD's demos fit with `fit`'s default networks for the data (a mixture base
+    // measure at 20 000 rows), as their measurements in `bench/methods` do; DDAEBM's shows its
+    // learned energy over the isotropic base.
+    let network = if fit_defaults {
         let (train_rows, _) = split_indices(args.rows, args.train.val_fraction, args.train.seed)?;
         default_network_for(2, train_rows.len())
     } else {
         default_network(2)
     };
     let mut cfg = args.train.config(network)?;
-    if args.train.steps.is_none() && !gcd {
+    if args.train.steps.is_none() && !fit_defaults {
         cfg.train.steps = DEMO_STEPS;
     }
-    let toy = if gcd {
+    let toy = if fit_defaults {
         Toy::gaussians8()
     } else {
         Toy::gaussians25()
@@ -83,7 +85,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let report = demo_report(&toy, &fitted, args.samples, args.train.seed, &mut rng)?;
     let png = args.out_dir.join("demo.png");
     let n = 150u32;
-    let half = if gcd { 4.0 } else { 2.0 };
+    let half = if fit_defaults { 4.0 } else { 2.0 };
     let view = View {
         min: -half,
         max: half,

@@ -4,6 +4,7 @@ use anyhow::{bail, Result};
 use clap::Args;
 use ddaebm::{NetworkConfig, ScheduleConfig};
 use ddaebm_train::data::Matrix;
+use ddaebm_train::dcd::DcdConfig;
 use ddaebm_train::fit::MethodConfig;
 use ddaebm_train::fit::{
     default_image_network, default_network_for, pixel_range_of, split_indices, FitConfig,
@@ -28,11 +29,13 @@ pub struct TrainArgs {
     pub steps: Option<usize>,
     #[arg(long)]
     pub batch_size: Option<usize>,
-    /// Training method: ddaebm (energy trained against a latent-variable generator) or gcd
-    /// (energy trained against a few-step Gaussian-policy sampler; vector data).
+    /// Training method: ddaebm (energy trained against a latent-variable generator), gcd
+    /// (energy trained against a few-step Gaussian-policy sampler; vector data) or dcd
+    /// (diffusion contrastive divergence: the energy alone, sampled by Langevin dynamics).
     #[arg(long, default_value = "ddaebm")]
     pub method: String,
-    /// Diffusion steps T (the sampler's steps) [default: 4 for ddaebm, 5 for gcd].
+    /// Diffusion steps T (the sampler's steps) [default: 4 for ddaebm and images, 5 for gcd and
+    /// dcd].
     #[arg(long)]
     pub timesteps: Option<usize>,
     /// GCD: DDPM pre-training iterations before the GCD iterations.
@@ -47,9 +50,20 @@ pub struct TrainArgs {
     /// GCD: weight of the sampler's velocity cost, relative to τ.
     #[arg(long)]
     pub velocity_weight: Option<f64>,
-    /// GCD: weight γ of the energy magnitude penalty.
+    /// GCD and DCD: weight γ of the energy magnitude penalty [default: 0.1].
     #[arg(long)]
     pub energy_penalty: Option<f64>,
+    /// DCD: Langevin steps K per chain, in training and at every level of sampling
+    /// [default: 20].
+    #[arg(long)]
+    pub langevin_steps: Option<usize>,
+    /// DCD: scale c of the Langevin step sizes, h_k = c²/(1/s_k² + a²/σ²) [default: 1].
+    #[arg(long)]
+    pub step_scale: Option<f64>,
+    /// DCD: train with the short-run contrastive-divergence baseline (chains from N(0, I), not
+    /// tied to a noisier row) instead of DCD's posterior chains.
+    #[arg(long)]
+    pub short_run_cd: bool,
     /// GCD: Adam learning rate of the sampler during GCD (after pre-training).
     #[arg(long)]
     pub lr_sampler: Option<f64>,
@@ -156,9 +170,14 @@ impl TrainArgs {
             ("--ddpm-steps", self.ddpm_steps.is_some()),
             ("--tau", self.tau.is_some()),
             ("--velocity-weight", self.velocity_weight.is_some()),
-            ("--energy-penalty", self.energy_penalty.is_some()),
             ("--lr-sampler", self.lr_sampler.is_some()),
         ];
+        let dcd_flags = [
+            ("--langevin-steps", self.langevin_steps.is_some()),
+            ("--step-scale", self.step_scale.is_some()),
+            ("--short-run-cd", self.short_run_cd),
+        ];
+        let penalty = [("--energy-penalty", self.energy_penalty.is_some())];
         let ddaebm_flags = [
             ("--lr-generator", self.lr_generator.is_some()),
             ("--r1-gamma", self.r1_gamma.is_some()),
@@ -174,10 +193,13 @@ impl TrainArgs {
         match self.method.as_str() {
             "ddaebm" => {
                 refuse(&gcd_flags, "ddaebm")?;
+                refuse(&dcd_flags, "ddaebm")?;
+                refuse(&penalty, "ddaebm")?;
                 Ok(MethodConfig::Ddaebm)
             }
             "gcd" => {
                 refuse(&ddaebm_flags, "gcd")?;
+                refuse(&dcd_flags, "gcd")?;
                 let d = GcdConfig::default();
                 Ok(MethodConfig::Gcd(GcdConfig {
                     ddpm_steps: self.ddpm_steps.unwrap_or(d.ddpm_steps),
@@ -190,7 +212,19 @@ impl TrainArgs {
                     ..d
                 }))
             }
-            other => bail!("unknown --method {other:?}: ddaebm or gcd"),
+            "dcd" => {
+                refuse(&ddaebm_flags, "dcd")?;
+                refuse(&gcd_flags, "dcd")?;
+                let d = DcdConfig::default();
+                Ok(MethodConfig::Dcd(DcdConfig {
+                    langevin_steps: self.langevin_steps.unwrap_or(d.langevin_steps),
+                    step_scale: self.step_scale.unwrap_or(d.step_scale),
+                    gamma: self.energy_penalty.unwrap_or(d.gamma),
+                    lr_energy: self.lr_energy.unwrap_or(d.lr_energy),
+                    short_run_cd: self.short_run_cd,
+                }))
+            }
+            other => bail!("unknown --method {other:?}: ddaebm, gcd or dcd"),
         }
     }
 
@@ -202,7 +236,7 @@ impl TrainArgs {
         }
         let defaults = match (&method, &network.image) {
             (_, Some(_)) => TrainConfig::image_default(),
-            (MethodConfig::Gcd(_), None) => TrainConfig::gcd_default(),
+            (MethodConfig::Gcd(_) | MethodConfig::Dcd(_), None) => TrainConfig::gcd_default(),
             (MethodConfig::Ddaebm, None) => TrainConfig::default(),
         };
         let mut network = network;
@@ -292,8 +326,10 @@ impl TrainArgs {
             stop: None,
             snapshots: None,
         };
-        if let MethodConfig::Gcd(g) = &fit_config.method {
-            g.validate(&fit_config.train.schedule)?;
+        match &fit_config.method {
+            MethodConfig::Gcd(g) => g.validate(&fit_config.train.schedule)?,
+            MethodConfig::Dcd(d) => d.validate(&fit_config.train.schedule)?,
+            MethodConfig::Ddaebm => {}
         }
         Ok(fit_config)
     }

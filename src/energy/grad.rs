@@ -1,22 +1,24 @@
-//! The energy's gradient with respect to its input, `∇ₓf(x, k)`, as a tensor that can itself be
-//! differentiated with respect to the weights: what the R1 penalty and denoising score matching
-//! of training need (`docs/method.md#training`). Scoring never needs it, so it lives here.
+//! The energy's gradient with respect to its input, `∇ₓf(x, k)`: what Langevin sampling
+//! (`crate::sampler::langevin`) follows, and, as a tensor that can itself be differentiated with
+//! respect to the weights, what the R1 penalty and denoising score matching of training need
+//! (`docs/method.md#training`).
 //!
 //! For the MLP the chain rule is written out: a matrix product per linear layer and a selection
-//! per PReLU ([`ddaebm::nn::ops::prelu_grad`]), the soft clip's and the base measure's
+//! per PReLU ([`crate::nn::ops::prelu_grad`]), the soft clip's and the base measure's
 //! derivatives in closed form. That costs a matrix product per layer instead of a full backward
 //! pass, which would also compute every weight's gradient. The convolutional network of image
 //! models goes through candle's backward pass, whose result keeps its graph only where candle is
-//! told to keep it (`CANDLE_GRAD_DO_NOT_DETACH=1`, set by
-//! [`crate::trainer::enable_second_order_gradients`] before the thread's first backward pass).
+//! told to keep it (`CANDLE_GRAD_DO_NOT_DETACH=1`, which the trainer sets for second-order
+//! gradients before the thread's first backward pass).
 
 use candle::Tensor;
-use ddaebm::energy::{BaseMeasure, EnergyBody};
-use ddaebm::nn::linear::linear_forward;
-use ddaebm::nn::mlp::{Mlp, TimeConditionedMlp};
-use ddaebm::nn::ops;
-use ddaebm::nn::soft_clip::soft_clip_and_slope;
-use ddaebm::{EnergyNet, Error, Result};
+
+use crate::energy::{BaseMeasure, EnergyBody, EnergyNet};
+use crate::error::{Error, Result};
+use crate::nn::linear::linear_forward;
+use crate::nn::mlp::{Mlp, TimeConditionedMlp};
+use crate::nn::ops;
+use crate::nn::soft_clip::soft_clip_and_slope;
 
 /// What a PReLU's input gradient needs from its forward pass: its input and clamped slope.
 struct PreluSaved {
@@ -140,9 +142,9 @@ pub fn log_density_ratio_and_input_grad(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::architecture::NetworkConfig;
     use candle::{DType, Device};
     use candle_nn::{VarBuilder, VarMap};
-    use ddaebm::NetworkConfig;
 
     fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
         (a - b)
