@@ -51,7 +51,10 @@ use crate::schedule::ScheduleConfig;
 ///   Only a model whose method or sampler a version-4 reader does not know is written as
 ///   version 5, so DDAEBM models stay readable by older libraries. With the Gaussian-policy
 ///   sampler the metadata holds `policy` too.
-pub const FORMAT_VERSION: u32 = 5;
+/// * 6: the method may be `dcd` and the sampler `langevin` (annealed Langevin dynamics on the
+///   energy, no sampler tensors), with the metadata's `langevin` entry. Only such models are
+///   written as version 6: a version-5 reader does not know how to sample them.
+pub const FORMAT_VERSION: u32 = 6;
 /// Value of the `format` metadata key.
 pub const FORMAT_NAME: &str = "ddaebm";
 /// Name of the tensor holding the sorted held-out energies.
