@@ -101,3 +101,8 @@ fn version_4_vector_model_with_mixture_base() {
 fn version_5_gcd_model_with_gaussian_policy() {
     check(5);
 }
+
+#[test]
+fn version_6_dcd_model_with_langevin_sampler() {
+    check(6);
+}

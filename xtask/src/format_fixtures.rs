@@ -8,6 +8,7 @@
 //! | `v3` | convolutional image model | the writer's version 3 |
 //! | `v4` | MLP energy with a Gaussian-mixture base measure | the writer's version 4 |
 //! | `v5` | a GCD model: MLP energy with a mixture base, Gaussian-policy sampler | the writer's version 5 |
+//! | `v6` | a DCD model: MLP energy with a mixture base, Langevin sampler | the writer's version 6 |
 //!
 //! Each folder holds `model.safetensors`, `rows.f32` (`rows × dim` little-endian f32, the first
 //! half in-distribution, the second far away), `energy.f32`, `pvalue.f32`, `sample.f32`
@@ -26,6 +27,7 @@ use rand_distr::{Distribution, StandardNormal};
 
 use ddaebm::{Model, NetworkConfig};
 use ddaebm_train::data::Matrix;
+use ddaebm_train::dcd::DcdConfig;
 use ddaebm_train::fit::{default_image_network, default_network, fit, FitConfig, MethodConfig};
 use ddaebm_train::gcd::GcdConfig;
 use ddaebm_train::trainer::TrainConfig;
@@ -169,19 +171,19 @@ fn write_one(dir: &Path, version: u32, device: &Device) -> Result<()> {
             cfg.image.as_mut().context("no image config")?.base_channels = 8;
             cfg
         }
-        4 | 5 => {
+        4..=6 => {
             let mut cfg = small_network();
             cfg.base_std = 0.0;
             cfg.base_components = 8;
             cfg
         }
-        _ => unreachable!("versions 1 to 5"),
+        _ => unreachable!("versions 1 to 6"),
     };
     network.latent_dim = network.latent_dim.max(2);
     let mut cfg = FitConfig {
         train: match version {
             3 => TrainConfig::image_default(),
-            5 => TrainConfig::gcd_default(),
+            5 | 6 => TrainConfig::gcd_default(),
             _ => TrainConfig::default(),
         },
         method: match version {
@@ -189,6 +191,11 @@ fn write_one(dir: &Path, version: u32, device: &Device) -> Result<()> {
                 pretrain_steps: 60,
                 ddpm_steps: 100,
                 ..GcdConfig::default()
+            }),
+            // A few Langevin steps per level: sampling the fixture stays quick.
+            6 => MethodConfig::Dcd(DcdConfig {
+                langevin_steps: 5,
+                ..DcdConfig::default()
             }),
             _ => MethodConfig::Ddaebm,
         },
@@ -231,13 +238,13 @@ fn write_one(dir: &Path, version: u32, device: &Device) -> Result<()> {
     Ok(())
 }
 
-/// Writes the folders of `versions` (`v1` … `v5`) under `dir`. The committed folders are never
+/// Writes the folders of `versions` (`v1` … `v6`) under `dir`. The committed folders are never
 /// rewritten: each stands for files users already have, so a new version adds its folder only.
 pub fn write_all(dir: &Path, versions: &[u32]) -> Result<()> {
     let device = Device::Cpu;
     for &version in versions {
         ensure!(
-            (1..=5).contains(&version),
+            (1..=6).contains(&version),
             "no fixture for version {version}"
         );
         write_one(dir, version, &device)?;

@@ -29,7 +29,7 @@ fn main() -> Result<()> {
                     .split(',')
                     .map(|v| v.trim().parse())
                     .collect::<Result<Vec<u32>, _>>()?,
-                None => (1..=5).collect(),
+                None => (1..=6).collect(),
             };
             format_fixtures::write_all(dir.as_ref(), &versions)
         }
