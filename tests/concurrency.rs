@@ -174,3 +174,19 @@ fn shared_gcd_model_on_the_global_pool() {
     let calls = stress(model, threads, seconds);
     println!("GCD model: {threads} threads, {seconds} s, {calls} calls, all bit-identical");
 }
+
+// A DCD model (Langevin sampler on the energy, mixture base): the committed format fixture.
+// Sampling runs the energy's input gradient on every thread at once.
+#[test]
+fn shared_dcd_model_on_the_global_pool() {
+    let threads = env_or("DDAEBM_STRESS_THREADS", 16) as usize;
+    let seconds = env_or("DDAEBM_STRESS_SECONDS", 2);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/format/v6/model.safetensors");
+    let model = Model::open(&path, &candle::Device::Cpu).unwrap();
+    assert_eq!(model.input_dim(), DIM);
+    assert_eq!(model.metadata().method, ddaebm::Method::Dcd);
+    assert_eq!(model.metadata().sampler, ddaebm::SamplerKind::Langevin);
+    let calls = stress(model, threads, seconds);
+    println!("DCD model: {threads} threads, {seconds} s, {calls} calls, all bit-identical");
+}
