@@ -22,8 +22,8 @@ use candle::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
 use ddaebm::format::{read_model_bytes, CALIBRATION_TENSOR, FORMAT_VERSION};
 use ddaebm::{
-    Calibration, EnergyNet, Error, GaussianPolicy, Generator, Method, Model, ModelMetadata,
-    NetworkConfig, Normalization, PolicyConfig, SamplerKind, ScheduleConfig,
+    Calibration, EnergyNet, Error, GaussianPolicy, Generator, LangevinConfig, Method, Model,
+    ModelMetadata, NetworkConfig, Normalization, PolicyConfig, SamplerKind, ScheduleConfig,
 };
 use serde_json::{json, Value};
 
@@ -169,12 +169,13 @@ impl RawModel {
 
 /// The tiny valid model every generated case starts from.
 fn valid_model() -> RawModel {
-    valid_model_of(false)
+    valid_model_of(Method::Ddaebm)
 }
 
-/// The valid DDAEBM model, or with `gcd` the same energy with a GCD Gaussian policy (8 DDPM
-/// steps) instead of the generator.
-fn valid_model_of(gcd: bool) -> RawModel {
+/// The valid model of `method`, all with the same energy: DDAEBM's generator, GCD's Gaussian
+/// policy (8 DDPM steps) or DCD's Langevin sampler (3 steps per level, hand-set step sizes, no
+/// sampler tensors).
+fn valid_model_of(method: Method) -> RawModel {
     let network = NetworkConfig {
         input_dim: 2,
         latent_dim: 2,
@@ -193,14 +194,33 @@ fn valid_model_of(gcd: bool) -> RawModel {
     let vm = VarMap::new();
     let vb = VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu);
     EnergyNet::new(&network, schedule.num_timesteps, vb.pp("energy")).unwrap();
-    let policy = gcd.then_some(PolicyConfig { ddpm_steps: 8 });
-    match &policy {
-        Some(p) => {
-            GaussianPolicy::new(&network, &schedule, p, vb.pp("sampler")).unwrap();
-        }
-        None => {
+    let (sampler, policy, langevin) = match method {
+        Method::Ddaebm => (SamplerKind::Generator, None, None),
+        Method::Gcd => (
+            SamplerKind::GaussianPolicy,
+            Some(PolicyConfig { ddpm_steps: 8 }),
+            None,
+        ),
+        // Step sizes set by hand rather than by `default_step_size`, so the file's JSON does not
+        // depend on the last bits of the schedule's arithmetic.
+        Method::Dcd => (
+            SamplerKind::Langevin,
+            None,
+            Some(LangevinConfig {
+                steps: 3,
+                step_sizes: vec![0.005, 0.01, 0.02, 0.04],
+            }),
+        ),
+    };
+    match sampler {
+        SamplerKind::Generator => {
             Generator::new(&network, schedule.num_timesteps, vb.pp("generator")).unwrap();
         }
+        SamplerKind::GaussianPolicy => {
+            let p = policy.as_ref().unwrap();
+            GaussianPolicy::new(&network, &schedule, p, vb.pp("sampler")).unwrap();
+        }
+        SamplerKind::Langevin => {}
     }
     let mut shapes: Vec<(String, Vec<usize>)> = vm
         .data()
@@ -233,15 +253,11 @@ fn valid_model_of(gcd: bool) -> RawModel {
         tensors.push(f32_tensor(&name, &shape, &values));
     }
     tensors.sort_by(|a, b| a.name.cmp(&b.name));
-    let (method, sampler) = match gcd {
-        true => (Method::Gcd, SamplerKind::GaussianPolicy),
-        false => (Method::Ddaebm, SamplerKind::Generator),
-    };
     let metadata = ModelMetadata {
         method,
         sampler,
         policy,
-        langevin: None,
+        langevin,
         network,
         schedule,
         normalization: Normalization {
@@ -1177,9 +1193,21 @@ fn generated_cases() -> Vec<Case> {
                 .insert("policy".into(), json!({"ddpm_steps": 8}));
         },
     );
+    let langevin = json!({"steps": 3, "step_sizes": [0.005, 0.01, 0.02, 0.04]});
+    let misplaced_langevin = BadModel("a langevin entry belongs to the langevin sampler only");
+    c.json(
+        "langevin-on-generator",
+        "a DDAEBM model (generator) with a Langevin sampler's settings",
+        misplaced_langevin,
+        |v| {
+            v.as_object_mut()
+                .unwrap()
+                .insert("langevin".into(), langevin.clone());
+        },
+    );
 
     // --- GCD models (Gaussian-policy sampler) ---
-    let ddaebm_base = std::mem::replace(&mut c.base, valid_model_of(true));
+    let ddaebm_base = std::mem::replace(&mut c.base, valid_model_of(Method::Gcd));
     c.edit(
         "gcd-valid",
         "a valid GCD model: the energy and a Gaussian policy on 8 DDPM steps",
@@ -1203,6 +1231,16 @@ fn generated_cases() -> Vec<Case> {
         "ddpm_steps 2^40",
         BadModel("must be a multiple of the schedule's 4 steps"),
         |v| set(v, "/policy/ddpm_steps", json!(1u64 << 40)),
+    );
+    c.json(
+        "gcd-langevin-on-policy",
+        "a GCD model (gaussian_policy) with a Langevin sampler's settings as well",
+        misplaced_langevin,
+        |v| {
+            v.as_object_mut()
+                .unwrap()
+                .insert("langevin".into(), langevin.clone());
+        },
     );
     c.json(
         "gcd-policy-wrong-type",
@@ -1250,7 +1288,7 @@ fn generated_cases() -> Vec<Case> {
         "sampler gaussian_policy but the tensors of a generator",
         BadModel("sampler policy"),
         |m| {
-            let generator = valid_model_of(false);
+            let generator = valid_model_of(Method::Ddaebm);
             m.tensors.retain(|t| !t.name.starts_with("sampler."));
             m.tensors.extend(
                 generator
@@ -1259,6 +1297,142 @@ fn generated_cases() -> Vec<Case> {
                     .filter(|t| t.name.starts_with("generator.")),
             );
             m.tensors.sort_by(|a, b| a.name.cmp(&b.name));
+        },
+    );
+
+    // --- DCD models (Langevin sampler: no sampler tensors) ---
+    c.base = valid_model_of(Method::Dcd);
+    let generator_tensors = || {
+        valid_model_of(Method::Ddaebm)
+            .tensors
+            .into_iter()
+            .filter(|t| t.name.starts_with("generator."))
+    };
+    c.edit(
+        "dcd-valid",
+        "a valid DCD model: the energy and 3 Langevin steps per level, no sampler tensors",
+        Opens,
+        |_| {},
+    );
+    c.json(
+        "dcd-langevin-missing",
+        "sampler langevin without the langevin entry",
+        BadModel("the langevin sampler needs the metadata's langevin entry"),
+        |v| remove(v, "/langevin"),
+    );
+    let steps_range = BadModel("langevin: steps must be in 1..=10000");
+    for (name, what, steps) in [
+        ("dcd-steps-zero", "0 Langevin steps per level", json!(0)),
+        (
+            "dcd-steps-over-limit",
+            "10001 Langevin steps per level, one over the limit",
+            json!(10_001),
+        ),
+        (
+            "dcd-steps-huge",
+            "2^40 Langevin steps per level",
+            json!(1u64 << 40),
+        ),
+    ] {
+        c.json(name, what, steps_range, |v| {
+            set(v, "/langevin/steps", steps)
+        });
+    }
+    c.json(
+        "dcd-step-sizes-short",
+        "3 step sizes for the 4 levels",
+        BadModel("langevin: 3 step sizes for a schedule of 4 levels"),
+        |v| set(v, "/langevin/step_sizes", json!([0.005, 0.01, 0.02])),
+    );
+    c.json(
+        "dcd-step-sizes-empty",
+        "no step sizes",
+        BadModel("langevin: 0 step sizes for a schedule of 4 levels"),
+        |v| set(v, "/langevin/step_sizes", json!([])),
+    );
+    let step_range = BadModel("langevin: every step size must be in (0, 10]");
+    for (name, what, value) in [
+        ("dcd-step-size-zero", "a step size of 0", json!(0.0)),
+        (
+            "dcd-step-size-negative",
+            "a step size of -0.01",
+            json!(-0.01),
+        ),
+        ("dcd-step-size-huge", "a step size of 10^6", json!(1e6)),
+    ] {
+        c.json(name, what, step_range, |v| {
+            set(v, "/langevin/step_sizes/2", value)
+        });
+    }
+    for (name, what, raw) in [
+        (
+            "dcd-step-size-nan",
+            "a step size is the bare word NaN (not JSON)",
+            "NaN",
+        ),
+        (
+            "dcd-step-size-overflow",
+            "a step size is 1e999, beyond f64",
+            "1e999",
+        ),
+    ] {
+        c.json_raw(name, what, invalid_metadata, raw, |v| {
+            set(v, "/langevin/step_sizes/2", json!(RAW))
+        });
+    }
+    c.json(
+        "dcd-step-sizes-wrong-type",
+        "step_sizes is a string",
+        invalid_metadata,
+        |v| set(v, "/langevin/step_sizes", json!("0.01")),
+    );
+    c.json(
+        "dcd-langevin-wrong-type",
+        "the langevin entry is a number",
+        invalid_metadata,
+        |v| set(v, "/langevin", json!(3)),
+    );
+    c.json(
+        "dcd-policy-entry",
+        "a DCD model with a Gaussian policy's settings as well",
+        BadModel("a policy entry belongs to the gaussian_policy sampler only"),
+        |v| {
+            v.as_object_mut()
+                .unwrap()
+                .insert("policy".into(), json!({"ddpm_steps": 8}));
+        },
+    );
+    c.edit(
+        "dcd-generator-tensors",
+        "a DCD model that also holds a generator's tensors (unused, ignored)",
+        Opens,
+        |m| {
+            m.tensors.extend(generator_tensors());
+            m.tensors.sort_by(|a, b| a.name.cmp(&b.name));
+        },
+    );
+    c.edit(
+        "dcd-method-generator-sampler",
+        "method dcd with sampler generator and a generator's tensors (the method is a record)",
+        Opens,
+        |m| {
+            let mut v: Value = serde_json::from_str(m.meta("ddaebm")).unwrap();
+            set(&mut v, "/sampler", json!("generator"));
+            remove(&mut v, "/langevin");
+            m.set_meta("ddaebm", Some(&v.to_string()));
+            m.tensors.extend(generator_tensors());
+            m.tensors.sort_by(|a, b| a.name.cmp(&b.name));
+        },
+    );
+    c.edit(
+        "dcd-generator-sampler-no-tensors",
+        "method dcd with sampler generator but no generator tensors",
+        BadModel("generator network"),
+        |m| {
+            let mut v: Value = serde_json::from_str(m.meta("ddaebm")).unwrap();
+            set(&mut v, "/sampler", json!("generator"));
+            remove(&mut v, "/langevin");
+            m.set_meta("ddaebm", Some(&v.to_string()));
         },
     );
     c.base = ddaebm_base;
