@@ -218,6 +218,11 @@ impl DcdTrainer {
         &self.energy
     }
 
+    /// The energy's variables by name (`energy.*`), base measure included.
+    pub fn vars(&self) -> &VarMap {
+        &self.energy_vars
+    }
+
     /// The Langevin sampler on the current weights.
     pub fn sampler(&self) -> &LangevinSampler {
         &self.sampler

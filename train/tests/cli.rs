@@ -520,9 +520,99 @@ fn fit_method_gcd_writes_a_gcd_model_and_refuses_other_methods_flags() {
             &["--tau", "1"][..],
             "--tau does not apply to --method ddaebm",
         ),
-        (&["--method", "dcd"][..], "unknown --method"),
+        (&["--method", "sgld"][..], "unknown --method"),
         (&["--method", "gcd", "--ddpm-steps", "7"][..], "multiple"),
         (&["--method", "gcd", "--tau=-1"][..], "tau"),
+    ] {
+        let args: Vec<&str> = base.iter().chain(extra).copied().collect();
+        assert_one_error_line(&run(&args), message);
+        assert!(!bad.exists());
+    }
+}
+
+#[test]
+fn fit_method_dcd_writes_a_langevin_model_and_refuses_other_methods_flags() {
+    let f = fixture();
+    let model = f.dir.path().join("dcd.safetensors");
+    let out = run_ok(&[
+        "fit",
+        "--method",
+        "dcd",
+        "--data",
+        s(&f.data),
+        "--out",
+        s(&model),
+        "--steps",
+        "20",
+        "--batch-size",
+        "64",
+        "--langevin-steps",
+        "4",
+        "--step-scale",
+        "0.8",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("for 20 steps"), "{stderr}");
+    let out = run_ok(&["inspect", "--model", s(&model)]);
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(meta["format_version"], 6);
+    assert_eq!(meta["method"], "dcd");
+    assert_eq!(meta["sampler"], "langevin");
+    let langevin = &meta["metadata"]["langevin"];
+    assert_eq!(langevin["steps"], 4);
+    assert_eq!(langevin["step_sizes"].as_array().unwrap().len(), 5);
+    assert_eq!(meta["metadata"]["schedule"]["num_timesteps"], 5);
+    assert_eq!(
+        meta["metadata"]["training"]["method_config"]["step_scale"],
+        0.8
+    );
+    let samples = f.dir.path().join("dcd-samples.npy");
+    run_ok(&[
+        "sample",
+        "--model",
+        s(&model),
+        "-n",
+        "30",
+        "--out",
+        s(&samples),
+    ]);
+    let m = load_matrix(&samples, None).unwrap();
+    assert_eq!((m.rows, m.cols), (30, 2));
+    assert!(m.data.iter().all(|v| v.is_finite()));
+
+    let bad = f.dir.path().join("bad.safetensors");
+    let base = [
+        "fit",
+        "--data",
+        s(&f.data),
+        "--out",
+        s(&bad),
+        "--steps",
+        "5",
+    ];
+    for (extra, message) in [
+        (
+            &["--method", "dcd", "--tau", "1"][..],
+            "--tau does not apply to --method dcd",
+        ),
+        (
+            &["--method", "dcd", "--ema", "0.9"][..],
+            "--ema does not apply to --method dcd",
+        ),
+        (
+            &["--langevin-steps", "5"][..],
+            "--langevin-steps does not apply to --method ddaebm",
+        ),
+        (
+            &["--method", "gcd", "--short-run-cd"][..],
+            "--short-run-cd does not apply to --method gcd",
+        ),
+        (&["--method", "dcd", "--langevin-steps", "0"][..], "steps"),
+        (&["--method", "dcd", "--step-scale", "0"][..], "step scale"),
+        (
+            &["--method", "dcd", "--energy-penalty=-1"][..],
+            "energy penalty",
+        ),
     ] {
         let args: Vec<&str> = base.iter().chain(extra).copied().collect();
         assert_one_error_line(&run(&args), message);

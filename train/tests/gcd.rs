@@ -3,22 +3,18 @@
 //! model file samples through the C ABI exactly as through `Model::sample`, and on 8 Gaussians
 //! GCD makes a good few-step sampler of a poor one.
 
-use std::ffi::CString;
-use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+mod support;
 
 use candle::Device;
-use ddaebm::ffi::model::{ddaebm_model_free, ddaebm_model_open, ddaebm_sample};
-use ddaebm::ffi::status::ddaebm_status;
-use ddaebm::{Method, Model, SamplerKind};
+use ddaebm::{Method, SamplerKind};
 use ddaebm_train::data::Matrix;
-use ddaebm_train::fit::{fit, CheckpointConfig, FitConfig, FittedModel, MethodConfig};
+use ddaebm_train::fit::{fit, FitConfig, MethodConfig};
 use ddaebm_train::gcd::GcdConfig;
 use ddaebm_train::metrics::{auroc, sliced_wasserstein};
 use ddaebm_train::toy::Toy;
 use ddaebm_train::trainer::TrainConfig;
 use rand::SeedableRng;
+use support::{assert_c_abi_samples_as_the_library, interrupted_then_resumed, tensors};
 
 const PRETRAIN: usize = 30;
 const STEPS: usize = 30;
@@ -53,13 +49,6 @@ fn config(seed: u64) -> FitConfig {
     }
 }
 
-fn tensors(m: &FittedModel) -> Vec<(String, Vec<f32>)> {
-    m.tensors
-        .iter()
-        .map(|(n, t)| (n.clone(), t.flatten_all().unwrap().to_vec1().unwrap()))
-        .collect()
-}
-
 #[test]
 fn a_seeded_gcd_fit_is_reproducible_and_records_its_method() {
     let dev = Device::Cpu;
@@ -90,41 +79,13 @@ fn a_seeded_gcd_fit_is_reproducible_and_records_its_method() {
     assert!(x.iter().all(|v| v.is_finite()));
 }
 
-/// Runs `cfg` with a checkpoint, raising the stop flag after iteration `stop_at`, then resumes.
-fn interrupted_then_resumed(dir: &Path, stop_at: usize) -> FittedModel {
-    let dev = Device::Cpu;
-    let mut cfg = config(3);
-    let ckpt = dir.join(format!("run-{stop_at}.ckpt"));
-    cfg.checkpoint = Some(CheckpointConfig {
-        path: ckpt.clone(),
-        every: 7,
-        resume: true,
-    });
-    let stop = Arc::new(AtomicBool::new(false));
-    cfg.stop = Some(stop.clone());
-    let flag = stop.clone();
-    let err = fit(&data(), &cfg, &dev, move |step, _| {
-        if step + 1 == stop_at {
-            flag.store(true, Ordering::SeqCst);
-        }
-    })
-    .err()
-    .expect("the run stops");
-    assert!(err.to_string().contains("interrupted"), "{err}");
-    assert!(ckpt.exists());
-    stop.store(false, Ordering::SeqCst);
-    let (m, summary) = fit(&data(), &cfg, &dev, |_, _| {}).unwrap();
-    assert_eq!(summary.resumed_from, Some(stop_at));
-    m
-}
-
 #[test]
 fn a_gcd_run_resumes_to_the_uninterrupted_model_from_either_phase() {
     let dir = tempfile::tempdir().unwrap();
     let (full, _) = fit(&data(), &config(3), &Device::Cpu, |_, _| {}).unwrap();
     // Stopped during the DDPM pre-training, and during GCD.
     for stop_at in [PRETRAIN / 2, PRETRAIN + STEPS / 2] {
-        let resumed = interrupted_then_resumed(dir.path(), stop_at);
+        let resumed = interrupted_then_resumed(&data(), &config(3), dir.path(), stop_at);
         assert_eq!(tensors(&full), tensors(&resumed), "stopped at {stop_at}");
     }
 }
@@ -133,26 +94,7 @@ fn a_gcd_run_resumes_to_the_uninterrupted_model_from_either_phase() {
 fn the_c_abi_samples_a_gcd_model_as_the_library_does() {
     let dir = tempfile::tempdir().unwrap();
     let (m, _) = fit(&data(), &config(5), &Device::Cpu, |_, _| {}).unwrap();
-    let path = dir.path().join("gcd.safetensors");
-    m.save(&path).unwrap();
-    let model = Model::open(&path, &Device::Cpu).unwrap();
-    let want = model.sample(40, 123).unwrap();
-    assert_eq!(want, m.model.sample(40, 123).unwrap());
-    let c = CString::new(path.to_str().unwrap()).unwrap();
-    let mut out = vec![0f32; 80];
-    unsafe {
-        let mut ptr = std::ptr::null_mut();
-        assert_eq!(
-            ddaebm_model_open(c.as_ptr(), std::ptr::null(), &mut ptr),
-            ddaebm_status::DDAEBM_OK
-        );
-        assert_eq!(
-            ddaebm_sample(ptr, 40, 123, out.as_mut_ptr(), out.len()),
-            ddaebm_status::DDAEBM_OK
-        );
-        ddaebm_model_free(ptr);
-    }
-    assert_eq!(out, want);
+    assert_c_abi_samples_as_the_library(&m, dir.path(), 40, 123);
 }
 
 // The method works, at CI size: on 8 Gaussians, GCD fine-tuning turns the pre-trained DDPM's
