@@ -25,6 +25,9 @@
 //!   same kind of rows; `gcd_energy.f32` (its energies of `rows.f32`) and `gcd_sample.f32`
 //!   (`Model::sample(sample_rows, sample_seed)`): the bindings score and sample a model of
 //!   every training method through the same calls;
+//! - `dcd_model.safetensors`: a DCD model (Langevin sampler on the energy, 5 steps per level)
+//!   fitted briefly on the same kind of rows; `dcd_energy.f32` (its energies of `rows.f32`) and
+//!   `dcd_sample.f32` (`Model::sample(sample_rows, sample_seed)`), as for the GCD model;
 //! - `fixture.txt`: `key value` lines: `rows`, `dim`, `sample_rows`, `sample_seed`, `flagged`,
 //!   `threshold`, `image_channels`, `image_height`, `image_width`, `image_rows`.
 
@@ -39,6 +42,7 @@ use rand_distr::{Distribution, StandardNormal};
 
 use ddaebm::{parse_device, Model};
 use ddaebm_train::data::Matrix;
+use ddaebm_train::dcd::DcdConfig;
 use ddaebm_train::fit::{default_image_network, fit, FitConfig, MethodConfig};
 use ddaebm_train::gcd::GcdConfig;
 use ddaebm_train::trainer::TrainConfig;
@@ -186,6 +190,40 @@ fn write_gcd_fixture(dir: &Path, rows: &[f32], device: &Device) -> Result<()> {
     write_f32(&dir.join("gcd_sample.f32"), &samples)
 }
 
+/// Fits the small DCD model on rows like the vector model's, saves it to `dir`, and writes its
+/// energies of `rows` and its samples.
+fn write_dcd_fixture(dir: &Path, rows: &[f32], device: &Device) -> Result<()> {
+    // An RNG of its own, so that the fixtures above stay as they were.
+    let mut rng = ChaCha8Rng::seed_from_u64(37);
+    let train: Vec<f32> = (0..1000).flat_map(|_| in_distribution(&mut rng)).collect();
+    let cfg = FitConfig {
+        train: TrainConfig {
+            steps: 60,
+            batch_size: 64,
+            seed: 5,
+            ..TrainConfig::gcd_default()
+        },
+        // A few Langevin steps per level: the bindings' sampling tests stay quick.
+        method: MethodConfig::Dcd(DcdConfig {
+            langevin_steps: 5,
+            ..DcdConfig::default()
+        }),
+        ..FitConfig::default()
+    };
+    let (fitted, _) = fit(&Matrix::new(1000, DIM, train)?, &cfg, device, |_, _| {})?;
+    let path = dir.join("dcd_model.safetensors");
+    fitted.save(&path)?;
+    let model = Model::open(&path, device)?;
+    let energy = model.energy(rows, ROWS)?;
+    let samples = model.sample(SAMPLE_ROWS, SAMPLE_SEED)?;
+    ensure!(
+        energy.iter().chain(&samples).all(|v| v.is_finite()),
+        "the DCD model's energies or samples are not all finite"
+    );
+    write_f32(&dir.join("dcd_energy.f32"), &energy)?;
+    write_f32(&dir.join("dcd_sample.f32"), &samples)
+}
+
 fn write_f32(path: &Path, values: &[f32]) -> Result<()> {
     let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
     std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
@@ -263,9 +301,10 @@ pub fn write(dir: &Path) -> Result<()> {
     future_bytes[8..header_len].copy_from_slice(bumped.as_bytes());
     std::fs::write(dir.join("future.safetensors"), future_bytes)?;
 
-    // The image and GCD models last: nothing above depends on them.
+    // The image, GCD and DCD models last: nothing above depends on them.
     let image_info = write_image_fixture(&dir, &device)?;
     write_gcd_fixture(&dir, &rows, &device)?;
+    write_dcd_fixture(&dir, &rows, &device)?;
     let info = format!(
         "rows {ROWS}\ndim {DIM}\nsample_rows {SAMPLE_ROWS}\nsample_seed {SAMPLE_SEED}\n\
          flagged {flagged}\nthreshold {:?}\n{image_info}",
