@@ -31,6 +31,9 @@ type fixture struct {
 
 	// The GCD model (gcd_model.safetensors): its energies of x and its samples.
 	gcdEnergy, gcdSample []float32
+
+	// The DCD model (dcd_model.safetensors): its energies of x and its samples.
+	dcdEnergy, dcdSample []float32
 }
 
 // fixtureDir is $DDAEBM_FIXTURE_DIR, or target/bindings-fixture of the repository.
@@ -122,6 +125,8 @@ func loadFixture(t testing.TB) *fixture {
 		imageEnergy: readF32(t, "image_energy.f32"),
 		gcdEnergy:   readF32(t, "gcd_energy.f32"),
 		gcdSample:   readF32(t, "gcd_sample.f32"),
+		dcdEnergy:   readF32(t, "dcd_energy.f32"),
+		dcdSample:   readF32(t, "dcd_sample.f32"),
 	}
 	for _, b := range readFixture(t, "is_ood.u8") {
 		f.isOOD = append(f.isOOD, b != 0)
@@ -130,7 +135,8 @@ func loadFixture(t testing.TB) *fixture {
 		len(f.isOOD) != f.rows || len(f.sample) != f.sampleRows*f.dim ||
 		len(f.imageX) != f.imageRows*f.imageShape[0]*f.imageShape[1]*f.imageShape[2] ||
 		len(f.imageEnergy) != f.imageRows ||
-		len(f.gcdEnergy) != f.rows || len(f.gcdSample) != f.sampleRows*f.dim {
+		len(f.gcdEnergy) != f.rows || len(f.gcdSample) != f.sampleRows*f.dim ||
+		len(f.dcdEnergy) != f.rows || len(f.dcdSample) != f.sampleRows*f.dim {
 		t.Fatalf("the fixture in %s is inconsistent with its fixture.txt", fixtureDir())
 	}
 	return f

@@ -161,6 +161,30 @@ func TestGCDModel(t *testing.T) {
 	sameBits(t, "GCD sample", sample, f.gcdSample)
 }
 
+// A model of a third training method (DCD, Langevin sampler on the energy) through the same
+// calls.
+func TestDCDModel(t *testing.T) {
+	f := loadFixture(t)
+	m, err := ddaebm.Open(fixtureFile(t, "dcd_model.safetensors"), nil)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer m.Close()
+	if !strings.Contains(m.Metadata(), `"langevin"`) {
+		t.Errorf("the DCD model's metadata names no langevin sampler")
+	}
+	energy, err := m.Energy(f.x, f.rows)
+	if err != nil {
+		t.Fatalf("Energy: %v", err)
+	}
+	sameBits(t, "DCD energy", energy, f.dcdEnergy)
+	sample, err := m.Sample(f.sampleRows, f.sampleSeed)
+	if err != nil {
+		t.Fatalf("Sample: %v", err)
+	}
+	sameBits(t, "DCD sample", sample, f.dcdSample)
+}
+
 func TestSample(t *testing.T) {
 	f := loadFixture(t)
 	m := openFixture(t, nil)

@@ -213,7 +213,11 @@ int fixture_load(fixture *fx, const char *dir, char *err, size_t err_len) {
   fx->gcd_sample = fx->gcd_energy ? read_f32(fx, "gcd_sample.f32", fx->sample_rows * fx->dim,
                                              err, err_len)
                                   : NULL;
-  if (fx->gcd_sample == NULL) {
+  fx->dcd_energy = fx->gcd_sample ? read_f32(fx, "dcd_energy.f32", fx->rows, err, err_len) : NULL;
+  fx->dcd_sample = fx->dcd_energy ? read_f32(fx, "dcd_sample.f32", fx->sample_rows * fx->dim,
+                                             err, err_len)
+                                  : NULL;
+  if (fx->dcd_sample == NULL) {
     fixture_free(fx);
     return 0;
   }
@@ -230,5 +234,7 @@ void fixture_free(fixture *fx) {
   free(fx->image_energy);
   free(fx->gcd_energy);
   free(fx->gcd_sample);
+  free(fx->dcd_energy);
+  free(fx->dcd_sample);
   memset(fx, 0, sizeof *fx);
 }

@@ -54,6 +54,8 @@ typedef struct fixture {
   float *image_energy; /* image_rows */
   float *gcd_energy;   /* rows: the GCD model's energies of x */
   float *gcd_sample;   /* sample_rows × dim: the GCD model's samples */
+  float *dcd_energy;   /* rows: the DCD model's energies of x */
+  float *dcd_sample;   /* sample_rows × dim: the DCD model's samples */
 } fixture;
 
 /* Loads every fixture file from `dir`; on failure writes a message to `err` and returns 0. */

@@ -403,6 +403,28 @@ static void test_gcd_model_scores_and_samples(void) {
   ddaebm_model_free(m);
 }
 
+/* ---- a model of a third training method (DCD: Langevin sampler on the energy) ----------- */
+
+static void test_dcd_model_scores_and_samples(void) {
+  char path[4096];
+  ddaebm_model *m = NULL;
+  EXPECT_OK(ddaebm_model_open(fixture_path(&fx, "dcd_model.safetensors", path, sizeof path), NULL,
+                              &m));
+  if (m == NULL) return;
+  const char *meta = ddaebm_model_metadata(m);
+  CHECK(meta != NULL && strstr(meta, "\"langevin\"") != NULL,
+        "DCD model metadata names no langevin sampler: %.80s", meta ? meta : "(null)");
+  size_t n = fx.rows, s = fx.sample_rows * fx.dim;
+  float *energy = xmalloc(n * sizeof *energy), *sample = xmalloc(s * sizeof *sample);
+  EXPECT_OK(ddaebm_energy(m, fx.x, n, fx.dim, energy));
+  CHECK_SAME_F32("DCD energy", energy, fx.dcd_energy, n);
+  EXPECT_OK(ddaebm_sample(m, fx.sample_rows, fx.sample_seed, sample, s));
+  CHECK_SAME_F32("DCD sample", sample, fx.dcd_sample, s);
+  free(energy);
+  free(sample);
+  ddaebm_model_free(m);
+}
+
 /* ---- edge cases that succeed ------------------------------------------------------------ */
 
 static void check_screen_optional_outputs(const ddaebm_model *m) {
@@ -1159,6 +1181,7 @@ int main(int argc, char **argv) {
   run_test("image_energy_matches_fixture", test_image_energy_matches_fixture);
   run_test("image_energy_pool_of_2", test_image_energy_pool_of_2);
   run_test("gcd_model_scores_and_samples", test_gcd_model_scores_and_samples);
+  run_test("dcd_model_scores_and_samples", test_dcd_model_scores_and_samples);
   run_test("model_free_null", test_model_free_null);
   run_test("status_strings", test_status_strings);
   run_test("energy_matches_fixture", test_energy_matches_fixture);

@@ -85,6 +85,11 @@ Fixture load() {
     if (f.gcd_energy.size() != f.rows || f.gcd_sample.size() != f.sample_rows * f.dim) {
         throw std::runtime_error(f.dir + ": GCD array sizes disagree with fixture.txt");
     }
+    f.dcd_energy = read_array<float>(f.path("dcd_energy.f32"));
+    f.dcd_sample = read_array<float>(f.path("dcd_sample.f32"));
+    if (f.dcd_energy.size() != f.rows || f.dcd_sample.size() != f.sample_rows * f.dim) {
+        throw std::runtime_error(f.dir + ": DCD array sizes disagree with fixture.txt");
+    }
     return f;
 }
 

@@ -95,6 +95,9 @@ struct Fixture {
     // The GCD model (gcd_model.safetensors): its energies of x and its samples.
     std::vector<float> gcd_energy;
     std::vector<float> gcd_sample;
+    // The DCD model (dcd_model.safetensors): its energies of x and its samples.
+    std::vector<float> dcd_energy;
+    std::vector<float> dcd_sample;
 
     /// Full path of a file in the fixture directory.
     [[nodiscard]] std::string path(const std::string& name) const { return dir + "/" + name; }

@@ -88,6 +88,16 @@ DDAEBM_TEST(gcd_model) {
     CHECK(bits_equal(model.sample(f.sample_rows, f.sample_seed), f.gcd_sample));
 }
 
+// A model of a third training method (DCD, Langevin sampler on the energy) through the same
+// calls.
+DDAEBM_TEST(dcd_model) {
+    const auto& f = fixture();
+    const auto model = ddaebm::Model::open(f.path("dcd_model.safetensors"));
+    CHECK(model.metadata().find("\"langevin\"") != std::string::npos);
+    CHECK(bits_equal(model.energy(f.x), f.dcd_energy));
+    CHECK(bits_equal(model.sample(f.sample_rows, f.sample_seed), f.dcd_sample));
+}
+
 DDAEBM_TEST(open_options) {
     const auto& f = fixture();
     const auto model = ddaebm::Model::open(f.path("model.safetensors"), {"cpu", 2});

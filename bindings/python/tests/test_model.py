@@ -53,6 +53,19 @@ def test_a_gcd_model_scores_and_samples_like_rust(rows, info, fixture_dir):
         assert (bits(s) == bits(want)).all()
 
 
+def test_a_dcd_model_scores_and_samples_like_rust(rows, info, fixture_dir):
+    # A model of a third training method (DCD, Langevin sampler on the energy) through the
+    # same calls.
+    with ddaebm.Model(fixture_dir / "dcd_model.safetensors") as m:
+        assert m.metadata["method"] == "dcd" and m.metadata["sampler"] == "langevin"
+        want = np.fromfile(fixture_dir / "dcd_energy.f32", dtype="<f4")
+        assert (bits(m.energy(rows)) == bits(want)).all()
+        n, seed = int(info["sample_rows"]), int(info["sample_seed"])
+        s = m.sample(n, seed=seed)
+        want = np.fromfile(fixture_dir / "dcd_sample.f32", dtype="<f4").reshape(n, -1)
+        assert (bits(s) == bits(want)).all()
+
+
 def test_sample_is_bit_identical_and_seeded(model, info, fixture_dir):
     n, seed = int(info["sample_rows"]), int(info["sample_seed"])
     s = model.sample(n, seed=seed)
