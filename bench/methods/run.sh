@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # The training methods side by side (see README.md): samplers and energies on 8 and 25
 # Gaussians, GCD's entropy weight tau = 0 against the default, and GCD as a detector on the
-# 11 tasks of bench/ood. Writes bench/methods/results-toy.jsonl and results-gcd-ood.json.
+# 11 tasks of bench/ood (parts toy, ood); DCD against short-run CD on the same toy data, on the
+# digits (near/far OOD, denoising) and as a detector (parts dcd-toy, dcd-digits, dcd-ood).
+# Writes bench/methods/results-*.json[l].
 #
-#   bench/methods/run.sh            # everything (about 25 min on 2 cores)
-#   bench/methods/run.sh toy        # the toy part only (about 8 min)
+#   bench/methods/run.sh            # the GCD parts (about 35 min on 2 cores)
+#   bench/methods/run.sh toy        # one part: toy, ood, dcd-toy, dcd-digits or dcd-ood
+#   bench/methods/run.sh dcd        # the three DCD parts
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 part="${1:-all}"
@@ -21,14 +24,33 @@ if [[ "$part" == all || "$part" == toy ]]; then
   wait
   cat "$out.a" "$out.b" > "$out" && rm -f "$out.a" "$out.b"
 fi
-if [[ "$part" == all || "$part" == ood ]]; then
-  if [[ ! -d ../shared/data/adbench ]]; then
-    echo "../shared/data not found: the detector part is skipped"
-    exit 0
-  fi
+ood_method() {  # method: runs it with its defaults on the 11 tasks of bench/ood, seed 0
   venv=target/bench-venv
   [[ -x $venv/bin/python ]] || { python3 -m venv $venv && $venv/bin/pip install -q numpy scikit-learn pyod; }
-  $venv/bin/python bench/ood/run.py --detectors ddaebm --seeds 0 --ddaebm-label ddaebm-gcd \
-    --ddaebm-args "--method gcd" --tmp-dir target/bench-gcd \
-    --out-json bench/methods/results-gcd-ood.json
+  $venv/bin/python bench/ood/run.py --detectors ddaebm --seeds 0 --ddaebm-label "ddaebm-$1" \
+    --ddaebm-args "--method $1" --tmp-dir "target/bench-$1" \
+    --out-json "bench/methods/results-$1-ood.json"
+}
+has_data() {
+  [[ -d ../shared/data/adbench ]] || { echo "../shared/data not found: part $part is skipped"; return 1; }
+}
+if [[ "$part" == all || "$part" == ood ]] && has_data; then
+  ood_method gcd
+fi
+if [[ "$part" == dcd || "$part" == dcd-toy ]]; then
+  # DCD and short-run CD, mixture base (the default) and isotropic base; two runs at a time.
+  dout=bench/methods/results-dcd-toy.jsonl
+  export RAYON_NUM_THREADS=1
+  { target/release/xtask methods-toy method=dcd toy=8 seed=0 out=target/bench-methods/dcd-g8 >> "$dout.a"; \
+    target/release/xtask methods-toy method=dcd toy=8 seed=0 base=iso >> "$dout.a"; } &
+  { target/release/xtask methods-toy method=dcd toy=25 seed=0 out=target/bench-methods/dcd-g25 >> "$dout.b"; \
+    target/release/xtask methods-toy method=dcd toy=25 seed=0 base=iso >> "$dout.b"; } &
+  wait
+  cat "$dout.a" "$dout.b" > "$dout" && rm -f "$dout.a" "$dout.b"
+fi
+if [[ "$part" == dcd || "$part" == dcd-digits ]] && [[ -f ../shared/data/digits.npz ]]; then
+  RAYON_NUM_THREADS=1 target/release/xtask methods-digits seed=0 > bench/methods/results-dcd-digits.jsonl
+fi
+if [[ "$part" == dcd || "$part" == dcd-ood ]] && has_data; then
+  ood_method dcd
 fi

@@ -28,6 +28,19 @@ impl View {
     }
 }
 
+/// A 2-D model's log-density `−E` on an `n × n` grid of `view`, row by row from the bottom
+/// (the demo's density panel).
+pub fn log_density_grid(model: &ddaebm::Model, view: View, n: u32) -> Result<Vec<f32>> {
+    let grid: Vec<f32> = (0..n)
+        .flat_map(|j| (0..n).flat_map(move |i| [view.coordinate(i, n), view.coordinate(j, n)]))
+        .collect();
+    Ok(model
+        .energy(&grid, (n * n) as usize)?
+        .into_iter()
+        .map(|e| -e)
+        .collect())
+}
+
 /// A perceptually ordered dark-blue → teal → yellow ramp for `t ∈ [0, 1]`.
 fn ramp(t: f32) -> Rgb<u8> {
     let stops = [

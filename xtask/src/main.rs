@@ -10,11 +10,14 @@
 //! * `probe-levels MODEL DATA OUT.npy`: a research probe, the log-densities of every diffusion
 //!   level (see [`probe_levels`]; `bench/ood/README.md` uses it).
 //! * `methods-toy [key=value ...]`: the training methods' samplers and energies on 2-D toy data
-//!   (see [`methods`]; `bench/methods/` runs it).
+//!   (see [`methods`]; `bench/methods/` runs it); `method=dcd` runs DCD and short-run CD.
+//! * `methods-digits [key=value ...]`: DCD, short-run CD and the default method on the 8×8
+//!   digits as vectors: near/far-OOD AUROC and denoising PSNR (see [`methods_digits`]).
 
 mod bindings_fixture;
 mod format_fixtures;
 mod methods;
+mod methods_digits;
 mod probe_levels;
 
 use anyhow::{bail, Result};
@@ -41,9 +44,11 @@ fn main() -> Result<()> {
         }
         Some("probe-levels") => probe_levels::run(&args[1..]),
         Some("methods-toy") => methods::run(&args[1..]),
+        Some("methods-digits") => methods_digits::run(&args[1..]),
         _ => bail!(
             "usage: cargo run -p xtask -- <format-fixtures [DIR [VERSIONS]] | bindings-fixture [DIR] | \
-             probe-levels MODEL DATA OUT.npy | methods-toy [key=value ...]>"
+             probe-levels MODEL DATA OUT.npy | methods-toy [key=value ...] | \
+             methods-digits [key=value ...]>"
         ),
     }
 }

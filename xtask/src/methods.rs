@@ -24,9 +24,11 @@ use anyhow::{bail, Context, Result};
 use candle::Device;
 use ddaebm::{Model, Sampler};
 use ddaebm_train::data::Matrix;
+use ddaebm_train::dcd::DcdConfig;
 use ddaebm_train::fit::{fit, FitConfig, MethodConfig};
 use ddaebm_train::gcd::GcdConfig;
 use ddaebm_train::metrics::{auroc, sliced_wasserstein};
+use ddaebm_train::plot::{log_density_grid, write_demo_png, View};
 use ddaebm_train::toy::Toy;
 use ddaebm_train::trainer::TrainConfig;
 use rand::{Rng, SeedableRng};
@@ -161,6 +163,9 @@ pub fn run(args: &[String]) -> Result<()> {
             "modes": toy.mode_report(&held_out).modes_covered, "within_3_sigma": toy.mode_report(&held_out).within_3_sigma,
             "sliced_w1": sliced_wasserstein(&toy.sample(n_samples, &mut rng), &held_out)})
     );
+    if a.0.get("method").map(String::as_str) == Some("dcd") {
+        return run_dcd(&a, &data, &report, out.as_deref(), seed, n_samples);
+    }
     let dev = Device::Cpu;
     let d = GcdConfig::default();
     let gcd = GcdConfig {
@@ -242,6 +247,84 @@ pub fn run(args: &[String]) -> Result<()> {
             serde_json::json!({"seconds": secs, "steps": c.train.steps}),
         )?;
         save("ddaebm", &m, &s)?;
+    }
+    Ok(())
+}
+
+/// `method=dcd`: DCD and the short-run CD baseline with the same settings and budget (`fit`'s
+/// DCD defaults unless `steps`, `langevin`, `scale` or `gamma` say otherwise; `base=iso` for
+/// the isotropic Gaussian base instead of the mixture), one line each. With `out`, each model,
+/// its samples and a PNG (data | samples | exp(−E) on the square ±4) are written there.
+fn run_dcd(
+    a: &Args,
+    data: &Matrix,
+    report: &Report,
+    out: Option<&std::path::Path>,
+    seed: u64,
+    n_samples: usize,
+) -> Result<()> {
+    let d = DcdConfig::default();
+    let mut train_cfg = TrainConfig::gcd_default();
+    train_cfg.seed = seed;
+    train_cfg.steps = a.get("steps", train_cfg.steps)?;
+    train_cfg.schedule.num_timesteps = a.get("timesteps", train_cfg.schedule.num_timesteps)?;
+    let t = train_cfg.schedule.num_timesteps;
+    let base = a.get("base", "mixture".to_string())?;
+    let network = match base.as_str() {
+        "mixture" => None,
+        "iso" => Some(ddaebm_train::fit::default_network(2)),
+        other => bail!("base must be mixture or iso, got {other:?}"),
+    };
+    for short_run_cd in [false, true] {
+        let dcd = DcdConfig {
+            langevin_steps: a.get("langevin", d.langevin_steps)?,
+            step_scale: a.get("scale", d.step_scale)?,
+            gamma: a.get("gamma", d.gamma)?,
+            short_run_cd,
+            ..d.clone()
+        };
+        let cfg = FitConfig {
+            train: train_cfg.clone(),
+            method: MethodConfig::Dcd(dcd.clone()),
+            network: network.clone(),
+            ..FitConfig::default()
+        };
+        let start = Instant::now();
+        let (m, _) = fit(data, &cfg, &Device::Cpu, |_, _| {})?;
+        let secs = start.elapsed().as_secs_f64();
+        let samples = m.model.sample(n_samples, seed)?;
+        let name = if short_run_cd { "short-run-cd" } else { "dcd" };
+        report.line(
+            &format!("{name}-{t}"),
+            &samples,
+            Some(&m.model),
+            serde_json::json!({"seconds": secs, "steps": train_cfg.steps, "base": base,
+                "langevin_steps": dcd.langevin_steps, "step_scale": dcd.step_scale}),
+        )?;
+        if let Some(dir) = out {
+            let stem = format!("{name}-{base}");
+            m.save(dir.join(format!("{stem}.safetensors")))?;
+            ddaebm_train::data::write_npy(
+                dir.join(format!("{stem}-samples.npy")),
+                &samples,
+                &[samples.len() / 2, 2],
+            )?;
+            let view = View {
+                min: -4.0,
+                max: 4.0,
+            };
+            let n = 150u32;
+            let grid = log_density_grid(&m.model, view, n)?;
+            let shown = &data.data[..data.data.len().min(2 * n_samples)];
+            write_demo_png(
+                dir.join(format!("{stem}.png")),
+                shown,
+                &[&samples],
+                &grid,
+                n,
+                view,
+            )?;
+        }
     }
     Ok(())
 }

@@ -17,7 +17,7 @@ use ddaebm_train::fit::{
     Snapshots,
 };
 use ddaebm_train::metrics::auroc;
-use ddaebm_train::plot::{write_demo_png, View};
+use ddaebm_train::plot::{log_density_grid, write_demo_png, View};
 use ddaebm_train::toy::{ModeReport, Toy};
 use rand::SeedableRng;
 
@@ -90,15 +90,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
         min: -half,
         max: half,
     };
-    let grid: Vec<f32> = (0..n)
-        .flat_map(|j| (0..n).flat_map(move |i| [view.coordinate(i, n), view.coordinate(j, n)]))
-        .collect();
-    let log_density: Vec<f32> = fitted
-        .model
-        .energy(&grid, (n * n) as usize)?
-        .into_iter()
-        .map(|e| -e)
-        .collect();
+    let log_density = log_density_grid(&fitted.model, view, n)?;
     let shown = &data.data[..data.data.len().min(2 * args.samples)];
     let pre = pretrained
         .map(|p| p.lock().expect("snapshot lock").clone())
