@@ -308,7 +308,8 @@ ddaebm_status ddaebm_pvalues(const struct ddaebm_model *m,
 
 /**
  * Generates `n_rows` rows from the model with its T-step sampler (the generator of a DDAEBM
- * model, the Gaussian policy of a GCD model), in the raw feature scale.
+ * model, the Gaussian policy of a GCD model, annealed Langevin dynamics on the energy of a DCD
+ * model), in the raw feature scale.
  *
  * - `seed`: the same seed gives the same rows, on any thread.
  * - `out`: room for `out_len` floats; at least `n_rows × ddaebm_model_input_dim(m)` are needed
