@@ -1339,6 +1339,22 @@ fn generated_cases() -> Vec<Case> {
         });
     }
     c.json(
+        "dcd-gradients-over-limit",
+        "6000 Langevin steps at each of 4 levels: 24 000 energy gradients per sampled row",
+        BadModel("exceed 20000 energy gradients per sampled row"),
+        |v| set(v, "/langevin/steps", json!(6000)),
+    );
+    c.json(
+        "dcd-schedule-without-noise",
+        "a geometric schedule with beta_min = beta_max: its steps add no noise, the tie is infinite",
+        BadModel("the schedule adds no noise in its step into level 1"),
+        |v| {
+            set(v, "/schedule/beta_min", json!(0.01));
+            set(v, "/schedule/beta_max", json!(0.01));
+            set(v, "/schedule/kind", json!("geometric"));
+        },
+    );
+    c.json(
         "dcd-step-sizes-short",
         "3 step sizes for the 4 levels",
         BadModel("langevin: 3 step sizes for a schedule of 4 levels"),

@@ -15,11 +15,13 @@
 //!
 //! Sampling: `x_T ~ N(0, I)`, then for `k = T−1 … 0` a chain on `q_θ(x_k | x_{k+1})`; `x_0` is
 //! the sample. The model file stores `K` and the step size of every level
-//! ([`LangevinConfig`]); the default `h_k = c² / (1/s_k² + a²/σ²)` ([`default_step_size`]) is
-//! `c²` over a bound on the posterior's curvature: the diffused data at level `k` has noise of
-//! variance `s_k²` in every direction, so its log-density bends by at most about `1/s_k²`, and
-//! the tie adds exactly `a²/σ²`. With `c = 1` every level takes steps well inside ULA's
-//! stability limit `2/L`, whatever the energy learned.
+//! ([`LangevinConfig`]); the default `h_k = c² / (1/s_k² + a²/σ²)`
+//! ([`LangevinConfig::with_default_steps`]) is `c²` over a bound on the posterior's curvature:
+//! the data diffused to level `k` has noise of variance `s_k²` in every direction, so its
+//! log-density bends by at most about `1/s_k²`, and the tie adds exactly `a²/σ²`. With `c = 1`
+//! the chains of the true diffused density take steps well inside ULA's stability limit `2/L`; a
+//! learned energy stiffer than that can still make a chain diverge, which sampling reports as an
+//! error.
 //!
 //! All randomness comes from a seeded ChaCha8 stream in a fixed order (`x_T`, then one `ξ` per
 //! step, level by level), so a seed gives the same rows on every run.
@@ -43,6 +45,10 @@ pub const MAX_LANGEVIN_STEPS: usize = 10_000;
 /// 1: `h_k < s_k² ≤ 1`).
 pub const MAX_STEP_SIZE: f64 = 10.0;
 
+/// Most energy gradients one sampled row may cost, `T × K` (the default is 5 × 20 = 100): a
+/// file within both other bounds could otherwise ask for 10⁷ per row.
+pub const MAX_LANGEVIN_GRADIENTS: usize = 20_000;
+
 /// The Langevin sampler's settings in the model file (the metadata's `langevin` entry).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LangevinConfig {
@@ -54,7 +60,7 @@ pub struct LangevinConfig {
 
 /// `h_k = c² / (1/s_k² + a²/σ²)` for level `k < T` of `schedule`, with `a`, `σ` of the forward
 /// step into level `k + 1` and `s_k` the noise std of level `k` (see the module docs).
-pub fn default_step_size(schedule: &Schedule, k: usize, scale: f64) -> f64 {
+fn default_step_size(schedule: &Schedule, k: usize, scale: f64) -> f64 {
     let s = schedule.sigmas_cum[k];
     let (a, sigma) = (schedule.a_s[k + 1], schedule.sigmas[k + 1]);
     scale * scale / (1.0 / (s * s) + a * a / (sigma * sigma))
@@ -71,7 +77,8 @@ impl LangevinConfig {
         }
     }
 
-    /// Checks the settings against the model's `T`-step schedule.
+    /// Checks the settings against the model's `T`-step schedule, which must add noise at every
+    /// step (the tie's `a/σ²` is infinite otherwise).
     pub fn validate(&self, schedule: &ScheduleConfig) -> Result<()> {
         if self.steps == 0 || self.steps > MAX_LANGEVIN_STEPS {
             return Err(Error::InvalidArgument(format!(
@@ -80,6 +87,18 @@ impl LangevinConfig {
             )));
         }
         let t = schedule.num_timesteps;
+        if self.steps.saturating_mul(t) > MAX_LANGEVIN_GRADIENTS {
+            return Err(Error::InvalidArgument(format!(
+                "langevin: {} steps at each of {t} levels exceed {MAX_LANGEVIN_GRADIENTS} energy gradients per sampled row",
+                self.steps
+            )));
+        }
+        let built = Schedule::new(schedule.clone())?;
+        if let Some(k) = (1..=t).find(|&k| built.sigmas[k].is_nan() || built.sigmas[k] <= 0.0) {
+            return Err(Error::InvalidArgument(format!(
+                "langevin: the schedule adds no noise in its step into level {k}; the Langevin sampler needs noise at every step"
+            )));
+        }
         if self.step_sizes.len() != t {
             return Err(Error::InvalidArgument(format!(
                 "langevin: {} step sizes for a schedule of {t} levels; one per level is needed",
@@ -132,10 +151,10 @@ pub fn langevin_chain(
     let (b, d) = x.dims2()?;
     let rows_ok = levels.len() == b
         && step_sizes.len() == b
-        && tie.is_none_or(|t| t.a.len() == b && t.sigma.len() == b);
+        && tie.is_none_or(|t| t.a.len() == b && t.sigma.len() == b && t.y.dims() == x.dims());
     if !rows_ok {
         return Err(Error::InvalidArgument(format!(
-            "langevin_chain: {b} rows need {b} levels, step sizes and tie coefficients"
+            "langevin_chain: {b} rows need {b} levels, step sizes and tie coefficients, and a tie row of {d} values per row"
         )));
     }
     let dev = x.device();
@@ -188,9 +207,9 @@ impl LangevinSampler {
         &self.config
     }
 
-    /// The chain of level `k` on the posterior given the rows `y` of level `k + 1`, started at
-    /// `a·y`.
-    pub fn posterior_chain(&self, y: &Tensor, k: usize, rng: &mut ChaCha8Rng) -> Result<Tensor> {
+    /// The chain of level `k < T` on the posterior given the rows `y` of level `k + 1`, started
+    /// at `a·y`.
+    fn posterior_chain(&self, y: &Tensor, k: usize, rng: &mut ChaCha8Rng) -> Result<Tensor> {
         let b = y.dim(0)?;
         let (a, sigma) = (self.schedule.a_s[k + 1], self.schedule.sigmas[k + 1]);
         let tie = PosteriorTie {
@@ -210,24 +229,25 @@ impl LangevinSampler {
     }
 
     /// `n` rows in normalised units: `x_T ~ N(0, I)`, then a posterior chain per level down to
-    /// level 0. A chain that leaves the finite numbers (possible only with a damaged or
-    /// hand-edited model) is a [`Error::BadModel`], never NaN rows.
+    /// level 0. A chain that leaves the finite numbers (an energy stiffer than its step sizes,
+    /// e.g. in a damaged or hand-edited model) is a [`Error::BadModel`], found at the end of the
+    /// level where it happens, never NaN rows.
     pub fn sample(&self, n: usize, dim: usize, seed: u64, device: &Device) -> Result<Tensor> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut x = normal_tensor(&mut rng, n, dim, device)?;
         for k in (0..self.schedule.num_timesteps()).rev() {
             x = self.posterior_chain(&x, k, &mut rng)?;
-        }
-        let finite = x
-            .to_dtype(DType::F32)?
-            .flatten_all()?
-            .to_vec1::<f32>()?
-            .iter()
-            .all(|v| v.is_finite());
-        if !finite {
-            return Err(Error::bad_model(
-                "Langevin sampling diverged (non-finite rows): the model's energy or step sizes are unusable",
-            ));
+            let finite = x
+                .to_dtype(DType::F32)?
+                .flatten_all()?
+                .to_vec1::<f32>()?
+                .iter()
+                .all(|v| v.is_finite());
+            if !finite {
+                return Err(Error::bad_model(format!(
+                    "Langevin sampling diverged at level {k} (non-finite rows): the model's energy is too stiff for its step sizes"
+                )));
+            }
         }
         Ok(x)
     }
@@ -434,19 +454,49 @@ mod tests {
         }
     }
 
-    /// The default step is inside ULA's stability limit `2/L` for the curvature bound
-    /// `L = 1/s_k² + a²/σ²` at every level, and `c` scales it by `c²`.
+    /// On standardised data diffused to level `k` (a unit-variance Gaussian at every level),
+    /// the posterior's curvature is `λ = 1 + a²/σ²`: the default step keeps `hλ` below 1 (no
+    /// overshoot, let alone ULA's limit of 2) at every level, yet moves (`hλ` not tiny), and `c`
+    /// scales it by `c²`.
     #[test]
-    fn default_step_sizes_are_stable_and_scale_with_c_squared() {
+    fn default_step_sizes_are_stable_on_standardised_data_and_scale_with_c_squared() {
         let schedule = Schedule::new(ScheduleConfig::ddaebm(5)).unwrap();
+        let one = LangevinConfig::with_default_steps(&schedule, 20, 1.0);
+        let half = LangevinConfig::with_default_steps(&schedule, 20, 0.5);
         for k in 0..5 {
-            let h = default_step_size(&schedule, k, 1.0);
-            let s = schedule.sigmas_cum[k];
             let (a, sigma) = (schedule.a_s[k + 1], schedule.sigmas[k + 1]);
-            let bound = 1.0 / (s * s) + a * a / (sigma * sigma);
-            assert!((h * bound - 1.0).abs() < 1e-12);
-            let h2 = default_step_size(&schedule, k, 0.5);
-            assert!((h2 / h - 0.25).abs() < 1e-12);
+            let h_lambda = one.step_sizes[k] * (1.0 + a * a / (sigma * sigma));
+            assert!(
+                h_lambda > 0.1 && h_lambda < 1.0,
+                "level {k}: hλ = {h_lambda}"
+            );
+            assert!((half.step_sizes[k] / one.step_sizes[k] - 0.25).abs() < 1e-12);
         }
+    }
+
+    /// A schedule without noise in a step (β_min = β_max, geometric) and more than
+    /// [`MAX_LANGEVIN_GRADIENTS`] gradients per row are refused.
+    #[test]
+    fn noiseless_schedules_and_too_many_gradients_are_refused() {
+        let flat = ScheduleConfig {
+            beta_max: 0.01,
+            beta_min: 0.01,
+            ..ScheduleConfig::ddaebm(4)
+        };
+        let config = LangevinConfig {
+            steps: 5,
+            step_sizes: vec![0.1; 4],
+        };
+        let err = config.validate(&flat).unwrap_err().to_string();
+        assert!(err.contains("no noise"), "{err}");
+        let long = LangevinConfig {
+            steps: MAX_LANGEVIN_GRADIENTS / 4 + 1,
+            step_sizes: vec![0.1; 4],
+        };
+        let err = long
+            .validate(&ScheduleConfig::ddaebm(4))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("energy gradients"), "{err}");
     }
 }

@@ -23,8 +23,8 @@
 
 use std::collections::HashMap;
 
-use anyhow::{bail, Result};
-use candle::{DType, Device, Tensor, Var};
+use anyhow::{bail, Context, Result};
+use candle::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use ddaebm::energy::base::MixtureParams;
 use ddaebm::sampler::langevin::{langevin_chain, PosteriorTie};
@@ -38,7 +38,10 @@ use serde::Serialize;
 use crate::losses::energy_loss;
 use crate::method::{RngState, StepStats, TrainerState, TrainingMethod};
 use crate::optimizer::{Adam, AdamParams, AdamState};
-use crate::trainer::{is_base_measure, match_saved_vars, reinit_linear_layers, set_mixture_base};
+use crate::trainer::{
+    detached_energy, is_base_measure, match_saved_vars, reinit_linear_layers, scalar,
+    set_mixture_base, snapshot_all, sorted_vars,
+};
 
 /// DCD's settings besides the shared ones (`steps`, batch size, seed and the schedule of
 /// [`crate::trainer::TrainConfig`]).
@@ -47,7 +50,7 @@ pub struct DcdConfig {
     /// `K`: Langevin steps per chain, in training and at every level of sampling.
     pub langevin_steps: usize,
     /// `c`: the step size of level `k` is `c² / (1/s_k² + a²/σ²)`
-    /// ([`ddaebm::sampler::langevin::default_step_size`]).
+    /// ([`ddaebm::LangevinConfig::with_default_steps`]).
     pub step_scale: f64,
     /// `γ`: weight of the magnitude penalty on the learned part of the energy.
     pub gamma: f64,
@@ -92,7 +95,13 @@ impl DcdConfig {
             );
         }
         self.langevin(&Schedule::new(schedule.clone())?)
-            .validate(schedule)?;
+            .validate(schedule)
+            .with_context(|| {
+                format!(
+                    "--langevin-steps {} and --step-scale {} do not give usable Langevin settings",
+                    self.langevin_steps, self.step_scale
+                )
+            })?;
         Ok(())
     }
 
@@ -120,21 +129,6 @@ pub struct DcdTrainer {
     base_measure_set: bool,
     rng: ChaCha8Rng,
     step: usize,
-}
-
-fn sorted_vars(vm: &VarMap) -> Vec<(String, Var)> {
-    let data = vm.data().lock().expect("var map lock");
-    let mut v: Vec<(String, Var)> = data
-        .iter()
-        .filter(|(n, _)| !is_base_measure(n))
-        .map(|(n, v)| (n.clone(), v.clone()))
-        .collect();
-    v.sort_by(|a, b| a.0.cmp(&b.0));
-    v
-}
-
-fn scalar(t: &Tensor) -> Result<f32> {
-    Ok(t.to_dtype(DType::F32)?.to_scalar()?)
 }
 
 /// A `(B, 1)` f32 column of per-row values.
@@ -166,25 +160,14 @@ impl DcdTrainer {
         )?;
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5EED_0000_0000_DCD0);
         reinit_linear_layers(&energy_vars, &mut rng)?;
-        let frozen: HashMap<String, Tensor> = energy_vars
-            .data()
-            .lock()
-            .expect("var map lock")
-            .iter()
-            .map(|(n, v)| (n.clone(), v.as_tensor().detach()))
-            .collect();
-        let energy_frozen = EnergyNet::new(
-            &network,
-            t,
-            VarBuilder::from_tensors(frozen, DType::F32, device).pp("energy"),
-        )?;
+        let energy_frozen = detached_energy(&network, t, &energy_vars, device)?;
         let sampler = LangevinSampler::new(
             energy_frozen.clone(),
             schedule.clone(),
             cfg.langevin(&schedule),
         )?;
         let opt_energy = Adam::new(
-            sorted_vars(&energy_vars),
+            sorted_vars(&energy_vars, |n| !is_base_measure(n)),
             AdamParams {
                 lr: cfg.lr_energy,
                 beta1: 0.0,
@@ -320,14 +303,9 @@ impl DcdTrainer {
         })
     }
 
-    /// Copies of every variable, sorted by name and detached (see `GcdTrainer`).
+    /// Detached copies of every variable, sorted by name.
     fn all_vars(&self) -> Result<Vec<(String, Tensor)>> {
-        let mut vars = vec![];
-        for (n, v) in self.energy_vars.data().lock().expect("var map lock").iter() {
-            vars.push((n.clone(), v.as_tensor().detach().copy()?));
-        }
-        vars.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(vars)
+        snapshot_all(&[&self.energy_vars])
     }
 }
 

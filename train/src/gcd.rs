@@ -32,7 +32,7 @@
 use std::collections::HashMap;
 
 use anyhow::{bail, Context, Result};
-use candle::{DType, Device, Tensor, Var};
+use candle::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use ddaebm::energy::base::MixtureParams;
 use ddaebm::sampler::normal_tensor;
@@ -45,7 +45,10 @@ use serde::Serialize;
 use crate::losses::energy_loss;
 use crate::method::{RngState, StepStats, TrainerState, TrainingMethod};
 use crate::optimizer::{Adam, AdamParams};
-use crate::trainer::{is_base_measure, match_saved_vars, reinit_linear_layers, set_mixture_base};
+use crate::trainer::{
+    detached_energy, is_base_measure, match_saved_vars, reinit_linear_layers, scalar,
+    set_mixture_base, snapshot_all, sorted_vars,
+};
 
 /// GCD's settings besides the shared ones (`steps`, batch size, seed and the `T`-step schedule
 /// of [`crate::trainer::TrainConfig`]).
@@ -179,21 +182,6 @@ struct Rollout {
     states: Vec<Tensor>,
 }
 
-fn sorted_vars(vm: &VarMap, keep: impl Fn(&str) -> bool) -> Vec<(String, Var)> {
-    let data = vm.data().lock().expect("var map lock");
-    let mut v: Vec<(String, Var)> = data
-        .iter()
-        .filter(|(n, _)| keep(n))
-        .map(|(n, v)| (n.clone(), v.clone()))
-        .collect();
-    v.sort_by(|a, b| a.0.cmp(&b.0));
-    v
-}
-
-fn scalar(t: &Tensor) -> Result<f32> {
-    Ok(t.to_dtype(DType::F32)?.to_scalar()?)
-}
-
 impl GcdTrainer {
     /// A fresh run: `steps` GCD iterations after `cfg.pretrain_steps` of DDPM pre-training, on
     /// the `T`-step `schedule`, seeded by `seed`.
@@ -238,18 +226,7 @@ impl GcdTrainer {
                 .context("the policy has no log_std")?
                 .set(&Tensor::from_vec(init, t, device)?)?;
         }
-        let frozen: HashMap<String, Tensor> = energy_vars
-            .data()
-            .lock()
-            .expect("var map lock")
-            .iter()
-            .map(|(n, v)| (n.clone(), v.as_tensor().detach()))
-            .collect();
-        let energy_frozen = EnergyNet::new(
-            &network,
-            t,
-            VarBuilder::from_tensors(frozen, DType::F32, device).pp("energy"),
-        )?;
+        let energy_frozen = detached_energy(&network, t, &energy_vars, device)?;
         let opt_energy = Adam::new(
             sorted_vars(&energy_vars, |n| !is_base_measure(n)),
             AdamParams {
@@ -489,18 +466,9 @@ impl GcdTrainer {
         Ok(stats)
     }
 
-    /// Copies of every variable, sorted by name; detached, so that a model built from them
-    /// records no gradient graph (which would keep every intermediate of a long sampling chain
-    /// alive).
+    /// Detached copies of every variable, sorted by name.
     fn all_vars(&self) -> Result<Vec<(String, Tensor)>> {
-        let mut vars = vec![];
-        for vm in [&self.energy_vars, &self.sampler_vars] {
-            for (n, v) in vm.data().lock().expect("var map lock").iter() {
-                vars.push((n.clone(), v.as_tensor().detach().copy()?));
-            }
-        }
-        vars.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(vars)
+        snapshot_all(&[&self.energy_vars, &self.sampler_vars])
     }
 }
 
@@ -658,6 +626,7 @@ impl TrainingMethod for GcdTrainer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use candle::Var;
 
     fn t1(v: &[f32]) -> Tensor {
         Tensor::from_slice(v, v.len(), &Device::Cpu).unwrap()

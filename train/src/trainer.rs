@@ -258,6 +258,60 @@ pub(crate) fn reinit_linear_layers(vm: &VarMap, rng: &mut ChaCha8Rng) -> Result<
     Ok(())
 }
 
+/// The variables of `vm` whose names pass `keep`, sorted by name (an optimiser's fixed order).
+pub(crate) fn sorted_vars(vm: &VarMap, keep: impl Fn(&str) -> bool) -> Vec<(String, Var)> {
+    let data = vm.data().lock().expect("var map lock");
+    let mut v: Vec<(String, Var)> = data
+        .iter()
+        .filter(|(n, _)| keep(n))
+        .map(|(n, v)| (n.clone(), v.clone()))
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+/// Detached copies ([`snapshot`]) of every variable of `maps`, sorted by name: what a model file
+/// or a checkpoint holds. A model built from them records no gradient graph (which would keep
+/// every intermediate of a long sampling chain alive).
+pub(crate) fn snapshot_all(maps: &[&VarMap]) -> Result<Vec<(String, Tensor)>> {
+    let mut vars = vec![];
+    for vm in maps {
+        for (n, v) in vm.data().lock().expect("var map lock").iter() {
+            vars.push((n.clone(), snapshot(v)?));
+        }
+    }
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(vars)
+}
+
+/// The energy network on `energy_vars`' weights, detached: it differentiates with respect to
+/// its input only, and sees every update since a detached tensor shares its variable's
+/// storage.
+pub(crate) fn detached_energy(
+    network: &NetworkConfig,
+    levels: usize,
+    energy_vars: &VarMap,
+    device: &Device,
+) -> Result<EnergyNet> {
+    let frozen: HashMap<String, Tensor> = energy_vars
+        .data()
+        .lock()
+        .expect("var map lock")
+        .iter()
+        .map(|(n, v)| (n.clone(), v.as_tensor().detach()))
+        .collect();
+    Ok(EnergyNet::new(
+        network,
+        levels,
+        VarBuilder::from_tensors(frozen, DType::F32, device).pp("energy"),
+    )?)
+}
+
+/// A scalar tensor's value as f32 (for step statistics).
+pub(crate) fn scalar(t: &Tensor) -> Result<f32> {
+    Ok(t.to_dtype(DType::F32)?.to_scalar()?)
+}
+
 /// Names of the mixture base measure's tensors: set once from the data, never trained.
 pub(crate) fn is_base_measure(name: &str) -> bool {
     name.starts_with("energy.base.")
@@ -679,13 +733,7 @@ impl Trainer {
     /// (energy, generator, encoder, BatchNorm statistics), the EMA, both optimisers and the
     /// random stream.
     pub fn state(&self) -> Result<TrainerState> {
-        let mut vars = vec![];
-        for vm in [&self.energy_vars, &self.generator_vars] {
-            for (n, v) in vm.data().lock().expect("var map lock").iter() {
-                vars.push((n.clone(), v.as_tensor().detach().copy()?));
-            }
-        }
-        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        let vars = snapshot_all(&[&self.energy_vars, &self.generator_vars])?;
         let mut ema = vec![];
         if let Some(e) = &self.ema {
             for (n, _, avg) in &e.entries {

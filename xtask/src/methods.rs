@@ -15,6 +15,9 @@
 //! Keys: `toy` (8 or 25), `rows`, `seed`, `steps`, `pretrain`, `tau`, `velocity`, `gamma`,
 //! `lr_energy`, `lr_sampler`, `timesteps`, `samples`, `ddaebm` (0/1), `ddpm1000` (0/1),
 //! `out` (a folder for the training rows, the models and their samples as .npy).
+//!
+//! With `method=dcd`, DCD and short-run CD instead ([`run_dcd`]; keys `langevin`, `scale`,
+//! `gamma`, `steps`, `timesteps`, `base`, `baseline`).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -35,10 +38,11 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 
-struct Args(HashMap<String, String>);
+/// `key=value` arguments (shared with [`crate::methods_digits`]).
+pub(crate) struct Args(pub(crate) HashMap<String, String>);
 
 impl Args {
-    fn parse(args: &[String]) -> Result<Self> {
+    pub(crate) fn parse(args: &[String]) -> Result<Self> {
         let mut m = HashMap::new();
         for a in args {
             let (k, v) = a
@@ -49,7 +53,7 @@ impl Args {
         Ok(Self(m))
     }
 
-    fn get<T: std::str::FromStr>(&self, key: &str, default: T) -> Result<T> {
+    pub(crate) fn get<T: std::str::FromStr>(&self, key: &str, default: T) -> Result<T> {
         match self.0.get(key) {
             None => Ok(default),
             Some(v) => v
@@ -253,7 +257,8 @@ pub fn run(args: &[String]) -> Result<()> {
 
 /// `method=dcd`: DCD and the short-run CD baseline with the same settings and budget (`fit`'s
 /// DCD defaults unless `steps`, `langevin`, `scale` or `gamma` say otherwise; `base=iso` for
-/// the isotropic Gaussian base instead of the mixture), one line each. With `out`, each model,
+/// the isotropic Gaussian base instead of the mixture; `baseline=0` skips short-run CD), one
+/// line each. With `out`, each model,
 /// its samples and a PNG (data | samples | exp(−E) on the square ±4) are written there.
 fn run_dcd(
     a: &Args,
@@ -275,7 +280,11 @@ fn run_dcd(
         "iso" => Some(ddaebm_train::fit::default_network(2)),
         other => bail!("base must be mixture or iso, got {other:?}"),
     };
-    for short_run_cd in [false, true] {
+    let runs: &[bool] = match a.get("baseline", 1u8)? {
+        0 => &[false],
+        _ => &[false, true],
+    };
+    for &short_run_cd in runs {
         let dcd = DcdConfig {
             langevin_steps: a.get("langevin", d.langevin_steps)?,
             step_scale: a.get("scale", d.step_scale)?,

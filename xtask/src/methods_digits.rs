@@ -16,7 +16,6 @@
 //! Keys: `seed`, `steps`, `methods` (comma-separated from `dcd`, `short-run-cd`, `ddaebm`),
 //! `data` (the `.npz` path).
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -30,6 +29,8 @@ use ddaebm_train::dcd::DcdConfig;
 use ddaebm_train::fit::{fit, FitConfig, MethodConfig};
 use ddaebm_train::metrics::auroc;
 use ddaebm_train::trainer::TrainConfig;
+
+use crate::methods::Args;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -39,16 +40,6 @@ use rand_distr::{Distribution, StandardNormal};
 const NOISE_LEVELS: [f64; 4] = [0.1, 0.2, 0.3, 0.5];
 /// The raw pixel range of the digits.
 const PIXEL_MAX: f32 = 16.0;
-
-fn parse(args: &[String]) -> Result<HashMap<String, String>> {
-    args.iter()
-        .map(|a| {
-            a.split_once('=')
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .with_context(|| format!("expected key=value, got {a:?}"))
-        })
-        .collect()
-}
 
 /// PSNR in dB of `x` against `clean`, both in raw pixels, on the [0, 1] scale.
 fn psnr(x: &[f32], clean: &[f32]) -> f64 {
@@ -97,16 +88,15 @@ fn denoise(model: &Model, noisy: &[f32], rows: usize, sigma_raw: f64) -> Result<
 }
 
 pub fn run(args: &[String]) -> Result<()> {
-    let a = parse(args)?;
-    let get = |k: &str| a.get(k).map(String::as_str);
-    let seed: u64 = get("seed").unwrap_or("0").parse()?;
-    let steps: Option<usize> = get("steps").map(str::parse).transpose()?;
-    let methods: Vec<String> = get("methods")
-        .unwrap_or("dcd,short-run-cd,ddaebm")
+    let a = Args::parse(args)?;
+    let seed: u64 = a.get("seed", 0)?;
+    let steps: Option<usize> = a.0.get("steps").map(|v| v.parse()).transpose()?;
+    let methods: Vec<String> = a
+        .get("methods", "dcd,short-run-cd,ddaebm".to_string())?
         .split(',')
         .map(str::to_string)
         .collect();
-    let path = PathBuf::from(get("data").unwrap_or("../shared/data/digits.npz"));
+    let path = PathBuf::from(a.get("data", "../shared/data/digits.npz".to_string())?);
     if !path.exists() {
         bail!("{} is absent", path.display());
     }

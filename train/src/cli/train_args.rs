@@ -183,6 +183,12 @@ impl TrainArgs {
             ("--r1-gamma", self.r1_gamma.is_some()),
             ("--latent-dim", self.latent_dim.is_some()),
             ("--ema", self.ema.is_some()),
+            ("--adversarial-weight", self.adversarial_weight.is_some()),
+            ("--dsm-weight", self.dsm_weight.is_some()),
+            ("--nce-weight", self.nce_weight.is_some()),
+            ("--cnce-weight", self.cnce_weight.is_some()),
+            ("--cnce-scale", self.cnce_scale.is_some()),
+            ("--rec-logvar-floor", self.rec_logvar_floor.is_some()),
         ];
         let refuse = |flags: &[(&str, bool)], method: &str| -> Result<()> {
             match flags.iter().find(|(_, set)| *set) {
@@ -326,9 +332,16 @@ impl TrainArgs {
             stop: None,
             snapshots: None,
         };
+        let mut fit_config = fit_config;
         match &fit_config.method {
             MethodConfig::Gcd(g) => g.validate(&fit_config.train.schedule)?,
-            MethodConfig::Dcd(d) => d.validate(&fit_config.train.schedule)?,
+            MethodConfig::Dcd(d) => {
+                d.validate(&fit_config.train.schedule)?;
+                // The training record shows what the run used: DCD's own learning rate, and no
+                // EMA of the weights.
+                fit_config.train.lr_energy = d.lr_energy;
+                fit_config.train.ema_decay = None;
+            }
             MethodConfig::Ddaebm => {}
         }
         Ok(fit_config)
