@@ -3,8 +3,10 @@
   python3 bench/methods/report.py [-o bench/methods/results.md]
 
 Reads results-toy.jsonl (from `xtask methods-toy`, run by run.sh) and results-gcd-ood.json
-(bench/ood/run.py with --method gcd), and the stored default-method run of bench/ood
-(results-ddaebm-a.json, results-ddaebm-b.json) for the same tasks and seed. Standard library only.
+(bench/ood/run.py with --method gcd), the DCD parts (results-dcd-toy.jsonl,
+results-dcd-ablation.jsonl, results-dcd-digits.jsonl, results-dcd-ood.json) where present, and
+the stored default-method run of bench/ood (results-ddaebm-a.json, results-ddaebm-b.json) for
+the same tasks and seed. Standard library only.
 """
 
 import argparse
@@ -46,19 +48,79 @@ def ood_rows(path, detector, seed=0):
     return {r["task"]: r for r in rows if r["detector"] == detector and r["seed"] == seed and "error" not in r}
 
 
-def ood_table(gcd, default):
-    out = ["| task | d | GCD AUROC | default (DDAEBM) AUROC | better | GCD fit s | default fit s |",
+def ood_table(gcd, default, name="GCD"):
+    out = [f"| task | d | {name} AUROC | default (DDAEBM) AUROC | better | {name} fit s | default fit s |",
            "|---|---:|---:|---:|---|---:|---:|"]
     tasks = sorted(set(gcd) & set(default))
     for t in tasks:
         g, d = gcd[t], default[t]
-        better = "GCD" if g["auroc"] > d["auroc"] + 5e-4 else ("default" if d["auroc"] > g["auroc"] + 5e-4 else "tie")
+        better = name if g["auroc"] > d["auroc"] + 5e-4 else ("default" if d["auroc"] > g["auroc"] + 5e-4 else "tie")
         out.append(f"| {t} | {g['d']} | {g['auroc']:.4f} | {d['auroc']:.4f} | {better} | {g['fit_s']:.0f} | {d['fit_s']:.0f} |")
     if tasks:
         mg = sum(gcd[t]["auroc"] for t in tasks) / len(tasks)
         md = sum(default[t]["auroc"] for t in tasks) / len(tasks)
         out.append(f"| **mean** ({len(tasks)} tasks) | | **{mg:.4f}** | **{md:.4f}** | | | |")
     return out
+
+
+def jsonl(name):
+    path = HERE / name
+    if not path.is_file():
+        return []
+    return [json.loads(l) for l in path.read_text().splitlines() if l.strip()]
+
+
+def dcd_toy_table(lines):
+    """DCD against short-run CD: one row per (data, base, method), the data line first."""
+    out = ["| data | energy base | method | modes | within 3σ | sliced W1 | energy AUROC, data vs between modes | training s |",
+           "|---|---|---|---:|---:|---:|---:|---:|"]
+    seen = set()
+    order = {"data": 0, "dcd": 1, "short": 2}
+    for r in sorted(lines, key=lambda r: (r["toy"] != "8 Gaussians", r.get("base", "") != "mixture",
+                                          order[r["sampler"].split("-")[0]])):
+        key = (r["toy"], r["sampler"], r.get("base"))
+        if key in seen:
+            continue
+        seen.add(key)
+        if r["sampler"] == "data":
+            out.append(f"| {r['toy']} | | held-out data (reference) | {r['modes']} | {r['within_3_sigma']:.3f} "
+                       f"| {r['sliced_w1']:.4f} | {r['oracle_energy_auroc']:.4f} (true density) | |")
+            continue
+        base = {"mixture": "mixture (default)", "iso": "isotropic Gaussian"}[r["base"]]
+        method = "**DCD**" if r["sampler"].startswith("dcd") else "short-run CD"
+        out.append(f"| {r['toy']} | {base} | {method} | {r['modes']}/{r['of']} | {r['within_3_sigma']:.3f} "
+                   f"| {r['sliced_w1']:.4f} | {r['energy_auroc']:.4f} | {r['seconds']:.0f} |")
+    return out
+
+
+def dcd_ablation_table(lines):
+    out = ["| K (steps per chain) | c (step scale) | modes | within 3σ | sliced W1 | energy AUROC | training s |",
+           "|---:|---:|---:|---:|---:|---:|---:|"]
+    rows = [r for r in lines if r["sampler"] != "data"]
+    for r in sorted(rows, key=lambda r: (r["langevin_steps"], r["step_scale"])):
+        out.append(f"| {r['langevin_steps']} | {r['step_scale']:g} | {r['modes']}/{r['of']} | {r['within_3_sigma']:.3f} "
+                   f"| {r['sliced_w1']:.4f} | {r['energy_auroc']:.4f} | {r['seconds']:.0f} |")
+    return out
+
+
+def dcd_digits_tables(lines):
+    names = {"dcd": "**DCD**", "short-run-cd": "short-run CD", "ddaebm": "default (DDAEBM)"}
+    ood = ["| method | AUROC 5–9 (near) | AUROC uniform noise | AUROC inverted | fit s |",
+           "|---|---:|---:|---:|---:|"]
+    for r in lines:
+        ood.append(f"| {names[r['method']]} | {r['auroc_near_5_9']:.4f} | {r['auroc_uniform_noise']:.4f} "
+                   f"| {r['auroc_inverted']:.4f} | {r['fit_seconds']:.0f} |")
+    by = {r["method"]: r for r in lines}
+    levels = [x["sigma"] for x in lines[0]["denoising"]] if lines else []
+    den = ["| noise σ | noisy input | " + " | ".join(names[m] for m in by) + " | best |",
+           "|---:|---:|" + "---:|" * len(by) + "---|"]
+    for i, sigma in enumerate(levels):
+        noisy = lines[0]["denoising"][i]["psnr_noisy"]
+        vals = {m: by[m]["denoising"][i]["psnr_denoised"] for m in by}
+        best = max(vals, key=vals.get)
+        den.append(f"| {sigma:g} | {noisy:.2f} | " + " | ".join(f"{v:.2f}" for v in vals.values())
+                   + f" | {names[best].strip('*')}{' (worse than the input)' if vals[best] < noisy else ''} |")
+    return ood, den
 
 
 def main():
@@ -72,6 +134,22 @@ def main():
         default.update(ood_rows(OOD / name, "ddaebm"))
     text = ["## Samplers and energies on 2-D data (seed 0)", ""] + toy_table(toy)
     text += ["", "## GCD as a detector (bench/ood tasks, seed 0)", ""] + ood_table(gcd, default)
+    dcd_toy = jsonl("results-dcd-toy.jsonl")
+    if dcd_toy:
+        text += ["", "## DCD and short-run CD on 2-D data (seed 0, same settings and budget)", ""]
+        text += dcd_toy_table(dcd_toy)
+    ablation = jsonl("results-dcd-ablation.jsonl")
+    if ablation:
+        text += ["", "## DCD: chain length K and step scale c (8 Gaussians, 1000 iterations, seed 0)", ""]
+        text += dcd_ablation_table(ablation)
+    digits = jsonl("results-dcd-digits.jsonl")
+    if digits:
+        ood, den = dcd_digits_tables(digits)
+        text += ["", "## Digits as 64-feature vectors: near/far OOD (seed 0)", ""] + ood
+        text += ["", "## Digits: denoising PSNR in dB (held-out digits 0–4, seed 0)", ""] + den
+    dcd = ood_rows(HERE / "results-dcd-ood.json", "ddaebm-dcd")
+    if dcd:
+        text += ["", "## DCD as a detector (bench/ood tasks, seed 0)", ""] + ood_table(dcd, default, "DCD")
     args.out.write_text("\n".join(text) + "\n")
     print("\n".join(text))
 

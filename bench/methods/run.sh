@@ -6,7 +6,8 @@
 # Writes bench/methods/results-*.json[l].
 #
 #   bench/methods/run.sh            # the GCD parts (about 35 min on 2 cores)
-#   bench/methods/run.sh toy        # one part: toy, ood, dcd-toy, dcd-digits or dcd-ood
+#   bench/methods/run.sh toy        # one part: toy, ood, dcd-toy, dcd-digits, dcd-ood or
+#                                   # dcd-ablation (DCD's step scale and chain length)
 #   bench/methods/run.sh dcd        # the three DCD parts
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -47,6 +48,17 @@ if [[ "$part" == dcd || "$part" == dcd-toy ]]; then
     target/release/xtask methods-toy method=dcd toy=25 seed=0 base=iso >> "$dout.b"; } &
   wait
   cat "$dout.a" "$dout.b" > "$dout" && rm -f "$dout.a" "$dout.b"
+fi
+if [[ "$part" == dcd-ablation ]]; then
+  # DCD's step scale c and chain length K on 8 Gaussians, 1000 iterations, no baseline.
+  aout=bench/methods/results-dcd-ablation.jsonl
+  : > "$aout"
+  for k in 5 20; do
+    for c in 0.5 0.7 1 2; do
+      RAYON_NUM_THREADS=1 target/release/xtask methods-toy method=dcd toy=8 seed=0 steps=1000 \
+        langevin=$k scale=$c baseline=0 >> "$aout"
+    done
+  done
 fi
 if [[ "$part" == dcd || "$part" == dcd-digits ]] && [[ -f ../shared/data/digits.npz ]]; then
   RAYON_NUM_THREADS=1 target/release/xtask methods-digits seed=0 > bench/methods/results-dcd-digits.jsonl

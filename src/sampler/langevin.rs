@@ -18,8 +18,9 @@
 //! ([`LangevinConfig`]); the default `h_k = c² / (1/s_k² + a²/σ²)`
 //! ([`LangevinConfig::with_default_steps`]) is `c²` over a bound on the posterior's curvature:
 //! the data diffused to level `k` has noise of variance `s_k²` in every direction, so its
-//! log-density bends by at most about `1/s_k²`, and the tie adds exactly `a²/σ²`. With `c = 1`
-//! the chains of the true diffused density take steps well inside ULA's stability limit `2/L`; a
+//! log-density bends by at most about `1/s_k²`, and the tie adds exactly `a²/σ²`. With `c ≤ 1`
+//! (DCD's default is 0.7) the chains of the true diffused density take steps well inside ULA's
+//! stability limit `2/L`; a
 //! learned energy stiffer than that can still make a chain diverge, which sampling reports as an
 //! error.
 //!

@@ -49,7 +49,8 @@ use crate::trainer::{
 pub struct DcdConfig {
     /// `K`: Langevin steps per chain, in training and at every level of sampling.
     pub langevin_steps: usize,
-    /// `c`: the step size of level `k` is `c² / (1/s_k² + a²/σ²)`
+    /// `c`: the step size of level `k` is `c² / (1/s_k² + a²/σ²)`; the default 0.7 makes it
+    /// about half the inverse of the posterior's curvature bound
     /// ([`ddaebm::LangevinConfig::with_default_steps`]).
     pub step_scale: f64,
     /// `γ`: weight of the magnitude penalty on the learned part of the energy.
@@ -65,7 +66,7 @@ impl Default for DcdConfig {
     fn default() -> Self {
         Self {
             langevin_steps: 20,
-            step_scale: 1.0,
+            step_scale: 0.7,
             gamma: 0.1,
             lr_energy: 1e-3,
             short_run_cd: false,

@@ -192,9 +192,11 @@ fn write_one(dir: &Path, version: u32, device: &Device) -> Result<()> {
                 ddpm_steps: 100,
                 ..GcdConfig::default()
             }),
-            // A few Langevin steps per level: sampling the fixture stays quick.
+            // A few Langevin steps per level: sampling the fixture stays quick. The step scale
+            // the stored file was written with (the default then), so that it regenerates.
             6 => MethodConfig::Dcd(DcdConfig {
                 langevin_steps: 5,
+                step_scale: 1.0,
                 ..DcdConfig::default()
             }),
             _ => MethodConfig::Ddaebm,

@@ -57,7 +57,7 @@ pub struct TrainArgs {
     /// [default: 20].
     #[arg(long)]
     pub langevin_steps: Option<usize>,
-    /// DCD: scale c of the Langevin step sizes, h_k = c²/(1/s_k² + a²/σ²) [default: 1].
+    /// DCD: scale c of the Langevin step sizes, h_k = c²/(1/s_k² + a²/σ²) [default: 0.7].
     #[arg(long)]
     pub step_scale: Option<f64>,
     /// DCD: train with the short-run contrastive-divergence baseline (chains from N(0, I), not
