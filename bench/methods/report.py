@@ -76,8 +76,8 @@ def dcd_toy_table(lines):
            "|---|---|---|---:|---:|---:|---:|---:|"]
     seen = set()
     order = {"data": 0, "dcd": 1, "short": 2}
-    for r in sorted(lines, key=lambda r: (r["toy"] != "8 Gaussians", r.get("base", "") != "mixture",
-                                          order[r["sampler"].split("-")[0]])):
+    for r in sorted(lines, key=lambda r: (r["toy"] != "8 Gaussians", r["sampler"] != "data",
+                                          r.get("base", "") != "mixture", order[r["sampler"].split("-")[0]])):
         key = (r["toy"], r["sampler"], r.get("base"))
         if key in seen:
             continue
@@ -104,22 +104,28 @@ def dcd_ablation_table(lines):
 
 
 def dcd_digits_tables(lines):
+    """Near/far-OOD and denoising tables, one block of rows per energy base."""
     names = {"dcd": "**DCD**", "short-run-cd": "short-run CD", "ddaebm": "default (DDAEBM)"}
-    ood = ["| method | AUROC 5–9 (near) | AUROC uniform noise | AUROC inverted | fit s |",
-           "|---|---:|---:|---:|---:|"]
+    bases = {"mixture": "mixture (default)", "iso": "isotropic Gaussian"}
+    ood = ["| energy base | method | AUROC 5–9 (near) | AUROC uniform noise | AUROC inverted | fit s |",
+           "|---|---|---:|---:|---:|---:|"]
     for r in lines:
-        ood.append(f"| {names[r['method']]} | {r['auroc_near_5_9']:.4f} | {r['auroc_uniform_noise']:.4f} "
-                   f"| {r['auroc_inverted']:.4f} | {r['fit_seconds']:.0f} |")
-    by = {r["method"]: r for r in lines}
-    levels = [x["sigma"] for x in lines[0]["denoising"]] if lines else []
-    den = ["| noise σ | noisy input | " + " | ".join(names[m] for m in by) + " | best |",
-           "|---:|---:|" + "---:|" * len(by) + "---|"]
-    for i, sigma in enumerate(levels):
-        noisy = lines[0]["denoising"][i]["psnr_noisy"]
-        vals = {m: by[m]["denoising"][i]["psnr_denoised"] for m in by}
-        best = max(vals, key=vals.get)
-        den.append(f"| {sigma:g} | {noisy:.2f} | " + " | ".join(f"{v:.2f}" for v in vals.values())
-                   + f" | {names[best].strip('*')}{' (worse than the input)' if vals[best] < noisy else ''} |")
+        ood.append(f"| {bases[r.get('base', 'mixture')]} | {names[r['method']]} | {r['auroc_near_5_9']:.4f} "
+                   f"| {r['auroc_uniform_noise']:.4f} | {r['auroc_inverted']:.4f} | {r['fit_seconds']:.0f} |")
+    methods = list(dict.fromkeys(r["method"] for r in lines))
+    den = ["| energy base | noise σ | noisy input | " + " | ".join(names[m] for m in methods) + " | best (ties within 0.05 dB) |",
+           "|---|---:|---:|" + "---:|" * len(methods) + "---|"]
+    for base in dict.fromkeys(r.get("base", "mixture") for r in lines):
+        by = {r["method"]: r for r in lines if r.get("base", "mixture") == base}
+        first = next(iter(by.values()))
+        for i, x in enumerate(first["denoising"]):
+            noisy = x["psnr_noisy"]
+            vals = {m: by[m]["denoising"][i]["psnr_denoised"] for m in methods if m in by}
+            top = max(vals.values())
+            best = [names[m].strip("*") for m, v in vals.items() if v >= top - 0.05]
+            verdict = " = ".join(best) + (" (none beats the input)" if top < noisy else "")
+            den.append(f"| {bases[base]} | {x['sigma']:g} | {noisy:.2f} | "
+                       + " | ".join(f"{vals[m]:.2f}" if m in vals else "" for m in methods) + f" | {verdict} |")
     return ood, den
 
 

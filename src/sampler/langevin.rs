@@ -46,6 +46,20 @@ pub const MAX_LANGEVIN_STEPS: usize = 10_000;
 /// 1: `h_k < s_k² ≤ 1`).
 pub const MAX_STEP_SIZE: f64 = 10.0;
 
+/// Largest magnitude a chain's value may reach, in normalised units (the data has unit
+/// variance per feature): beyond it the chain has diverged (an unstable chain grows
+/// geometrically, by a factor of `|1 − hλ|` per step), even while its values are still finite.
+pub const DIVERGENCE_BOUND: f32 = 1e6;
+
+/// Whether every value of `x` is finite and within [`DIVERGENCE_BOUND`].
+pub fn within_bounds(x: &Tensor) -> Result<bool> {
+    Ok(x.to_dtype(DType::F32)?
+        .flatten_all()?
+        .to_vec1::<f32>()?
+        .iter()
+        .all(|v| v.abs() < DIVERGENCE_BOUND))
+}
+
 /// Most energy gradients one sampled row may cost, `T × K` (the default is 5 × 20 = 100): a
 /// file within both other bounds could otherwise ask for 10⁷ per row.
 pub const MAX_LANGEVIN_GRADIENTS: usize = 20_000;
@@ -230,23 +244,18 @@ impl LangevinSampler {
     }
 
     /// `n` rows in normalised units: `x_T ~ N(0, I)`, then a posterior chain per level down to
-    /// level 0. A chain that leaves the finite numbers (an energy stiffer than its step sizes,
-    /// e.g. in a damaged or hand-edited model) is a [`Error::BadModel`], found at the end of the
-    /// level where it happens, never NaN rows.
+    /// level 0. A chain that diverges (an energy stiffer than its step sizes, e.g. in a damaged
+    /// or hand-edited model: values beyond [`DIVERGENCE_BOUND`] or not finite) is a
+    /// [`Error::BadModel`], found at the end of the level where it happens, never rows of
+    /// garbage.
     pub fn sample(&self, n: usize, dim: usize, seed: u64, device: &Device) -> Result<Tensor> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut x = normal_tensor(&mut rng, n, dim, device)?;
         for k in (0..self.schedule.num_timesteps()).rev() {
             x = self.posterior_chain(&x, k, &mut rng)?;
-            let finite = x
-                .to_dtype(DType::F32)?
-                .flatten_all()?
-                .to_vec1::<f32>()?
-                .iter()
-                .all(|v| v.is_finite());
-            if !finite {
+            if !within_bounds(&x)? {
                 return Err(Error::bad_model(format!(
-                    "Langevin sampling diverged at level {k} (non-finite rows): the model's energy is too stiff for its step sizes"
+                    "Langevin sampling diverged at level {k} (values beyond ±{DIVERGENCE_BOUND:e} normalised units or not finite): the model's energy is too stiff for its step sizes"
                 )));
             }
         }
@@ -472,6 +481,23 @@ mod tests {
                 "level {k}: hλ = {h_lambda}"
             );
             assert!((half.step_sizes[k] / one.step_sizes[k] - 0.25).abs() < 1e-12);
+        }
+    }
+
+    /// Steps far too large for the energy's curvature (`hλ ≈ 5`) make the chains grow
+    /// geometrically: sampling fails with `BadModel` instead of returning the huge rows.
+    #[test]
+    fn a_diverging_chain_is_an_error_not_rows() {
+        let schedule = Schedule::new(ScheduleConfig::ddaebm(2)).unwrap();
+        let energy = base_only_energy(2, 2, 0.1, None);
+        let config = LangevinConfig {
+            steps: 20,
+            step_sizes: vec![0.05; 2],
+        };
+        let sampler = LangevinSampler::new(energy, schedule, config).unwrap();
+        match sampler.sample(10, 2, 0, &Device::Cpu) {
+            Err(Error::BadModel(m)) => assert!(m.contains("diverged"), "{m}"),
+            other => panic!("expected BadModel, got {other:?}"),
         }
     }
 

@@ -27,7 +27,7 @@ use anyhow::{bail, Context, Result};
 use candle::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use ddaebm::energy::base::MixtureParams;
-use ddaebm::sampler::langevin::{langevin_chain, PosteriorTie};
+use ddaebm::sampler::langevin::{langevin_chain, within_bounds, PosteriorTie};
 use ddaebm::sampler::normal_tensor;
 use ddaebm::{EnergyNet, LangevinConfig, LangevinSampler, Method, NetworkConfig, SamplerKind};
 use ddaebm::{Schedule, ScheduleConfig};
@@ -264,12 +264,7 @@ impl DcdTrainer {
                 &mut self.rng,
             )?
         };
-        let finite = negative
-            .flatten_all()?
-            .to_vec1::<f32>()?
-            .iter()
-            .all(|v| v.is_finite());
-        if !finite {
+        if !within_bounds(&negative)? {
             bail!(
                 "the Langevin chains diverged at iteration {}: lower --step-scale or --lr-energy",
                 self.step
