@@ -184,8 +184,12 @@ fn moment_gap(short_run_cd: bool, scale: f64, k: usize) -> f64 {
     network.head_widths = vec![8, 8];
     network.branch_widths = vec![4, 4];
     network.base_components = 1;
+    // c = 1: at these levels the posterior chains then mix within K = 20 steps from a·y, so a
+    // gap measures the estimator, not an unfinished chain (at the default c = 0.7 the chains
+    // are shorter in effect, and training absorbs that into the energy).
     let cfg = DcdConfig {
         short_run_cd,
+        step_scale: 1.0,
         ..DcdConfig::default()
     };
     let mut trainer = DcdTrainer::new(cfg, 1, schedule, 0, network, &dev).unwrap();
@@ -226,20 +230,34 @@ fn moment_gap(short_run_cd: bool, scale: f64, k: usize) -> f64 {
 }
 
 /// DCD's gradient nearly vanishes at the true energy and does not when the energy is wrong;
-/// short-run CD's does not vanish even at the truth (its chains do not reach the data). Levels
-/// 1–3: at the top level (4 of 5) the step to level 5 is nearly pure noise, so the tie is too
-/// weak to matter and DCD's chain is short-run CD's; both then show ULA's widening (measured
-/// gap 0.072 for both, `docs/method.md#dcd`).
+/// short-run CD's does not vanish even at the truth (its chains do not reach the data).
+///
+/// Levels 1–3. At level 1 the tie's curvature (a²/σ² ≈ 1900) dwarfs the prior's (about 2), so
+/// even doubled variances barely move the posterior: the wrong energy is told apart at levels 2
+/// and 3. At the top level (4 of 5) the step to level 5 is nearly pure noise, so the tie is too
+/// weak to matter and DCD's chain behaves like short-run CD's; both then show ULA's widening
+/// (`docs/method.md#dcd`).
 #[test]
 fn dcd_negatives_match_the_data_where_the_energy_is_the_truth() {
-    for k in [1, 2, 3] {
-        let at_truth = moment_gap(false, 1.0, k);
-        let wrong = moment_gap(false, 2.0, k);
-        let short_run = moment_gap(true, 1.0, k);
+    let gaps: Vec<(usize, f64, f64, f64)> = (1..=4)
+        .map(|k| {
+            (
+                k,
+                moment_gap(false, 1.0, k),
+                moment_gap(false, 2.0, k),
+                moment_gap(true, 1.0, k),
+            )
+        })
+        .collect();
+    for (k, at_truth, wrong, short_run) in &gaps {
         eprintln!("level {k}: DCD at the truth {at_truth:.4}, doubled variances {wrong:.4}, short-run CD at the truth {short_run:.4}");
-        assert!(at_truth < 0.03, "{at_truth}");
-        assert!(wrong > 2.0 * at_truth, "{wrong} vs {at_truth}");
-        assert!(short_run > 10.0 * at_truth, "{short_run} vs {at_truth}");
+    }
+    for &(k, at_truth, wrong, short_run) in &gaps[..3] {
+        assert!(at_truth < 0.03, "level {k}: {at_truth}");
+        assert!(short_run > 10.0 * at_truth, "level {k}: {short_run} vs {at_truth}");
+        if k >= 2 {
+            assert!(wrong > 3.0 * at_truth, "level {k}: {wrong} vs {at_truth}");
+        }
     }
 }
 
