@@ -9,15 +9,17 @@
 //!   of it, and the leave-one-out 1-nearest-neighbour two-sample accuracy (0.5 = indistinguishable);
 //! * a PNG grid of samples.
 //!
-//! `cargo run --release -p ddaebm-train --example digits -- [--steps N] [--seed S] [--out DIR]`
-//! prints one JSON object. `bench/digits/README.md` has the numbers.
+//! `cargo run --release -p ddaebm-train --example digits -- [--steps N] [--seed S] [--out DIR]
+//! [--method ddaebm|dcd|short-run-cd]` prints one JSON object (`--method` picks the training
+//! method, with its defaults for images; `bench/methods/` runs the DCD ones). `bench/digits/README.md` has the numbers.
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use candle::Device;
 use ddaebm_train::data::{load_matrix, Matrix};
-use ddaebm_train::fit::{fit, FitConfig};
+use ddaebm_train::dcd::DcdConfig;
+use ddaebm_train::fit::{fit, FitConfig, MethodConfig};
 use ddaebm_train::metrics::auroc;
 use ddaebm_train::plot::write_image_grid;
 use ddaebm_train::trainer::TrainConfig;
@@ -34,6 +36,7 @@ fn main() -> Result<()> {
     let mut adversarial = None;
     let mut lr = None;
     let mut seed = 0u64;
+    let mut method = MethodConfig::Ddaebm;
     let mut out = PathBuf::from("target/digits");
     let mut data_path =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/digits.npz");
@@ -47,9 +50,20 @@ fn main() -> Result<()> {
             "--data" => data_path = value()?.into(),
             "--adversarial-weight" => adversarial = Some(value()?.parse()?),
             "--lr" => lr = Some(value()?.parse::<f64>()?),
+            "--method" => {
+                method = match value()?.as_str() {
+                    "ddaebm" => MethodConfig::Ddaebm,
+                    "dcd" => MethodConfig::Dcd(DcdConfig::default()),
+                    "short-run-cd" => MethodConfig::Dcd(DcdConfig {
+                        short_run_cd: true,
+                        ..DcdConfig::default()
+                    }),
+                    other => bail!("unknown method {other:?}: ddaebm, dcd or short-run-cd"),
+                }
+            }
             _ => bail!(
                 "usage: digits [--steps N] [--seed S] [--out DIR] [--data digits.npz] \
-                 [--adversarial-weight W] [--lr LR_ENERGY]"
+                 [--adversarial-weight W] [--lr LR_ENERGY] [--method ddaebm|dcd|short-run-cd]"
             ),
         }
     }
@@ -83,6 +97,7 @@ fn main() -> Result<()> {
 
     let mut cfg = FitConfig {
         train: TrainConfig::image_default(),
+        method,
         ..FitConfig::default()
     };
     cfg.train.seed = seed;
@@ -159,6 +174,7 @@ fn main() -> Result<()> {
 
     let report = serde_json::json!({
         "seed": seed,
+        "method": cfg.method,
         "steps": cfg.train.steps,
         "train_rows": summary.train_rows,
         "calibration_rows": summary.val_rows,
