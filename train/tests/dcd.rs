@@ -254,7 +254,10 @@ fn dcd_negatives_match_the_data_where_the_energy_is_the_truth() {
     }
     for &(k, at_truth, wrong, short_run) in &gaps[..3] {
         assert!(at_truth < 0.03, "level {k}: {at_truth}");
-        assert!(short_run > 10.0 * at_truth, "level {k}: {short_run} vs {at_truth}");
+        assert!(
+            short_run > 10.0 * at_truth,
+            "level {k}: {short_run} vs {at_truth}"
+        );
         if k >= 2 {
             assert!(wrong > 3.0 * at_truth, "level {k}: {wrong} vs {at_truth}");
         }
