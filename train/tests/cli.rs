@@ -443,6 +443,43 @@ fn inspect_reports_the_declared_version_and_the_method_of_older_files() {
     assert_eq!(meta["sampler"], "generator");
 }
 
+/// `sample -n 30` from `model` gives 30 finite 2-D rows.
+fn assert_samples_30_finite_rows(f: &Fixture, model: &Path) {
+    let samples = f.dir.path().join("samples.npy");
+    run_ok(&[
+        "sample",
+        "--model",
+        s(model),
+        "-n",
+        "30",
+        "--out",
+        s(&samples),
+    ]);
+    let m = load_matrix(&samples, None).unwrap();
+    assert_eq!((m.rows, m.cols), (30, 2));
+    assert!(m.data.iter().all(|v| v.is_finite()));
+}
+
+/// `fit --steps 5` on the fixture's data with each case's extra arguments fails with one error
+/// line containing its message, and writes no model.
+fn assert_fit_refuses(f: &Fixture, cases: &[(&[&str], &str)]) {
+    let bad = f.dir.path().join("bad.safetensors");
+    let base = [
+        "fit",
+        "--data",
+        s(&f.data),
+        "--out",
+        s(&bad),
+        "--steps",
+        "5",
+    ];
+    for (extra, message) in cases {
+        let args: Vec<&str> = base.iter().chain(extra.iter()).copied().collect();
+        assert_one_error_line(&run(&args), message);
+        assert!(!bad.exists());
+    }
+}
+
 #[test]
 fn fit_method_gcd_writes_a_gcd_model_and_refuses_other_methods_flags() {
     let f = fixture();
@@ -487,47 +524,24 @@ fn fit_method_gcd_writes_a_gcd_model_and_refuses_other_methods_flags() {
         stderr.contains("sample quality on 100 held-out rows"),
         "{stderr}"
     );
-    let samples = f.dir.path().join("gcd-samples.npy");
-    run_ok(&[
-        "sample",
-        "--model",
-        s(&model),
-        "-n",
-        "30",
-        "--out",
-        s(&samples),
-    ]);
-    let m = load_matrix(&samples, None).unwrap();
-    assert_eq!((m.rows, m.cols), (30, 2));
-    assert!(m.data.iter().all(|v| v.is_finite()));
+    assert_samples_30_finite_rows(&f, &model);
 
-    let bad = f.dir.path().join("bad.safetensors");
-    let base = [
-        "fit",
-        "--data",
-        s(&f.data),
-        "--out",
-        s(&bad),
-        "--steps",
-        "5",
-    ];
-    for (extra, message) in [
-        (
-            &["--method", "gcd", "--r1-gamma", "1"][..],
-            "--r1-gamma does not apply to --method gcd",
-        ),
-        (
-            &["--tau", "1"][..],
-            "--tau does not apply to --method ddaebm",
-        ),
-        (&["--method", "sgld"][..], "unknown --method"),
-        (&["--method", "gcd", "--ddpm-steps", "7"][..], "multiple"),
-        (&["--method", "gcd", "--tau=-1"][..], "tau"),
-    ] {
-        let args: Vec<&str> = base.iter().chain(extra).copied().collect();
-        assert_one_error_line(&run(&args), message);
-        assert!(!bad.exists());
-    }
+    assert_fit_refuses(
+        &f,
+        &[
+            (
+                &["--method", "gcd", "--r1-gamma", "1"][..],
+                "--r1-gamma does not apply to --method gcd",
+            ),
+            (
+                &["--tau", "1"][..],
+                "--tau does not apply to --method ddaebm",
+            ),
+            (&["--method", "sgld"][..], "unknown --method"),
+            (&["--method", "gcd", "--ddpm-steps", "7"][..], "multiple"),
+            (&["--method", "gcd", "--tau=-1"][..], "tau"),
+        ],
+    );
 }
 
 #[test]
@@ -566,56 +580,33 @@ fn fit_method_dcd_writes_a_langevin_model_and_refuses_other_methods_flags() {
         meta["metadata"]["training"]["method_config"]["step_scale"],
         0.8
     );
-    let samples = f.dir.path().join("dcd-samples.npy");
-    run_ok(&[
-        "sample",
-        "--model",
-        s(&model),
-        "-n",
-        "30",
-        "--out",
-        s(&samples),
-    ]);
-    let m = load_matrix(&samples, None).unwrap();
-    assert_eq!((m.rows, m.cols), (30, 2));
-    assert!(m.data.iter().all(|v| v.is_finite()));
+    assert_samples_30_finite_rows(&f, &model);
 
-    let bad = f.dir.path().join("bad.safetensors");
-    let base = [
-        "fit",
-        "--data",
-        s(&f.data),
-        "--out",
-        s(&bad),
-        "--steps",
-        "5",
-    ];
-    for (extra, message) in [
-        (
-            &["--method", "dcd", "--tau", "1"][..],
-            "--tau does not apply to --method dcd",
-        ),
-        (
-            &["--method", "dcd", "--ema", "0.9"][..],
-            "--ema does not apply to --method dcd",
-        ),
-        (
-            &["--langevin-steps", "5"][..],
-            "--langevin-steps does not apply to --method ddaebm",
-        ),
-        (
-            &["--method", "gcd", "--short-run-cd"][..],
-            "--short-run-cd does not apply to --method gcd",
-        ),
-        (&["--method", "dcd", "--langevin-steps", "0"][..], "steps"),
-        (&["--method", "dcd", "--step-scale", "0"][..], "step scale"),
-        (
-            &["--method", "dcd", "--energy-penalty=-1"][..],
-            "energy penalty",
-        ),
-    ] {
-        let args: Vec<&str> = base.iter().chain(extra).copied().collect();
-        assert_one_error_line(&run(&args), message);
-        assert!(!bad.exists());
-    }
+    assert_fit_refuses(
+        &f,
+        &[
+            (
+                &["--method", "dcd", "--tau", "1"][..],
+                "--tau does not apply to --method dcd",
+            ),
+            (
+                &["--method", "dcd", "--ema", "0.9"][..],
+                "--ema does not apply to --method dcd",
+            ),
+            (
+                &["--langevin-steps", "5"][..],
+                "--langevin-steps does not apply to --method ddaebm",
+            ),
+            (
+                &["--method", "gcd", "--short-run-cd"][..],
+                "--short-run-cd does not apply to --method gcd",
+            ),
+            (&["--method", "dcd", "--langevin-steps", "0"][..], "steps"),
+            (&["--method", "dcd", "--step-scale", "0"][..], "step scale"),
+            (
+                &["--method", "dcd", "--energy-penalty=-1"][..],
+                "energy penalty",
+            ),
+        ],
+    );
 }

@@ -14,39 +14,25 @@ use ddaebm_train::metrics::{auroc, sliced_wasserstein};
 use ddaebm_train::toy::Toy;
 use ddaebm_train::trainer::TrainConfig;
 use rand::SeedableRng;
-use support::{assert_c_abi_samples_as_the_library, interrupted_then_resumed, tensors};
+use support::{
+    assert_c_abi_samples_as_the_library, interrupted_then_resumed, small_config, small_data,
+    tensors,
+};
 
 const PRETRAIN: usize = 30;
 const STEPS: usize = 30;
 
 fn data() -> Matrix {
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
-    Matrix {
-        rows: 600,
-        cols: 2,
-        data: Toy::gaussians8().sample(600, &mut rng),
-        image: None,
-    }
+    small_data()
 }
 
 fn config(seed: u64) -> FitConfig {
-    let mut network = ddaebm_train::fit::default_network_for(2, 500);
-    network.head_widths = vec![32, 32];
-    FitConfig {
-        train: TrainConfig {
-            steps: STEPS,
-            batch_size: 64,
-            seed,
-            ..TrainConfig::gcd_default()
-        },
-        method: MethodConfig::Gcd(GcdConfig {
-            pretrain_steps: PRETRAIN,
-            ddpm_steps: 100,
-            ..GcdConfig::default()
-        }),
-        network: Some(network),
-        ..FitConfig::default()
-    }
+    let method = MethodConfig::Gcd(GcdConfig {
+        pretrain_steps: PRETRAIN,
+        ddpm_steps: 100,
+        ..GcdConfig::default()
+    });
+    small_config(method, STEPS, seed)
 }
 
 #[test]

@@ -157,11 +157,19 @@ fn write_image_fixture(dir: &Path, device: &Device) -> Result<String> {
     ))
 }
 
-/// Fits the small GCD model on rows like the vector model's, saves it to `dir`, and writes its
-/// energies of `rows` and its samples.
-fn write_gcd_fixture(dir: &Path, rows: &[f32], device: &Device) -> Result<()> {
-    // An RNG of its own, so that the fixtures above stay as they were.
-    let mut rng = ChaCha8Rng::seed_from_u64(31);
+/// Fits a small model of another training method on rows like the vector model's (drawn from
+/// an RNG of its own, seeded by `data_seed`, so that the fixtures above stay as they were),
+/// saves it to `dir` as `<name>_model.safetensors`, and writes its energies of `rows`
+/// (`<name>_energy.f32`) and its samples (`<name>_sample.f32`).
+fn write_method_fixture(
+    dir: &Path,
+    rows: &[f32],
+    device: &Device,
+    name: &str,
+    data_seed: u64,
+    method: MethodConfig,
+) -> Result<()> {
+    let mut rng = ChaCha8Rng::seed_from_u64(data_seed);
     let train: Vec<f32> = (0..1000).flat_map(|_| in_distribution(&mut rng)).collect();
     let cfg = FitConfig {
         train: TrainConfig {
@@ -170,58 +178,21 @@ fn write_gcd_fixture(dir: &Path, rows: &[f32], device: &Device) -> Result<()> {
             seed: 5,
             ..TrainConfig::gcd_default()
         },
-        method: MethodConfig::Gcd(GcdConfig {
-            pretrain_steps: 200,
-            ..GcdConfig::default()
-        }),
+        method,
         ..FitConfig::default()
     };
     let (fitted, _) = fit(&Matrix::new(1000, DIM, train)?, &cfg, device, |_, _| {})?;
-    let path = dir.join("gcd_model.safetensors");
+    let path = dir.join(format!("{name}_model.safetensors"));
     fitted.save(&path)?;
     let model = Model::open(&path, device)?;
     let energy = model.energy(rows, ROWS)?;
     let samples = model.sample(SAMPLE_ROWS, SAMPLE_SEED)?;
     ensure!(
         energy.iter().chain(&samples).all(|v| v.is_finite()),
-        "the GCD model's energies or samples are not all finite"
+        "the {name} model's energies or samples are not all finite"
     );
-    write_f32(&dir.join("gcd_energy.f32"), &energy)?;
-    write_f32(&dir.join("gcd_sample.f32"), &samples)
-}
-
-/// Fits the small DCD model on rows like the vector model's, saves it to `dir`, and writes its
-/// energies of `rows` and its samples.
-fn write_dcd_fixture(dir: &Path, rows: &[f32], device: &Device) -> Result<()> {
-    // An RNG of its own, so that the fixtures above stay as they were.
-    let mut rng = ChaCha8Rng::seed_from_u64(37);
-    let train: Vec<f32> = (0..1000).flat_map(|_| in_distribution(&mut rng)).collect();
-    let cfg = FitConfig {
-        train: TrainConfig {
-            steps: 60,
-            batch_size: 64,
-            seed: 5,
-            ..TrainConfig::gcd_default()
-        },
-        // A few Langevin steps per level: the bindings' sampling tests stay quick.
-        method: MethodConfig::Dcd(DcdConfig {
-            langevin_steps: 5,
-            ..DcdConfig::default()
-        }),
-        ..FitConfig::default()
-    };
-    let (fitted, _) = fit(&Matrix::new(1000, DIM, train)?, &cfg, device, |_, _| {})?;
-    let path = dir.join("dcd_model.safetensors");
-    fitted.save(&path)?;
-    let model = Model::open(&path, device)?;
-    let energy = model.energy(rows, ROWS)?;
-    let samples = model.sample(SAMPLE_ROWS, SAMPLE_SEED)?;
-    ensure!(
-        energy.iter().chain(&samples).all(|v| v.is_finite()),
-        "the DCD model's energies or samples are not all finite"
-    );
-    write_f32(&dir.join("dcd_energy.f32"), &energy)?;
-    write_f32(&dir.join("dcd_sample.f32"), &samples)
+    write_f32(&dir.join(format!("{name}_energy.f32")), &energy)?;
+    write_f32(&dir.join(format!("{name}_sample.f32")), &samples)
 }
 
 fn write_f32(path: &Path, values: &[f32]) -> Result<()> {
@@ -303,8 +274,17 @@ pub fn write(dir: &Path) -> Result<()> {
 
     // The image, GCD and DCD models last: nothing above depends on them.
     let image_info = write_image_fixture(&dir, &device)?;
-    write_gcd_fixture(&dir, &rows, &device)?;
-    write_dcd_fixture(&dir, &rows, &device)?;
+    let gcd = MethodConfig::Gcd(GcdConfig {
+        pretrain_steps: 200,
+        ..GcdConfig::default()
+    });
+    write_method_fixture(&dir, &rows, &device, "gcd", 31, gcd)?;
+    // A few Langevin steps per level: the bindings' sampling tests stay quick.
+    let dcd = MethodConfig::Dcd(DcdConfig {
+        langevin_steps: 5,
+        ..DcdConfig::default()
+    });
+    write_method_fixture(&dir, &rows, &device, "dcd", 37, dcd)?;
     let info = format!(
         "rows {ROWS}\ndim {DIM}\nsample_rows {SAMPLE_ROWS}\nsample_seed {SAMPLE_SEED}\n\
          flagged {flagged}\nthreshold {:?}\n{image_info}",

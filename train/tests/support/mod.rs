@@ -1,5 +1,6 @@
-//! Helpers the method tests share (`gcd.rs`, `dcd.rs`): a fitted model's tensors as plain
-//! vectors, a run stopped and resumed through a checkpoint, sampling through the C ABI.
+//! Helpers the method tests share (`gcd.rs`, `dcd.rs`): the small 8-Gaussians data and fit
+//! settings, a fitted model's tensors as plain vectors, a run stopped and resumed through a
+//! checkpoint, sampling through the C ABI.
 // Each test binary uses its own subset.
 #![allow(dead_code)]
 
@@ -13,7 +14,39 @@ use ddaebm::ffi::model::{ddaebm_model_free, ddaebm_model_open, ddaebm_sample};
 use ddaebm::ffi::status::ddaebm_status;
 use ddaebm::Model;
 use ddaebm_train::data::Matrix;
-use ddaebm_train::fit::{fit, CheckpointConfig, FitConfig, FittedModel};
+use ddaebm_train::fit::{fit, CheckpointConfig, FitConfig, FittedModel, MethodConfig};
+use ddaebm_train::toy::Toy;
+use ddaebm_train::trainer::TrainConfig;
+use rand::SeedableRng;
+
+/// 600 rows of 8 Gaussians (seeded).
+pub fn small_data() -> Matrix {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+    Matrix {
+        rows: 600,
+        cols: 2,
+        data: Toy::gaussians8().sample(600, &mut rng),
+        image: None,
+    }
+}
+
+/// A short fit of `method` on [`small_data`]: `steps` iterations of batch 64 with the 5-step
+/// schedule, the default networks for the data with a narrower head, seeded by `seed`.
+pub fn small_config(method: MethodConfig, steps: usize, seed: u64) -> FitConfig {
+    let mut network = ddaebm_train::fit::default_network_for(2, 500);
+    network.head_widths = vec![32, 32];
+    FitConfig {
+        train: TrainConfig {
+            steps,
+            batch_size: 64,
+            seed,
+            ..TrainConfig::gcd_default()
+        },
+        method,
+        network: Some(network),
+        ..FitConfig::default()
+    }
+}
 
 /// Every tensor of the model file, by name, as f32 values.
 pub fn tensors(m: &FittedModel) -> Vec<(String, Vec<f32>)> {
