@@ -17,13 +17,12 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use candle::Device;
-use ddaebm_train::data::{load_matrix, Matrix};
+use ddaebm_train::data::{load_matrix, stratified_split, Matrix};
 use ddaebm_train::dcd::DcdConfig;
 use ddaebm_train::fit::{fit, FitConfig, MethodConfig};
 use ddaebm_train::metrics::auroc;
 use ddaebm_train::plot::write_image_grid;
 use ddaebm_train::trainer::TrainConfig;
-use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
@@ -77,20 +76,7 @@ fn main() -> Result<()> {
 
     // Stratified split: 30% of every class is held out.
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let (mut train_idx, mut test_in, mut test_out) = (vec![], vec![], vec![]);
-    for class in 0..10 {
-        let mut idx: Vec<usize> = (0..x.rows).filter(|&i| labels[i] == class).collect();
-        idx.shuffle(&mut rng);
-        let n_test = (idx.len() as f64 * TEST_FRACTION).round() as usize;
-        let (test, train) = idx.split_at(n_test);
-        if class < 5 {
-            test_in.extend_from_slice(test);
-            train_idx.extend_from_slice(train);
-        } else {
-            test_out.extend_from_slice(test);
-        }
-    }
-    train_idx.shuffle(&mut rng);
+    let (train_idx, test_in, test_out) = stratified_split(&labels, 10, 5, TEST_FRACTION, &mut rng);
     let train = x.select(&train_idx);
     let held_in = x.select(&test_in);
     let held_out = x.select(&test_out);

@@ -326,6 +326,35 @@ pub fn write_npy(path: impl AsRef<Path>, data: &[f32], shape: &[usize]) -> Resul
     Ok(())
 }
 
+/// A stratified split of labelled rows for a detector benchmark: `test_fraction` of every class
+/// `0..classes` is held out (rounded), the rest of the in-distribution classes `0..in_classes`
+/// is for training. Returns `(train, held-out in-distribution, held-out out-of-distribution)`
+/// row indices; the training indices are shuffled. Classes are shuffled in order, from `rng`.
+pub fn stratified_split(
+    labels: &[usize],
+    classes: usize,
+    in_classes: usize,
+    test_fraction: f64,
+    rng: &mut impl rand::Rng,
+) -> (Vec<usize>, Vec<usize>, Vec<usize>) {
+    use rand::seq::SliceRandom;
+    let (mut train, mut test_in, mut test_out) = (vec![], vec![], vec![]);
+    for class in 0..classes {
+        let mut idx: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] == class).collect();
+        idx.shuffle(rng);
+        let n_test = (idx.len() as f64 * test_fraction).round() as usize;
+        let (test, rest) = idx.split_at(n_test);
+        if class < in_classes {
+            test_in.extend_from_slice(test);
+            train.extend_from_slice(rest);
+        } else {
+            test_out.extend_from_slice(test);
+        }
+    }
+    train.shuffle(rng);
+    (train, test_in, test_out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -432,28 +432,9 @@ impl Trainer {
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x5EED_DDAE_B000_0001);
         reinit_linear_layers(&energy_vars, &mut rng)?;
         reinit_linear_layers(&generator_vars, &mut rng)?;
-        let frozen: HashMap<String, Tensor> = energy_vars
-            .data()
-            .lock()
-            .expect("var map lock")
-            .iter()
-            .map(|(n, v)| (n.clone(), v.as_tensor().detach()))
-            .collect();
-        let energy_frozen = EnergyNet::new(
-            &network,
-            t,
-            VarBuilder::from_tensors(frozen, DType::F32, device).pp("energy"),
-        )?;
-        let trainable = |vm: &VarMap| -> Vec<(String, Var)> {
-            let data = vm.data().lock().expect("var map lock");
-            let mut v: Vec<(String, Var)> = data
-                .iter()
-                .filter(|(n, _)| !is_running_stat(n) && !is_base_measure(n))
-                .map(|(n, v)| (n.clone(), v.clone()))
-                .collect();
-            v.sort_by(|a, b| a.0.cmp(&b.0));
-            v
-        };
+        let energy_frozen = detached_energy(&network, t, &energy_vars, device)?;
+        let trainable =
+            |vm: &VarMap| sorted_vars(vm, |n| !is_running_stat(n) && !is_base_measure(n));
         let opt_energy = adam(trainable(&energy_vars), cfg.lr_energy)?;
         let opt_generator = adam(trainable(&generator_vars), cfg.lr_generator)?;
         let ema = match cfg.ema_decay {
