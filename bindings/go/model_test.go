@@ -138,51 +138,42 @@ func TestPValues(t *testing.T) {
 	sameBits(t, "pvalue", pvalues, f.pvalue)
 }
 
-// A model of another training method (GCD, Gaussian-policy sampler) through the same calls.
-func TestGCDModel(t *testing.T) {
+// checkMethodModel opens the fixture's model of another training method, checks that its
+// metadata names the sampler and that its energies and samples equal Rust's, bit for bit.
+func checkMethodModel(t *testing.T, file, sampler, label string, wantEnergy, wantSample []float32) {
+	t.Helper()
 	f := loadFixture(t)
-	m, err := ddaebm.Open(fixtureFile(t, "gcd_model.safetensors"), nil)
+	m, err := ddaebm.Open(fixtureFile(t, file), nil)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
 	defer m.Close()
-	if !strings.Contains(m.Metadata(), `"gaussian_policy"`) {
-		t.Errorf("the GCD model's metadata names no gaussian_policy sampler")
+	if !strings.Contains(m.Metadata(), `"`+sampler+`"`) {
+		t.Errorf("the %s model's metadata names no %s sampler", label, sampler)
 	}
 	energy, err := m.Energy(f.x, f.rows)
 	if err != nil {
 		t.Fatalf("Energy: %v", err)
 	}
-	sameBits(t, "GCD energy", energy, f.gcdEnergy)
+	sameBits(t, label+" energy", energy, wantEnergy)
 	sample, err := m.Sample(f.sampleRows, f.sampleSeed)
 	if err != nil {
 		t.Fatalf("Sample: %v", err)
 	}
-	sameBits(t, "GCD sample", sample, f.gcdSample)
+	sameBits(t, label+" sample", sample, wantSample)
+}
+
+// A model of another training method (GCD, Gaussian-policy sampler) through the same calls.
+func TestGCDModel(t *testing.T) {
+	f := loadFixture(t)
+	checkMethodModel(t, "gcd_model.safetensors", "gaussian_policy", "GCD", f.gcdEnergy, f.gcdSample)
 }
 
 // A model of a third training method (DCD, Langevin sampler on the energy) through the same
 // calls.
 func TestDCDModel(t *testing.T) {
 	f := loadFixture(t)
-	m, err := ddaebm.Open(fixtureFile(t, "dcd_model.safetensors"), nil)
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
-	defer m.Close()
-	if !strings.Contains(m.Metadata(), `"langevin"`) {
-		t.Errorf("the DCD model's metadata names no langevin sampler")
-	}
-	energy, err := m.Energy(f.x, f.rows)
-	if err != nil {
-		t.Fatalf("Energy: %v", err)
-	}
-	sameBits(t, "DCD energy", energy, f.dcdEnergy)
-	sample, err := m.Sample(f.sampleRows, f.sampleSeed)
-	if err != nil {
-		t.Fatalf("Sample: %v", err)
-	}
-	sameBits(t, "DCD sample", sample, f.dcdSample)
+	checkMethodModel(t, "dcd_model.safetensors", "langevin", "DCD", f.dcdEnergy, f.dcdSample)
 }
 
 func TestSample(t *testing.T) {

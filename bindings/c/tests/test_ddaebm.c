@@ -381,48 +381,41 @@ static void test_image_energy_pool_of_2(void) {
   check_image_energy(&opts);
 }
 
-/* ---- a model of another training method (GCD: Gaussian-policy sampler) ----------------- */
+/* ---- models of the other training methods (GCD: Gaussian-policy sampler; DCD: Langevin
+ * sampler on the energy) through the same calls --------------------------------------------- */
 
-static void test_gcd_model_scores_and_samples(void) {
-  char path[4096];
+/* Opens the fixture's `file`, checks that its metadata names `sampler` (quoted) and that its
+ * energies and samples equal Rust's, bit for bit. */
+static void check_method_model(const char *file, const char *sampler, const char *label,
+                               const float *want_energy, const float *want_sample) {
+  char path[4096], quoted[64], what_energy[64], what_sample[64];
   ddaebm_model *m = NULL;
-  EXPECT_OK(ddaebm_model_open(fixture_path(&fx, "gcd_model.safetensors", path, sizeof path), NULL,
-                              &m));
+  EXPECT_OK(ddaebm_model_open(fixture_path(&fx, file, path, sizeof path), NULL, &m));
   if (m == NULL) return;
+  snprintf(quoted, sizeof quoted, "\"%s\"", sampler);
+  snprintf(what_energy, sizeof what_energy, "%s energy", label);
+  snprintf(what_sample, sizeof what_sample, "%s sample", label);
   const char *meta = ddaebm_model_metadata(m);
-  CHECK(meta != NULL && strstr(meta, "\"gaussian_policy\"") != NULL,
-        "GCD model metadata names no gaussian_policy sampler: %.80s", meta ? meta : "(null)");
+  CHECK(meta != NULL && strstr(meta, quoted) != NULL, "%s model metadata names no %s sampler: %.80s",
+        label, sampler, meta ? meta : "(null)");
   size_t n = fx.rows, s = fx.sample_rows * fx.dim;
   float *energy = xmalloc(n * sizeof *energy), *sample = xmalloc(s * sizeof *sample);
   EXPECT_OK(ddaebm_energy(m, fx.x, n, fx.dim, energy));
-  CHECK_SAME_F32("GCD energy", energy, fx.gcd_energy, n);
+  CHECK_SAME_F32(what_energy, energy, want_energy, n);
   EXPECT_OK(ddaebm_sample(m, fx.sample_rows, fx.sample_seed, sample, s));
-  CHECK_SAME_F32("GCD sample", sample, fx.gcd_sample, s);
+  CHECK_SAME_F32(what_sample, sample, want_sample, s);
   free(energy);
   free(sample);
   ddaebm_model_free(m);
 }
 
-/* ---- a model of a third training method (DCD: Langevin sampler on the energy) ----------- */
+static void test_gcd_model_scores_and_samples(void) {
+  check_method_model("gcd_model.safetensors", "gaussian_policy", "GCD", fx.gcd_energy,
+                     fx.gcd_sample);
+}
 
 static void test_dcd_model_scores_and_samples(void) {
-  char path[4096];
-  ddaebm_model *m = NULL;
-  EXPECT_OK(ddaebm_model_open(fixture_path(&fx, "dcd_model.safetensors", path, sizeof path), NULL,
-                              &m));
-  if (m == NULL) return;
-  const char *meta = ddaebm_model_metadata(m);
-  CHECK(meta != NULL && strstr(meta, "\"langevin\"") != NULL,
-        "DCD model metadata names no langevin sampler: %.80s", meta ? meta : "(null)");
-  size_t n = fx.rows, s = fx.sample_rows * fx.dim;
-  float *energy = xmalloc(n * sizeof *energy), *sample = xmalloc(s * sizeof *sample);
-  EXPECT_OK(ddaebm_energy(m, fx.x, n, fx.dim, energy));
-  CHECK_SAME_F32("DCD energy", energy, fx.dcd_energy, n);
-  EXPECT_OK(ddaebm_sample(m, fx.sample_rows, fx.sample_seed, sample, s));
-  CHECK_SAME_F32("DCD sample", sample, fx.dcd_sample, s);
-  free(energy);
-  free(sample);
-  ddaebm_model_free(m);
+  check_method_model("dcd_model.safetensors", "langevin", "DCD", fx.dcd_energy, fx.dcd_sample);
 }
 
 /* ---- edge cases that succeed ------------------------------------------------------------ */

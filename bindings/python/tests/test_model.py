@@ -41,28 +41,26 @@ def test_scores_are_bit_identical_to_rust(model, rows, fixture_dir):
     assert (bits(p) == bits(np.fromfile(fixture_dir / "pvalue.f32", dtype="<f4"))).all()
 
 
-def test_a_gcd_model_scores_and_samples_like_rust(rows, info, fixture_dir):
-    # A model of another training method (GCD, Gaussian-policy sampler) through the same calls.
-    with ddaebm.Model(fixture_dir / "gcd_model.safetensors") as m:
-        assert m.metadata["method"] == "gcd" and m.metadata["sampler"] == "gaussian_policy"
-        want = np.fromfile(fixture_dir / "gcd_energy.f32", dtype="<f4")
+@pytest.mark.parametrize(
+    "name, method, sampler",
+    [
+        # A model of another training method (GCD, Gaussian-policy sampler).
+        ("gcd", "gcd", "gaussian_policy"),
+        # A model of a third training method (DCD, Langevin sampler on the energy).
+        ("dcd", "dcd", "langevin"),
+    ],
+)
+def test_a_model_of_another_method_scores_and_samples_like_rust(
+    rows, info, fixture_dir, name, method, sampler
+):
+    # The same calls as for the default model, bit for bit against Rust.
+    with ddaebm.Model(fixture_dir / f"{name}_model.safetensors") as m:
+        assert m.metadata["method"] == method and m.metadata["sampler"] == sampler
+        want = np.fromfile(fixture_dir / f"{name}_energy.f32", dtype="<f4")
         assert (bits(m.energy(rows)) == bits(want)).all()
         n, seed = int(info["sample_rows"]), int(info["sample_seed"])
         s = m.sample(n, seed=seed)
-        want = np.fromfile(fixture_dir / "gcd_sample.f32", dtype="<f4").reshape(n, -1)
-        assert (bits(s) == bits(want)).all()
-
-
-def test_a_dcd_model_scores_and_samples_like_rust(rows, info, fixture_dir):
-    # A model of a third training method (DCD, Langevin sampler on the energy) through the
-    # same calls.
-    with ddaebm.Model(fixture_dir / "dcd_model.safetensors") as m:
-        assert m.metadata["method"] == "dcd" and m.metadata["sampler"] == "langevin"
-        want = np.fromfile(fixture_dir / "dcd_energy.f32", dtype="<f4")
-        assert (bits(m.energy(rows)) == bits(want)).all()
-        n, seed = int(info["sample_rows"]), int(info["sample_seed"])
-        s = m.sample(n, seed=seed)
-        want = np.fromfile(fixture_dir / "dcd_sample.f32", dtype="<f4").reshape(n, -1)
+        want = np.fromfile(fixture_dir / f"{name}_sample.f32", dtype="<f4").reshape(n, -1)
         assert (bits(s) == bits(want)).all()
 
 
