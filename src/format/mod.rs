@@ -135,7 +135,7 @@ impl ModelMetadata {
         self.network
             .validate()
             .map_err(|e| Error::bad_model(e.to_string()))?;
-        crate::schedule::Schedule::new(self.schedule.clone())
+        let schedule = crate::schedule::Schedule::new(self.schedule.clone())
             .map_err(|e| Error::bad_model(e.to_string()))?;
         let embedding = self
             .schedule
@@ -150,7 +150,7 @@ impl ModelMetadata {
         }
         match (self.sampler, &self.langevin) {
             (SamplerKind::Langevin, Some(langevin)) => langevin
-                .validate(&self.schedule)
+                .validate(&schedule)
                 .map_err(|e| Error::bad_model(e.to_string()))?,
             (SamplerKind::Langevin, None) => {
                 return Err(Error::bad_model(

@@ -36,7 +36,7 @@ use crate::energy::grad::log_density_ratio_and_input_grad;
 use crate::energy::EnergyNet;
 use crate::error::{Error, Result};
 use crate::sampler::normal_tensor;
-use crate::schedule::{Schedule, ScheduleConfig};
+use crate::schedule::Schedule;
 
 /// Most Langevin steps per level a model file may declare: sampling costs this many energy
 /// gradients per level and row, so a hostile file must not ask for billions.
@@ -92,24 +92,24 @@ impl LangevinConfig {
         }
     }
 
-    /// Checks the settings against the model's `T`-step schedule, which must add noise at every
-    /// step (the tie's `a/σ²` is infinite otherwise).
-    pub fn validate(&self, schedule: &ScheduleConfig) -> Result<()> {
+    /// Checks the settings against the model's `T`-step schedule (built by the caller, who has
+    /// it already), which must add noise at every step (the tie's `a/σ²` is infinite otherwise).
+    pub fn validate(&self, schedule: &Schedule) -> Result<()> {
         if self.steps == 0 || self.steps > MAX_LANGEVIN_STEPS {
             return Err(Error::InvalidArgument(format!(
                 "langevin: steps must be in 1..={MAX_LANGEVIN_STEPS}, got {}",
                 self.steps
             )));
         }
-        let t = schedule.num_timesteps;
+        let t = schedule.num_timesteps();
         if self.steps.saturating_mul(t) > MAX_LANGEVIN_GRADIENTS {
             return Err(Error::InvalidArgument(format!(
                 "langevin: {} steps at each of {t} levels exceed {MAX_LANGEVIN_GRADIENTS} energy gradients per sampled row",
                 self.steps
             )));
         }
-        let built = Schedule::new(schedule.clone())?;
-        if let Some(k) = (1..=t).find(|&k| built.sigmas[k].is_nan() || built.sigmas[k] <= 0.0) {
+        if let Some(k) = (1..=t).find(|&k| schedule.sigmas[k].is_nan() || schedule.sigmas[k] <= 0.0)
+        {
             return Err(Error::InvalidArgument(format!(
                 "langevin: the schedule adds no noise in its step into level {k}; the Langevin sampler needs noise at every step"
             )));
@@ -210,7 +210,7 @@ pub struct LangevinSampler {
 impl LangevinSampler {
     /// The sampler of `energy` on `schedule` with `config` (checked against the schedule).
     pub fn new(energy: EnergyNet, schedule: Schedule, config: LangevinConfig) -> Result<Self> {
-        config.validate(schedule.config())?;
+        config.validate(&schedule)?;
         Ok(Self {
             energy,
             schedule,
@@ -267,6 +267,7 @@ impl LangevinSampler {
 mod tests {
     use super::*;
     use crate::architecture::NetworkConfig;
+    use crate::schedule::ScheduleConfig;
     use candle_nn::{VarBuilder, VarMap};
 
     /// An energy whose learned part is 0 (every weight zero), so that `f` is its base measure:
@@ -443,7 +444,7 @@ mod tests {
 
     #[test]
     fn settings_out_of_range_are_refused() {
-        let schedule = ScheduleConfig::ddaebm(4);
+        let schedule = Schedule::new(ScheduleConfig::ddaebm(4)).unwrap();
         let good = LangevinConfig {
             steps: 5,
             step_sizes: vec![0.1; 4],
@@ -514,14 +515,17 @@ mod tests {
             steps: 5,
             step_sizes: vec![0.1; 4],
         };
-        let err = config.validate(&flat).unwrap_err().to_string();
+        let err = config
+            .validate(&Schedule::new(flat).unwrap())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("no noise"), "{err}");
         let long = LangevinConfig {
             steps: MAX_LANGEVIN_GRADIENTS / 4 + 1,
             step_sizes: vec![0.1; 4],
         };
         let err = long
-            .validate(&ScheduleConfig::ddaebm(4))
+            .validate(&Schedule::new(ScheduleConfig::ddaebm(4)).unwrap())
             .unwrap_err()
             .to_string();
         assert!(err.contains("energy gradients"), "{err}");

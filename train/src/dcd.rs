@@ -95,14 +95,13 @@ impl DcdConfig {
                 self.lr_energy
             );
         }
-        self.langevin(&Schedule::new(schedule.clone())?)
-            .validate(schedule)
-            .with_context(|| {
-                format!(
-                    "--langevin-steps {} and --step-scale {} do not give usable Langevin settings",
-                    self.langevin_steps, self.step_scale
-                )
-            })?;
+        let built = Schedule::new(schedule.clone())?;
+        self.langevin(&built).validate(&built).with_context(|| {
+            format!(
+                "--langevin-steps {} and --step-scale {} do not give usable Langevin settings",
+                self.langevin_steps, self.step_scale
+            )
+        })?;
         Ok(())
     }
 
