@@ -148,8 +148,11 @@ def run_ddaebm(binary: Path, extra_args: list[str], seed: int, X_train, X_test, 
             raise RuntimeError(f"score wrote {scores.shape[0]} energies for {len(X_test)} rows")
         inspect = subprocess.run([str(binary), "inspect", "--model", str(model)],
                                  capture_output=True, text=True, check=True)
-        threshold = json.loads(inspect.stdout)["metadata"]["calibration"]["threshold"]
+        info = json.loads(inspect.stdout)
+        threshold = info["metadata"]["calibration"]["threshold"]
         return scores, {"fit_s": t1 - t0, "score_s": t2 - t1, "threshold": threshold,
+                        # the training record's sampler figure (absent in older files)
+                        "sample_quality": info.get("sample_quality"),
                         "fit_log_tail": (fit.stdout + fit.stderr)[-600:]}
     finally:
         if not keep:

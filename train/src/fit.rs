@@ -21,7 +21,7 @@ use crate::gcd::{GcdConfig, GcdTrainer};
 use crate::method::{StepStats, TrainingMethod};
 use crate::mixture::fit_diagonal_mixture;
 use crate::sample_quality::{sample_quality, SampleQuality};
-use crate::trainer::{TrainConfig, Trainer};
+use crate::trainer::{default_generator_steps, TrainConfig, Trainer};
 
 /// The training method of a run and its own settings.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
@@ -75,10 +75,17 @@ pub struct Snapshots {
 }
 
 impl FitConfig {
-    /// Iterations of the whole run: `train.steps`, plus GCD's DDPM pre-training.
-    pub fn total_steps(&self) -> usize {
+    /// Iterations of the whole run on rows of `features` features: `train.steps`, plus DDAEBM's
+    /// generator-only iterations (picked for the data when not set) or GCD's DDPM pre-training.
+    pub fn total_steps(&self, features: usize) -> usize {
         match &self.method {
-            MethodConfig::Ddaebm => self.train.steps,
+            MethodConfig::Ddaebm => {
+                self.train.steps
+                    + self
+                        .train
+                        .generator_steps
+                        .unwrap_or_else(|| default_generator_steps(self.train.steps, features))
+            }
             MethodConfig::Gcd(g) => g.pretrain_steps + self.train.steps,
             MethodConfig::Dcd(_) => self.train.steps,
         }
@@ -428,6 +435,15 @@ fn prepare(data: &Matrix, cfg: &FitConfig) -> Result<Prepared> {
     }
     let mut train_config = cfg.train.clone();
     train_config.batch_size = train_config.batch_size.min(train.rows);
+    train_config.generator_steps = match cfg.method {
+        // Only DDAEBM has a generator to train on its own; the record shows what ran.
+        MethodConfig::Ddaebm => Some(
+            train_config
+                .generator_steps
+                .unwrap_or_else(|| default_generator_steps(train_config.steps, data.cols)),
+        ),
+        _ => Some(0),
+    };
     if network.base_components > 0 {
         network.base_components = network
             .base_components

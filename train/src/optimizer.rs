@@ -57,6 +57,11 @@ impl Adam {
         })
     }
 
+    /// The learning rate of the next step.
+    pub fn lr(&self) -> f64 {
+        self.params.lr
+    }
+
     /// Changes the learning rate of the following steps (the moments are kept).
     pub fn set_lr(&mut self, lr: f64) {
         self.params.lr = lr;

@@ -50,7 +50,17 @@ use ddaebm::energy::grad::log_density_ratio_and_input_grad;
 /// Hyper-parameters of the training loop.
 #[derive(Clone, Debug, Serialize)]
 pub struct TrainConfig {
+    /// Iterations of the joint phase: one energy step and one generator step each.
     pub steps: usize,
+    /// Iterations of the generator-only phase after the joint one: the generator and encoder
+    /// keep training against the finished, frozen energy (its EMA weights when `ema_decay` is
+    /// set, else its last weights). The stored energy is the same as without this phase.
+    /// `None`: `fit` picks [`default_generator_steps`] for the data (a [`Trainer`] built with
+    /// `None` runs no such phase).
+    pub generator_steps: Option<usize>,
+    /// Peak Adam learning rate of the generator and encoder in the generator-only phase,
+    /// decayed to 0 along a half cosine over the phase.
+    pub lr_generator_phase: f64,
     pub batch_size: usize,
     pub lr_energy: f64,
     pub lr_generator: f64,
@@ -82,10 +92,35 @@ pub struct TrainConfig {
     pub schedule: ScheduleConfig,
 }
 
+/// Most generator-only iterations `fit` runs by default ([`default_generator_steps`]).
+pub const DEFAULT_GENERATOR_STEPS: usize = 12_000;
+
+/// Generator-only iterations per joint iteration by default: 12 000 after the default 3 000.
+pub const GENERATOR_STEPS_PER_STEP: usize = 4;
+
+/// Features up to which the generator-only phase gets all [`DEFAULT_GENERATOR_STEPS`]; wider
+/// rows get proportionally fewer, so that the phase costs at most about as much as it does at
+/// this width (a generator step's multiply-adds grow with the features).
+pub const GENERATOR_PHASE_FEATURES: usize = 128;
+
+/// Peak learning rate of the generator-only phase ([`TrainConfig::lr_generator_phase`]).
+pub const DEFAULT_LR_GENERATOR_PHASE: f64 = 1e-2;
+
+/// The generator-only iterations `fit` runs by default after `steps` joint iterations on rows
+/// of `d` features: [`GENERATOR_STEPS_PER_STEP`] per joint iteration, at most
+/// [`DEFAULT_GENERATOR_STEPS`], scaled by `min(1, GENERATOR_PHASE_FEATURES / d)`: 12 000 after
+/// 3 000 joint iterations up to 128 features, 3 000 at 512, 1 500 at 1 024.
+pub fn default_generator_steps(steps: usize, d: usize) -> usize {
+    let steps = steps.saturating_mul(GENERATOR_STEPS_PER_STEP);
+    steps.min(DEFAULT_GENERATOR_STEPS) * GENERATOR_PHASE_FEATURES / d.max(GENERATOR_PHASE_FEATURES)
+}
+
 impl Default for TrainConfig {
     fn default() -> Self {
         Self {
             steps: 3_000,
+            generator_steps: None,
+            lr_generator_phase: DEFAULT_LR_GENERATOR_PHASE,
             batch_size: 200,
             lr_energy: 2e-3,
             lr_generator: 1e-3,
@@ -112,6 +147,9 @@ impl TrainConfig {
     pub fn image_default() -> Self {
         Self {
             steps: 1_500,
+            // Not measured on images yet: their generator already trains against the
+            // adversarial term, and a convolutional generator step is far costlier.
+            generator_steps: Some(0),
             batch_size: 64,
             adversarial_weight: 1.0,
             ..Self::default()
@@ -126,6 +164,7 @@ impl TrainConfig {
     pub fn gcd_default() -> Self {
         Self {
             steps: 2_000,
+            generator_steps: Some(0),
             schedule: ScheduleConfig::ddaebm(5),
             ema_decay: None,
             ..Self::default()
@@ -203,6 +242,9 @@ pub struct Trainer {
     step: usize,
     /// Draws NCE rows from the mixture base measure, once it is set.
     base_sampler: Option<BaseSampler>,
+    /// The finished energy the generator-only phase trains against (built at its first step
+    /// from the stored weights).
+    phase_energy: Option<EnergyNet>,
 }
 
 struct Ema {
@@ -472,6 +514,7 @@ impl Trainer {
             rng,
             step: 0,
             base_sampler: None,
+            phase_energy: None,
         })
     }
 
@@ -530,17 +573,36 @@ impl Trainer {
         Ok(normal_tensor(&mut self.rng, rows, cols, &self.device)?)
     }
 
-    /// One energy step and one generator+encoder step on a batch of normalised rows `(B, d)`.
+    /// Iterations of the whole run: the joint phase and the generator-only phase.
+    pub fn total_steps(&self) -> usize {
+        self.cfg.steps + self.generator_steps()
+    }
+
+    /// Iterations of the generator-only phase (`None` in the configuration: none).
+    pub fn generator_steps(&self) -> usize {
+        self.cfg.generator_steps.unwrap_or(0)
+    }
+
+    /// One iteration on a batch of normalised rows `(B, d)`: an energy step and a
+    /// generator+encoder step in the joint phase (the first `steps`), a generator+encoder step
+    /// against the frozen energy after it.
     pub fn step(&mut self, x: &Tensor) -> Result<StepStats> {
         if self.network.base_components > 0 && self.base_sampler.is_none() {
             bail!("the mixture base measure must be set (set_base_measure) before training");
         }
+        if self.step >= self.cfg.steps {
+            return self.generator_only_step(x);
+        }
         let pair = self.diffuse(x)?;
         let energy = self.energy_step(&pair)?;
-        let (loss_generator, f_fake_mean) = self.generator_step(&pair, &energy)?;
+        let (loss_generator, f_fake_mean) = self.generator_step(
+            &pair,
+            &energy.x_fake,
+            &energy.z,
+            energy.f_fake_mean.as_ref(),
+        )?;
         self.update_ema()?;
         self.step += 1;
-        let scalar = |t: &Tensor| -> Result<f32> { Ok(t.to_dtype(DType::F32)?.to_scalar()?) };
         Ok(StepStats {
             loss_energy: scalar(&energy.loss)?,
             loss_generator: scalar(&loss_generator)?,
@@ -549,6 +611,65 @@ impl Trainer {
             f_real: scalar(&energy.real.mean_all()?)?,
             f_fake: scalar(&f_fake_mean)?,
         })
+    }
+
+    /// A generator+encoder step against the finished energy: the same posterior sample and
+    /// loss as in the joint phase, the energy's weights untouched. The energy terms of the
+    /// statistics are zero (no energy step ran).
+    fn generator_only_step(&mut self, x: &Tensor) -> Result<StepStats> {
+        if self.phase_energy.is_none() {
+            self.phase_energy = Some(self.finished_energy()?);
+        }
+        let pair = self.diffuse(x)?;
+        let (b, d) = pair.x_k.dims2()?;
+        let z = self.normal(b, self.network.latent_dim)?;
+        let x_hat = self
+            .generator
+            .forward_t(&pair.x_next, &z, &pair.levels, true)?;
+        let noise = self.normal(b, d)?;
+        let x_fake = (pair.c.posterior_mean(&x_hat, &pair.x_next)?
+            + noise.broadcast_mul(&pair.c.post_std)?)?;
+        // Cosine decay from the phase's peak rate to 0: a function of the step alone, so a
+        // resumed run sets the same rate.
+        let phase = self.generator_steps().max(1) as f64;
+        let frac = (self.step - self.cfg.steps) as f64 / phase;
+        let cosine = 0.5 * (1.0 + (std::f64::consts::PI * frac).cos());
+        self.opt_generator
+            .set_lr(self.cfg.lr_generator_phase * cosine);
+        let (loss_generator, f_fake_mean) = self.generator_step(&pair, &x_fake, &z, None)?;
+        self.update_ema()?;
+        self.step += 1;
+        Ok(StepStats {
+            loss_energy: 0.0,
+            loss_generator: scalar(&loss_generator)?,
+            r1: 0.0,
+            loss_value: 0.0,
+            f_real: 0.0,
+            f_fake: scalar(&f_fake_mean)?,
+        })
+    }
+
+    /// The energy as it will be stored (EMA weights when enabled), detached: what the
+    /// generator-only phase trains against.
+    fn finished_energy(&self) -> Result<EnergyNet> {
+        let mut weights: HashMap<String, Tensor> = HashMap::new();
+        for (n, v) in self.energy_vars.data().lock().expect("var map lock").iter() {
+            weights.insert(n.clone(), v.as_tensor().detach());
+        }
+        if let Some(ema) = &self.ema {
+            for (n, _, avg) in ema
+                .entries
+                .iter()
+                .filter(|(n, _, _)| n.starts_with("energy."))
+            {
+                weights.insert(n.clone(), avg.detach());
+            }
+        }
+        Ok(EnergyNet::new(
+            &self.network,
+            self.schedule.num_timesteps(),
+            VarBuilder::from_tensors(weights, DType::F32, &self.device).pp("energy"),
+        )?)
     }
 
     /// Draws a level per row and the forward pair `(x_k, x_{k+1})` of the batch.
@@ -640,24 +761,31 @@ impl Trainer {
         })
     }
 
-    /// The generator + encoder step with the updated θ and the energy step's `x̃_k` and `z`:
+    /// The generator + encoder step with the updated θ (the finished energy in the
+    /// generator-only phase), the posterior sample `x̃_k` and the latent `z` it came from:
     /// reward `f(x̃_k) + log q(x_{k+1} | x̃_k)`, latent entropy surrogate, KL of the encoder and
     /// the reconstruction of `x_k`, then one Adam step on φ and ψ. Returns the loss and the
-    /// mean `f` on the fake rows.
-    fn generator_step(&mut self, p: &Diffused, e: &EnergyStep) -> Result<(Tensor, Tensor)> {
+    /// mean `f` on the fake rows (`f_fake_before`, when the energy step computed it).
+    fn generator_step(
+        &mut self,
+        p: &Diffused,
+        x_fake: &Tensor,
+        z: &Tensor,
+        f_fake_before: Option<&Tensor>,
+    ) -> Result<(Tensor, Tensor)> {
         let (b, _) = p.x_k.dims2()?;
         let nz = self.network.latent_dim;
         let (c, levels, x_k, x_next) = (&p.c, &p.levels, &p.x_k, &p.x_next);
-        let x_fake = &e.x_fake;
-        let f_fake = self.energy_frozen.log_density(x_fake, levels)?;
-        let f_fake_mean = match &e.f_fake_mean {
+        let energy = self.phase_energy.as_ref().unwrap_or(&self.energy_frozen);
+        let f_fake = energy.log_density(x_fake, levels)?;
+        let f_fake_mean = match f_fake_before {
             Some(before_update) => before_update.clone(),
             None => f_fake.detach().mean_all()?,
         };
         let reward =
             (f_fake + log_forward(x_fake, x_next, &c.a_next, &c.sigma_next)?)?.mean_all()?;
         let (mu_g, lv_g) = self.encoder.forward_t(x_fake, x_next, levels, true)?;
-        let l_lat = (latent_nll(&e.z, &mu_g, &lv_g)?.mean_all()? * self.cfg.latent_weight)?;
+        let l_lat = (latent_nll(z, &mu_g, &lv_g)?.mean_all()? * self.cfg.latent_weight)?;
         let (mu_e, lv_e) = self.encoder.forward_t(x_k, x_next, levels, true)?;
         let l_kl = kl_to_standard_normal(&mu_e, &lv_e)?.mean_all()?;
         let z_e = (&mu_e + (lv_e * 0.5)?.exp()?.mul(&self.normal(b, nz)?)?)?;
@@ -678,7 +806,13 @@ impl Trainer {
             let decay = ema
                 .decay
                 .min((1.0 + self.step as f64) / (10.0 + self.step as f64));
-            for (_, var, avg) in ema.entries.iter_mut() {
+            // After the joint phase the energy no longer changes, and neither does its average.
+            let joint = self.step < self.cfg.steps;
+            for (_, var, avg) in ema
+                .entries
+                .iter_mut()
+                .filter(|(n, _, _)| joint || !n.starts_with("energy."))
+            {
                 let p = var.as_tensor().detach();
                 // Detached, so that the new average does not keep the previous one (and its
                 // graph) alive: a chain of every step's averages would grow the process every
@@ -767,6 +901,8 @@ impl Trainer {
             }
         }
         self.rng = state.rng.restore();
+        // Rebuilt from the restored weights at the next generator-only step.
+        self.phase_energy = None;
         self.step = state.step;
         Ok(())
     }
@@ -786,7 +922,7 @@ impl TrainingMethod for Trainer {
     }
 
     fn total_steps(&self) -> usize {
-        self.cfg.steps
+        Trainer::total_steps(self)
     }
 
     fn set_base_measure(&mut self, params: &MixtureParams) -> Result<()> {
@@ -1010,6 +1146,90 @@ mod tests {
             .to_vec1::<f32>()
             .unwrap();
         assert_eq!(a, b);
+    }
+
+    #[test]
+    fn the_generator_only_phase_trains_the_sampler_and_keeps_the_stored_energy() {
+        let dev = Device::Cpu;
+        let cfg = |generator_steps| TrainConfig {
+            steps: 4,
+            generator_steps: Some(generator_steps),
+            batch_size: 16,
+            ema_decay: Some(0.9),
+            ..Default::default()
+        };
+        let x = Tensor::randn(0f32, 1., (16, 2), &dev).unwrap();
+        let run = |tr: &mut Trainer, n: usize| {
+            for _ in 0..n {
+                tr.step(&x).unwrap();
+            }
+        };
+        let part = |t: &[(String, Tensor)], prefix: &str| -> Vec<(String, Vec<f32>)> {
+            t.iter()
+                .filter(|(n, _)| n.starts_with(prefix))
+                .map(|(n, v)| (n.clone(), v.flatten_all().unwrap().to_vec1().unwrap()))
+                .collect()
+        };
+        let mut joint_only = Trainer::new(cfg(0), NetworkConfig::toy(2), &dev).unwrap();
+        assert_eq!(joint_only.total_steps(), 4);
+        run(&mut joint_only, 4);
+        let mut tr = Trainer::new(cfg(6), NetworkConfig::toy(2), &dev).unwrap();
+        assert_eq!(tr.total_steps(), 10);
+        run(&mut tr, 4);
+        let after_joint = tr.export_tensors().unwrap();
+        // The same joint phase, whatever follows it.
+        assert_eq!(
+            part(&after_joint, ""),
+            part(&joint_only.export_tensors().unwrap(), "")
+        );
+        let halfway = tr.state().unwrap();
+        for _ in 0..6 {
+            let s = tr.step(&x).unwrap();
+            assert_eq!((s.loss_energy, s.r1), (0.0, 0.0), "{s:?}");
+            assert!(
+                s.loss_generator.is_finite() && s.f_fake.is_finite(),
+                "{s:?}"
+            );
+        }
+        let done = tr.export_tensors().unwrap();
+        // The stored (EMA) energy is untouched, and so are the live energy weights; the
+        // generator moved.
+        assert_eq!(part(&done, "energy."), part(&after_joint, "energy."));
+        assert_eq!(
+            part(&snapshot_all(&[&tr.energy_vars]).unwrap(), "energy."),
+            part(
+                &snapshot_all(&[&joint_only.energy_vars]).unwrap(),
+                "energy."
+            )
+        );
+        assert_ne!(part(&done, "generator."), part(&after_joint, "generator."));
+        // It trains against the stored energy: the EMA weights, not the last ones.
+        let k = Tensor::new(&[0u32, 1, 2, 3], &dev).unwrap();
+        let xs = Tensor::randn(0f32, 1., (4, 2), &dev).unwrap();
+        let f = |e: &EnergyNet| -> Vec<f32> { e.log_density(&xs, &k).unwrap().to_vec1().unwrap() };
+        let stored: HashMap<String, Tensor> = done.iter().cloned().collect();
+        let stored = EnergyNet::new(
+            &tr.network,
+            tr.schedule.num_timesteps(),
+            VarBuilder::from_tensors(stored, DType::F32, &dev).pp("energy"),
+        )
+        .unwrap();
+        let phase = tr.phase_energy.as_ref().unwrap();
+        assert_eq!(f(phase), f(&stored));
+        assert_ne!(f(phase), f(&tr.energy));
+        // The learning rate decays to 0 along the half cosine: at the last step it is
+        // peak · (1 + cos(5π/6)) / 2.
+        let expected =
+            tr.cfg.lr_generator_phase * 0.5 * (1.0 + (5.0 * std::f64::consts::PI / 6.0).cos());
+        assert!((tr.opt_generator.lr() - expected).abs() < 1e-15);
+        // Resumed from the end of the joint phase, the phase ends where it ended.
+        let mut resumed = Trainer::new(cfg(6), NetworkConfig::toy(2), &dev).unwrap();
+        resumed.restore(halfway).unwrap();
+        run(&mut resumed, 6);
+        assert_eq!(
+            part(&resumed.export_tensors().unwrap(), ""),
+            part(&done, "")
+        );
     }
 
     #[test]

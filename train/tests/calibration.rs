@@ -30,6 +30,8 @@ fn threshold_and_pvalues_hold_on_fresh_in_distribution_rows() {
     let data = Matrix::new(6000, 4, rows(6000, &mut rng)).unwrap();
     let mut cfg = FitConfig::default();
     cfg.train.steps = 300;
+    // The energy is what is tested: no generator-only phase (it leaves the energy as it is).
+    cfg.train.generator_steps = Some(0);
     // 900 held-out calibration rows: the conformal quantile's own sampling error is then
     // about √(0.05 · 0.95 / 900) ≈ 0.007.
     cfg.val_fraction = 0.15;

@@ -97,6 +97,11 @@ fn every_subcommand_works_on_a_small_fit() {
     assert_eq!(meta["metadata"]["network"]["input_dim"], 2);
     assert_eq!(meta["metadata"]["calibration"]["num_samples"], 100);
     assert_eq!(meta["metadata"]["training"]["config"]["steps"], 60);
+    // The generator-only phase picked for the data: four per joint iteration.
+    assert_eq!(
+        meta["metadata"]["training"]["config"]["generator_steps"],
+        240
+    );
 
     run_ok(&[
         "score",
@@ -600,6 +605,10 @@ fn fit_method_dcd_writes_a_langevin_model_and_refuses_other_methods_flags() {
             (
                 &["--method", "gcd", "--short-run-cd"][..],
                 "--short-run-cd does not apply to --method gcd",
+            ),
+            (
+                &["--method", "dcd", "--generator-steps", "10"][..],
+                "--generator-steps does not apply to --method dcd",
             ),
             (&["--method", "dcd", "--langevin-steps", "0"][..], "steps"),
             (&["--method", "dcd", "--step-scale", "0"][..], "step scale"),

@@ -11,6 +11,9 @@ use ddaebm_train::data::write_npy;
 use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
 
+/// Joint iterations; the generator-only phase runs the rest of [`STEPS`].
+const JOINT: usize = 150;
+/// Iterations of the whole run.
 const STEPS: usize = 600;
 const EVERY: usize = 50;
 
@@ -26,7 +29,9 @@ fn fit_args(data: &Path, out: &Path, resume: bool) -> Vec<String> {
         "--out",
         s(out),
         "--steps",
-        &STEPS.to_string(),
+        &JOINT.to_string(),
+        "--generator-steps",
+        &(STEPS - JOINT).to_string(),
         "--checkpoint-every",
         &EVERY.to_string(),
         "--width",
@@ -160,11 +165,12 @@ fn killed_or_interrupted_runs_resume_to_the_uninterrupted_model() {
         "a finished run removes its checkpoint"
     );
 
-    // SIGKILL after the second checkpoint, then resume.
+    // SIGKILL in the generator-only phase, after a checkpoint there, then resume (the Ctrl-C
+    // below stops the joint phase).
     let killed = dir.path().join("killed.safetensors");
     let ckpt = checkpoint_of(&killed);
     let mut child = spawn(&fit_args(&data, &killed, false));
-    let saved = wait_for_checkpoint(&mut child, &ckpt, 2 * EVERY);
+    let saved = wait_for_checkpoint(&mut child, &ckpt, JOINT + EVERY);
     // Let it run on a little past the checkpoint, so the kill lands mid-interval.
     std::thread::sleep(Duration::from_millis(300));
     child.kill().unwrap(); // SIGKILL

@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use ddaebm::parse_device;
 use ddaebm_train::data::load_matrix;
-use ddaebm_train::fit::{fit, CheckpointConfig, Snapshots};
+use ddaebm_train::fit::{fit, CheckpointConfig, MethodConfig, Snapshots};
 
 use super::common::{progress, stop_on_ctrl_c, write_sample_grid};
 use super::train_args::TrainArgs;
@@ -98,15 +98,23 @@ pub fn run(args: FitArgs) -> Result<()> {
             }),
         });
     }
+    let generator_only = match cfg.method {
+        MethodConfig::Ddaebm if cfg.total_steps(data.cols) > cfg.train.steps => format!(
+            " ({} joint, then {} generator-only against the finished energy)",
+            cfg.train.steps,
+            cfg.total_steps(data.cols) - cfg.train.steps
+        ),
+        _ => String::new(),
+    };
     eprintln!(
-        "fitting {} rows × {} features for {} steps (batch {}) on {}",
+        "fitting {} rows × {} features for {} steps{generator_only} (batch {}) on {}",
         data.rows,
         data.cols,
-        cfg.total_steps(),
+        cfg.total_steps(data.cols),
         cfg.train.batch_size.min(data.rows),
         args.train.device
     );
-    let (fitted, summary) = fit(&data, &cfg, &device, progress(cfg.total_steps()))?;
+    let (fitted, summary) = fit(&data, &cfg, &device, progress(cfg.total_steps(data.cols)))?;
     fitted.save(&args.out)?;
     // The model is on disk: the checkpoint has served its purpose.
     if checkpoint.exists() {
@@ -114,7 +122,10 @@ pub fn run(args: FitArgs) -> Result<()> {
             .with_context(|| format!("cannot remove checkpoint {}", checkpoint.display()))?;
     }
     if let Some(step) = summary.resumed_from {
-        eprintln!("resumed at iteration {step} of {}", cfg.total_steps());
+        eprintln!(
+            "resumed at iteration {step} of {}",
+            cfg.total_steps(data.cols)
+        );
     }
     if let Some(q) = summary.sample_quality {
         eprintln!(

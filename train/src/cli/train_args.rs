@@ -27,6 +27,11 @@ pub struct TrainArgs {
     /// Training iterations (each one energy step and one generator step).
     #[arg(long)]
     pub steps: Option<usize>,
+    /// DDAEBM: generator-only iterations after --steps, against the finished energy (which they
+    /// do not change); they make the few-step sampler usable [default: 12000 for vector data, 0
+    /// for images].
+    #[arg(long)]
+    pub generator_steps: Option<usize>,
     #[arg(long)]
     pub batch_size: Option<usize>,
     /// Training method: ddaebm (energy trained against a latent-variable generator), gcd
@@ -180,6 +185,7 @@ impl TrainArgs {
         let penalty = [("--energy-penalty", self.energy_penalty.is_some())];
         let ddaebm_flags = [
             ("--lr-generator", self.lr_generator.is_some()),
+            ("--generator-steps", self.generator_steps.is_some()),
             ("--r1-gamma", self.r1_gamma.is_some()),
             ("--latent-dim", self.latent_dim.is_some()),
             ("--ema", self.ema.is_some()),
@@ -292,6 +298,7 @@ impl TrainArgs {
             method,
             train: TrainConfig {
                 steps: self.steps.unwrap_or(defaults.steps),
+                generator_steps: self.generator_steps.or(defaults.generator_steps),
                 batch_size: self.batch_size.unwrap_or(defaults.batch_size),
                 lr_energy: self.lr_energy.unwrap_or(defaults.lr_energy),
                 lr_generator: self.lr_generator.unwrap_or(defaults.lr_generator),
