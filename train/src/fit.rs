@@ -155,7 +155,9 @@ impl std::error::Error for Interrupted {}
 const SNAPSHOT_SEED: u64 = 0x5A3_B1E5;
 
 /// What a checkpoint must match to be resumed: the data (hash and shape), the split and every
-/// training setting except the number of iterations (a run may be resumed with more).
+/// training setting. The lengths of the two phases (`joint_steps`, `generator_steps`) may differ
+/// while neither run has started DDAEBM's generator-only phase (a run may be resumed with more
+/// iterations); see [`resume`].
 fn run_fingerprint(
     data: &Matrix,
     cfg: &FitConfig,
@@ -165,6 +167,7 @@ fn run_fingerprint(
     let mut train = serde_json::to_value(tc)?;
     if let Some(obj) = train.as_object_mut() {
         obj.remove("steps");
+        obj.remove("generator_steps");
     }
     Ok(serde_json::json!({
         "method": cfg.method,
@@ -176,6 +179,8 @@ fn run_fingerprint(
         "val_fraction": cfg.val_fraction,
         "train": train,
         "network": network,
+        "joint_steps": tc.steps,
+        "generator_steps": tc.generator_steps.unwrap_or(0),
     }))
 }
 
@@ -511,7 +516,22 @@ fn resume(
         return Ok(None);
     };
     let saved = Checkpoint::load(&ck.path)?;
-    saved.check_fingerprint(fingerprint, &ck.path)?;
+    // Before the generator-only phase (in the saved run and in this one) the phases' lengths
+    // may change; once it has started, its learning-rate schedule depends on both.
+    let step = saved.trainer.step as u64;
+    let phase_started = |fp: &serde_json::Value| {
+        let get = |k: &str| fp.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
+        get("generator_steps") > 0 && step >= get("joint_steps")
+    };
+    let mut expected = fingerprint.clone();
+    if !phase_started(&saved.fingerprint) && !phase_started(fingerprint) {
+        for key in ["joint_steps", "generator_steps"] {
+            if let (Some(v), Some(obj)) = (saved.fingerprint.get(key), expected.as_object_mut()) {
+                obj.insert(key.to_string(), v.clone());
+            }
+        }
+    }
+    saved.check_fingerprint(&expected, &ck.path)?;
     let mut sorted = saved.order.clone();
     sorted.sort_unstable();
     if sorted != batches.order {

@@ -268,3 +268,78 @@ fn resume_without_a_checkpoint_starts_from_the_beginning() {
     assert!(stderr.contains("no checkpoint at"), "{stderr}");
     assert!(!stderr.contains("resumed at"), "{stderr}");
 }
+
+/// A library fit on `data` (4 features) with `joint` + `generator` iterations, checkpointing to
+/// `ckpt`, resuming when asked, and raising its stop flag after iteration `stop_after`.
+fn library_fit(
+    data: &ddaebm_train::data::Matrix,
+    ckpt: &Path,
+    (joint, generator): (usize, usize),
+    resume: bool,
+    stop_after: Option<usize>,
+) -> anyhow::Result<ddaebm_train::fit::FittedModel> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut cfg = ddaebm_train::fit::FitConfig {
+        checkpoint: Some(ddaebm_train::fit::CheckpointConfig {
+            path: ckpt.to_path_buf(),
+            every: 0,
+            resume,
+        }),
+        stop: Some(stop.clone()),
+        network: Some(ddaebm_train::fit::default_network(4)),
+        ..Default::default()
+    };
+    cfg.train.steps = joint;
+    cfg.train.generator_steps = Some(generator);
+    cfg.train.batch_size = 32;
+    let (fitted, _) = ddaebm_train::fit::fit(data, &cfg, &candle::Device::Cpu, |step, _| {
+        if Some(step + 1) == stop_after {
+            stop.store(true, Ordering::SeqCst);
+        }
+    })?;
+    Ok(fitted)
+}
+
+#[test]
+fn phase_lengths_may_change_only_before_the_generator_only_phase() {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
+    let values: Vec<f32> = (0..300 * 4)
+        .map(|_| StandardNormal.sample(&mut rng))
+        .collect();
+    let data = ddaebm_train::data::Matrix::new(300, 4, values).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = dir.path().join("run.ckpt");
+    let interrupted = |r: anyhow::Result<_>| {
+        let e = r.err().expect("the run stops");
+        assert!(
+            e.downcast_ref::<ddaebm_train::fit::Interrupted>().is_some(),
+            "{e:#}"
+        );
+    };
+    let tensors = |m: &ddaebm_train::fit::FittedModel| -> Vec<(String, Vec<f32>)> {
+        m.tensors
+            .iter()
+            .map(|(n, t)| (n.clone(), t.flatten_all().unwrap().to_vec1().unwrap()))
+            .collect()
+    };
+    let full = library_fit(&data, &dir.path().join("none.ckpt"), (6, 8), false, None).unwrap();
+
+    // Stopped inside the generator-only phase: the lengths must match...
+    interrupted(library_fit(&data, &ckpt, (6, 8), false, Some(9)));
+    for lengths in [(7, 8), (6, 9)] {
+        let e = library_fit(&data, &ckpt, lengths, true, None)
+            .err()
+            .unwrap();
+        assert!(format!("{e:#}").contains("different"), "{e:#}");
+    }
+    // ... and then the run ends as the uninterrupted one did.
+    let resumed = library_fit(&data, &ckpt, (6, 8), true, None).unwrap();
+    assert_eq!(tensors(&resumed), tensors(&full));
+
+    // Stopped in the joint phase: a run may continue with more iterations of either phase.
+    interrupted(library_fit(&data, &ckpt, (4, 8), false, Some(2)));
+    let resumed = library_fit(&data, &ckpt, (6, 8), true, None).unwrap();
+    assert_eq!(tensors(&resumed), tensors(&full));
+}
