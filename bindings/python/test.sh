@@ -23,6 +23,10 @@ fi
 if ! "$venv/bin/python" -c "import numpy, pytest, setuptools, wheel" 2>/dev/null; then
     "$venv/bin/pip" install -q "numpy>=1.21" "pytest>=7" setuptools wheel
 fi
+# ONNX and ONNX Runtime check the ONNX export against the library (test_onnx_export.py).
+if ! "$venv/bin/python" -c "import onnx, onnxruntime" 2>/dev/null; then
+    "$venv/bin/pip" install -q "onnx>=1.14" "onnxruntime>=1.16"
+fi
 # A real (non-editable) install, as a user would get it.
 "$venv/bin/pip" install -q --no-build-isolation --no-deps --force-reinstall "$here" 2>&1 \
     | grep -v "^\[notice\]" || true

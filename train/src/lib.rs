@@ -13,6 +13,7 @@ pub mod method;
 pub mod metrics;
 pub mod mixture;
 pub mod noise;
+pub mod onnx;
 pub mod optimizer;
 pub mod plot;
 pub mod sample_quality;

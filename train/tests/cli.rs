@@ -406,6 +406,64 @@ fn image_data_fits_scores_samples_and_draws_grids() {
         "5",
     ]);
     assert_one_error_line(&out, "needs image data");
+    // Image models do not export to ONNX yet: one clear line, no file.
+    let out = run(&[
+        "export",
+        "--model",
+        s(&p("m.safetensors")),
+        "--onnx",
+        s(&p("m.onnx")),
+    ]);
+    assert_one_error_line(&out, "only vector models export to ONNX");
+    assert!(!p("m.onnx").exists());
+}
+
+#[test]
+fn export_writes_an_onnx_graph_of_the_energy_with_the_threshold() {
+    use prost::Message;
+    let f = fixture();
+    let onnx = f.dir.path().join("m.onnx");
+    run_ok(&["export", "--model", s(&f.model), "--onnx", s(&onnx)]);
+    let proto = ddaebm_train::onnx::ModelProto::decode(&*std::fs::read(&onnx).unwrap()).unwrap();
+    let model = ddaebm::Model::open(&f.model, &candle::Device::Cpu).unwrap();
+    let props: std::collections::HashMap<_, _> = proto
+        .metadata_props
+        .iter()
+        .map(|p| (p.key.clone().unwrap(), p.value.clone().unwrap()))
+        .collect();
+    assert_eq!(
+        props["ddaebm.threshold"].parse::<f32>().unwrap(),
+        model.threshold()
+    );
+    assert_eq!(props["ddaebm.method"], "ddaebm");
+    let graph = proto.graph.unwrap();
+    assert_eq!(graph.input[0].name.as_deref(), Some("x"));
+    assert_eq!(graph.output[0].name.as_deref(), Some("energy"));
+    // Every layer of the folded network is in the graph: one MatMul each, plus the mixture's.
+    let matmuls = graph
+        .node
+        .iter()
+        .filter(|n| n.op_type.as_deref() == Some("MatMul"))
+        .count();
+    let layers = model.energy_net().fold_level0().unwrap().layers.len();
+    assert_eq!(matmuls, layers + 1);
+    // Bad paths: one error line, nothing written.
+    let out = run(&[
+        "export",
+        "--model",
+        s(&f.dir.path().join("missing.safetensors")),
+        "--onnx",
+        s(&f.dir.path().join("x.onnx")),
+    ]);
+    assert_one_error_line(&out, "missing.safetensors");
+    let out = run(&[
+        "export",
+        "--model",
+        s(&f.model),
+        "--onnx",
+        s(&f.dir.path().join("no/such/dir/x.onnx")),
+    ]);
+    assert_one_error_line(&out, "no/such/dir");
 }
 
 #[test]

@@ -5,6 +5,7 @@ mod calibrate;
 mod common;
 mod demo;
 mod eval;
+mod export;
 mod fit;
 mod inspect;
 mod sample;
@@ -36,6 +37,9 @@ pub enum Command {
     Sample(sample::SampleArgs),
     /// AUROC, AUPR (OOD positive) and FPR at 95% TPR of in-distribution vs OOD rows.
     Eval(eval::EvalArgs),
+    /// Export the model's energy to another format: an ONNX graph of a vector model's level-0
+    /// energy, with the calibrated threshold in its metadata.
+    Export(export::ExportArgs),
     /// Print the model's metadata as JSON.
     Inspect(inspect::InspectArgs),
     /// Re-calibrate an existing model's threshold and p-values on new in-distribution rows.
@@ -64,6 +68,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Sample(args) => sample::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Inspect(args) => inspect::run(args),
+        Command::Export(args) => export::run(args),
         Command::Calibrate(args) => calibrate::run(args),
     }
 }
