@@ -621,14 +621,7 @@ impl Trainer {
             self.phase_energy = Some(self.finished_energy()?);
         }
         let pair = self.diffuse(x)?;
-        let (b, d) = pair.x_k.dims2()?;
-        let z = self.normal(b, self.network.latent_dim)?;
-        let x_hat = self
-            .generator
-            .forward_t(&pair.x_next, &z, &pair.levels, true)?;
-        let noise = self.normal(b, d)?;
-        let x_fake = (pair.c.posterior_mean(&x_hat, &pair.x_next)?
-            + noise.broadcast_mul(&pair.c.post_std)?)?;
+        let (z, x_fake) = self.posterior_sample(&pair)?;
         // Cosine decay from the phase's peak rate to 0: a function of the step alone, so a
         // resumed run sets the same rate.
         let phase = self.generator_steps().max(1) as f64;
@@ -647,6 +640,18 @@ impl Trainer {
             f_real: 0.0,
             f_fake: scalar(&f_fake_mean)?,
         })
+    }
+
+    /// The generator's posterior sample `x̃_k = post_mean(G(x_{k+1}, z, k), x_{k+1}) + post_std·ε`
+    /// of the batch's levels, with the latent `z` it came from (drawn in this order: z, ε).
+    fn posterior_sample(&mut self, p: &Diffused) -> Result<(Tensor, Tensor)> {
+        let (b, d) = p.x_k.dims2()?;
+        let z = self.normal(b, self.network.latent_dim)?;
+        let x_hat = self.generator.forward_t(&p.x_next, &z, &p.levels, true)?;
+        let noise = self.normal(b, d)?;
+        let x_fake =
+            (p.c.posterior_mean(&x_hat, &p.x_next)? + noise.broadcast_mul(&p.c.post_std)?)?;
+        Ok((z, x_fake))
     }
 
     /// The energy as it will be stored (EMA weights when enabled), detached: what the
@@ -695,15 +700,11 @@ impl Trainer {
     /// the generator's posterior sample `x̃_k`, then one Adam step on θ.
     fn energy_step(&mut self, p: &Diffused) -> Result<EnergyStep> {
         let (b, d) = p.x_k.dims2()?;
-        let nz = self.network.latent_dim;
         let (c, levels, x_k, x_next) = (&p.c, &p.levels, &p.x_k, &p.x_next);
         // One pass gives f (real term, conditional NCE), g (NCE) and ∇ₓf (R1, score matching),
         // the gradient as a function of θ.
         let (real, g_real, grad_f) = log_density_ratio_and_input_grad(&self.energy, x_k, levels)?;
-        let z = self.normal(b, nz)?;
-        let x_hat = self.generator.forward_t(x_next, &z, levels, true)?;
-        let noise = self.normal(b, d)?;
-        let x_fake = (c.posterior_mean(&x_hat, x_next)? + noise.broadcast_mul(&c.post_std)?)?;
+        let (z, x_fake) = self.posterior_sample(p)?;
         let grad_u = (&grad_f + grad_log_forward(x_k, x_next, &c.a_next, &c.sigma_next)?)?;
         let r1 = r1_penalty(&grad_u, self.cfg.r1_gamma)?;
         let mut loss_energy = r1.clone();
