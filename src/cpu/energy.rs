@@ -29,6 +29,17 @@ use crate::EnergyNet;
 /// Rows per block: each block is one task with its own buffers.
 pub const BLOCK_ROWS: usize = 256;
 
+/// Fewest rows of a block when a batch is split to keep every thread busy: below this a block's
+/// dispatch costs about as much as its arithmetic.
+pub const MIN_BLOCK_ROWS: usize = 16;
+
+/// Rows per block for a batch of `n` rows on `threads` threads: [`BLOCK_ROWS`], or fewer when
+/// that would leave threads idle (a batch of 64 on two threads: two blocks of 32), but at least
+/// [`MIN_BLOCK_ROWS`].
+pub fn block_rows(n: usize, threads: usize) -> usize {
+    n.div_ceil(threads.max(1)).clamp(MIN_BLOCK_ROWS, BLOCK_ROWS)
+}
+
 /// The energy network at level 0, prepared for CPU scoring of raw rows.
 pub struct CpuEnergy {
     dim: usize,
@@ -178,8 +189,9 @@ impl CpuEnergy {
     /// (one per row). Inputs are assumed checked (length, finiteness).
     pub fn energies(&self, x: &[f32], out: &mut [f32]) {
         let d = self.dim;
-        x.par_chunks(BLOCK_ROWS * d)
-            .zip(out.par_chunks_mut(BLOCK_ROWS))
+        let rows = block_rows(out.len(), rayon::current_num_threads());
+        x.par_chunks(rows * d)
+            .zip(out.par_chunks_mut(rows))
             .for_each(|(rows, energies)| self.block(rows, energies));
     }
 
@@ -347,6 +359,16 @@ mod tests {
             .zip(&want)
             .map(|(g, w)| (g - w).abs() / w.abs().max(1.0))
             .fold(0.0, f32::max)
+    }
+
+    #[test]
+    fn small_batches_split_across_threads_and_large_ones_use_full_blocks() {
+        assert_eq!(block_rows(1, 2), MIN_BLOCK_ROWS);
+        assert_eq!(block_rows(64, 2), 32);
+        assert_eq!(block_rows(64, 16), MIN_BLOCK_ROWS);
+        assert_eq!(block_rows(64, 1), 64);
+        assert_eq!(block_rows(4096, 2), BLOCK_ROWS);
+        assert_eq!(block_rows(300, 0), BLOCK_ROWS);
     }
 
     #[test]
