@@ -119,6 +119,32 @@ typedef struct ddaebm_open_options {
   uint32_t threads;
 } ddaebm_open_options;
 
+/**
+ * The outcome of `ddaebm_drift`.
+ */
+typedef struct ddaebm_drift_result {
+  /**
+   * One-sided p-value of the rank-sum test: small when the batch's energies are higher than
+   * the held-out in-distribution energies stored in the model. For in-distribution batches
+   * `P(p ≤ α) ≈ α`.
+   */
+  double p_value;
+  /**
+   * The probability that a batch row's energy exceeds a calibration row's (ties count half):
+   * 0.5 for in-distribution batches, towards 1 for out-of-distribution ones.
+   */
+  double effect;
+  /**
+   * The standardised rank-sum statistic (positive: batch energies higher).
+   */
+  double z;
+  /**
+   * Rows in the batch and in the model's calibration set.
+   */
+  uint64_t batch_rows;
+  uint64_t calibration_rows;
+} ddaebm_drift_result;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -305,6 +331,30 @@ ddaebm_status ddaebm_pvalues(const struct ddaebm_model *m,
                              size_t n_rows,
                              size_t row_len,
                              float *out_pvalue);
+
+/**
+ * Whether the batch as a whole comes from the in-distribution data the model was calibrated
+ * on: a one-sided Wilcoxon–Mann–Whitney rank-sum test of the batch's energies against the
+ * calibration energies stored in the model (normal approximation with tie and continuity
+ * corrections; `docs/method.md#drift`).
+ *
+ * Arguments as for `ddaebm_energy`, except that `n_rows` must be at least 1 and the result
+ * goes to `*out` (written only on success). Numeric input as for `ddaebm_energy`: a row whose
+ * energy is `+INFINITY` ranks above every calibration energy.
+ *
+ * Thread safety: any number of threads may call this on one model at once.
+ *
+ * Returns the codes of `ddaebm_energy`; `DDAEBM_ERR_NULL_ARGUMENT` also for `out` NULL, and
+ * `DDAEBM_ERR_INVALID_ARGUMENT` for `n_rows` 0.
+ *
+ * # Safety
+ * As for `ddaebm_energy`; `out` is NULL or points to a writable `ddaebm_drift_result`.
+ */
+ddaebm_status ddaebm_drift(const struct ddaebm_model *m,
+                           const float *x,
+                           size_t n_rows,
+                           size_t row_len,
+                           struct ddaebm_drift_result *out);
 
 /**
  * Generates `n_rows` rows from the model with its T-step sampler (the generator of a DDAEBM

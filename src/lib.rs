@@ -45,6 +45,7 @@ mod test_support;
 
 pub use architecture::{ImageConfig, NetworkConfig};
 pub use detector::calibration::{Calibration, CalibrationSummary};
+pub use detector::drift::DriftTest;
 pub use detector::normalization::Normalization;
 pub use device::parse_device;
 pub use energy::EnergyNet;

@@ -8,6 +8,7 @@ use candle_nn::VarBuilder;
 
 use crate::cpu::energy::CpuEnergy;
 use crate::detector::calibration::Calibration;
+use crate::detector::drift::{rank_sum_drift, DriftTest};
 use crate::energy::EnergyNet;
 use crate::error::{Error, Result};
 use crate::format::{read_model_file, ModelFileContents, ModelMetadata, CALIBRATION_TENSOR};
@@ -302,6 +303,16 @@ impl Model {
             }
             Ok(out)
         })
+    }
+
+    /// Whether the batch `x` (`n_rows` rows) as a whole comes from the in-distribution data the
+    /// model was calibrated on: the one-sided rank-sum test of the batch's energies against the
+    /// stored calibration energies ([`crate::detector::drift`]). A small p-value says the batch's
+    /// energies are higher than in-distribution rows' (drift towards out-of-distribution). Same
+    /// input checks as [`Model::energy`]; `n_rows` must be at least 1.
+    pub fn drift(&self, x: &[f32], n_rows: usize) -> Result<DriftTest> {
+        let energy = self.energy(x, n_rows)?;
+        rank_sum_drift(self.calibration.sorted_energies(), &energy)
     }
 
     /// Energies plus the in/out decision against the calibrated threshold.

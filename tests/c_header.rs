@@ -56,6 +56,7 @@ fn header_declares_every_exported_function() {
         "ddaebm_energy",
         "ddaebm_screen",
         "ddaebm_pvalues",
+        "ddaebm_drift",
         "ddaebm_sample",
         "ddaebm_last_error",
         "ddaebm_status_string",

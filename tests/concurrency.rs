@@ -34,6 +34,7 @@ enum Call {
     Energy(Vec<f32>, usize, Vec<f32>),
     Screen(Vec<f32>, usize, Screening),
     Pvalues(Vec<f32>, usize, Vec<f32>),
+    Drift(Vec<f32>, usize, ddaebm::DriftTest),
     Sample(usize, u64, Vec<f32>),
     /// A batch with a NaN at (row, col): must fail naming it.
     NonFinite(Vec<f32>, usize, (usize, usize)),
@@ -59,6 +60,7 @@ fn reference_calls(model: &Model) -> Vec<Call> {
         calls.push(Call::Energy(x.clone(), n, model.energy(&x, n).unwrap()));
         calls.push(Call::Screen(x.clone(), n, model.screen(&x, n).unwrap()));
         calls.push(Call::Pvalues(x.clone(), n, model.pvalues(&x, n).unwrap()));
+        calls.push(Call::Drift(x.clone(), n, model.drift(&x, n).unwrap()));
     }
     for (n, seed) in [(1usize, 3u64), (16, 7), (16, 8), (100, 9)] {
         calls.push(Call::Sample(n, seed, model.sample(n, seed).unwrap()));
@@ -89,6 +91,12 @@ fn check(model: &Model, call: &Call) -> Result<(), String> {
             (bits(&got) == bits(want))
                 .then_some(())
                 .ok_or_else(|| format!("p-values of {n} rows differ"))
+        }
+        Call::Drift(x, n, want) => {
+            let got = model.drift(x, *n).map_err(|e| e.to_string())?;
+            (got.p_value.to_bits() == want.p_value.to_bits() && got == *want)
+                .then_some(())
+                .ok_or_else(|| format!("drift test of {n} rows differs"))
         }
         Call::Sample(n, seed, want) => {
             let got = model.sample(*n, *seed).map_err(|e| e.to_string())?;

@@ -359,6 +359,67 @@ pub unsafe extern "C" fn ddaebm_pvalues(
     )
 }
 
+/// The outcome of `ddaebm_drift`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ddaebm_drift_result {
+    /// One-sided p-value of the rank-sum test: small when the batch's energies are higher than
+    /// the held-out in-distribution energies stored in the model. For in-distribution batches
+    /// `P(p ≤ α) ≈ α`.
+    pub p_value: f64,
+    /// The probability that a batch row's energy exceeds a calibration row's (ties count half):
+    /// 0.5 for in-distribution batches, towards 1 for out-of-distribution ones.
+    pub effect: f64,
+    /// The standardised rank-sum statistic (positive: batch energies higher).
+    pub z: f64,
+    /// Rows in the batch and in the model's calibration set.
+    pub batch_rows: u64,
+    pub calibration_rows: u64,
+}
+
+/// Whether the batch as a whole comes from the in-distribution data the model was calibrated
+/// on: a one-sided Wilcoxon–Mann–Whitney rank-sum test of the batch's energies against the
+/// calibration energies stored in the model (normal approximation with tie and continuity
+/// corrections; `docs/method.md#drift`).
+///
+/// Arguments as for `ddaebm_energy`, except that `n_rows` must be at least 1 and the result
+/// goes to `*out` (written only on success). Numeric input as for `ddaebm_energy`: a row whose
+/// energy is `+INFINITY` ranks above every calibration energy.
+///
+/// Thread safety: any number of threads may call this on one model at once.
+///
+/// Returns the codes of `ddaebm_energy`; `DDAEBM_ERR_NULL_ARGUMENT` also for `out` NULL, and
+/// `DDAEBM_ERR_INVALID_ARGUMENT` for `n_rows` 0.
+///
+/// # Safety
+/// As for `ddaebm_energy`; `out` is NULL or points to a writable `ddaebm_drift_result`.
+#[no_mangle]
+pub unsafe extern "C" fn ddaebm_drift(
+    m: *const ddaebm_model,
+    x: *const f32,
+    n_rows: usize,
+    row_len: usize,
+    out: *mut ddaebm_drift_result,
+) -> ddaebm_status {
+    boundary("ddaebm_drift", || {
+        let (model, x) = scoring_args(m, x, n_rows, row_len)?;
+        check_output("out", out, 1)?;
+        if n_rows == 0 {
+            return Err(Failure::invalid("the drift test needs at least one row"));
+        }
+        let t = model.drift(x, n_rows)?;
+        let result = ddaebm_drift_result {
+            p_value: t.p_value,
+            effect: t.effect,
+            z: t.z,
+            batch_rows: t.batch_rows as u64,
+            calibration_rows: t.calibration_rows as u64,
+        };
+        write_output(out, &[result]);
+        Ok(())
+    })
+}
+
 /// Generates `n_rows` rows from the model with its T-step sampler (the generator of a DDAEBM
 /// model, the Gaussian policy of a GCD model, annealed Langevin dynamics on the energy of a DCD
 /// model), in the raw feature scale.

@@ -677,3 +677,35 @@ fn fit_method_dcd_writes_a_langevin_model_and_refuses_other_methods_flags() {
         ],
     );
 }
+
+#[test]
+fn drift_tests_a_batch_against_the_calibration_energies() {
+    let f = fixture();
+    let p = |n: &str| f.dir.path().join(n);
+    let drift = |data: &Path| -> serde_json::Value {
+        let out = run_ok(&["drift", "--model", s(&f.model), "--data", s(data)]);
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    // Fresh rows of the training distribution: no drift.
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(99);
+    let fresh = ddaebm_train::toy::sample(400, &mut rng);
+    write_npy(p("fresh.npy"), &fresh, &[400, 2]).unwrap();
+    let same = drift(&p("fresh.npy"));
+    assert!(same["p_value"].as_f64().unwrap() > 0.01, "{same}");
+    assert_eq!(same["batch_rows"], 400);
+    assert_eq!(same["calibration_rows"], 100);
+    // The same rows moved off the grid of modes: drift, with a tiny p-value.
+    let moved: Vec<f32> = fresh.iter().map(|v| v + 0.35).collect();
+    write_npy(p("moved.npy"), &moved, &[400, 2]).unwrap();
+    let shifted = drift(&p("moved.npy"));
+    assert!(shifted["p_value"].as_f64().unwrap() < 1e-6, "{shifted}");
+    assert!(shifted["effect"].as_f64().unwrap() > 0.8, "{shifted}");
+    // The library's own result, through the same file.
+    let model = ddaebm::Model::open(&f.model, &candle::Device::Cpu).unwrap();
+    let t = model.drift(&moved, 400).unwrap();
+    assert_eq!(shifted["p_value"].as_f64().unwrap(), t.p_value);
+    // Wrong width: one error line.
+    write_npy(p("wide.npy"), &[0.0f32; 6], &[2, 3]).unwrap();
+    let out = run(&["drift", "--model", s(&f.model), "--data", s(&p("wide.npy"))]);
+    assert_one_error_line(&out, "features");
+}

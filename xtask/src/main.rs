@@ -13,8 +13,11 @@
 //!   (see [`methods`]; `bench/methods/` runs it); `method=dcd` runs DCD and short-run CD.
 //! * `methods-digits [key=value ...]`: DCD, short-run CD and the default method on the 8×8
 //!   digits as vectors: near/far-OOD AUROC and denoising PSNR (see [`methods_digits`]).
+//! * `drift-bench [key=value ...]`: size and power of the drift test on the 25 Gaussians (see
+//!   [`drift_bench`]; `bench/drift/`).
 
 mod bindings_fixture;
+mod drift_bench;
 mod format_fixtures;
 mod methods;
 mod methods_digits;
@@ -45,10 +48,11 @@ fn main() -> Result<()> {
         Some("probe-levels") => probe_levels::run(&args[1..]),
         Some("methods-toy") => methods::run(&args[1..]),
         Some("methods-digits") => methods_digits::run(&args[1..]),
+        Some("drift-bench") => drift_bench::run(&args[1..]),
         _ => bail!(
             "usage: cargo run -p xtask -- <format-fixtures [DIR [VERSIONS]] | bindings-fixture [DIR] | \
              probe-levels MODEL DATA OUT.npy | methods-toy [key=value ...] | \
-             methods-digits [key=value ...]>"
+             methods-digits [key=value ...] | drift-bench [key=value ...]>"
         ),
     }
 }

@@ -4,6 +4,7 @@
 mod calibrate;
 mod common;
 mod demo;
+mod drift;
 mod eval;
 mod export;
 mod fit;
@@ -35,6 +36,9 @@ pub enum Command {
     /// Generate rows from the model (raw feature scale) as an (n, d) f32 .npy, and for an image
     /// model optionally a PNG grid of them.
     Sample(sample::SampleArgs),
+    /// Test whether a whole batch comes from the in-distribution data the model was calibrated
+    /// on (one-sided rank-sum test of its energies; small p-value = drift); prints JSON.
+    Drift(drift::DriftArgs),
     /// AUROC, AUPR (OOD positive) and FPR at 95% TPR of in-distribution vs OOD rows.
     Eval(eval::EvalArgs),
     /// Export the model's energy to another format: an ONNX graph of a vector model's level-0
@@ -67,6 +71,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Score(args) => score::run(args),
         Command::Sample(args) => sample::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::Drift(args) => drift::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::Export(args) => export::run(args),
         Command::Calibrate(args) => calibrate::run(args),
