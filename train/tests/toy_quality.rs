@@ -5,8 +5,9 @@
 //! and the generator-only phase) on 20 000 rows, the run a new user makes, and checks the bar of
 //! `docs/method.md#training-length`: at least 24 of 25 modes, 80% of 4 000 samples within 3σ of
 //! a centre, AUROC of data vs between-mode points at least 0.9, the training record's
-//! sample-quality figure, in under 10 minutes. Before the generator-only phase the same run gave
-//! 19% within 3σ: the test fails if the default sampler collapses again. With
+//! sample-quality figure, in under 15 minutes of the test build (219 s measured here). Before
+//! the generator-only phase the same run gave 19% within 3σ: the test fails if the default
+//! sampler collapses again. With
 //! `DDAEBM_FULL_QUALITY=1` it runs the demo's fit instead (its networks, 30 000 joint
 //! iterations) and checks: at least 24 of 25 modes, 75% within 3σ, AUROC at least 0.95, in
 //! under 15 minutes.
@@ -62,7 +63,9 @@ fn fit_on_25_gaussians_covers_the_modes_and_ranks_data_first() {
             min_auroc: 0.9,
             // A collapsed sampler is told apart from held-out rows almost always (≈ 1).
             max_nn_accuracy: 0.75,
-            max_seconds: 600.0,
+            // 219 s in the test build here, beside the other tests; CI machines have been up to
+            // 2.6× slower. The bar (under 10 minutes) is for the release CLI.
+            max_seconds: 900.0,
         }
     };
     let mut cfg = FitConfig::default();
