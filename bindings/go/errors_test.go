@@ -96,11 +96,32 @@ func TestScoringErrors(t *testing.T) {
 			wantError(t, "Screen", err, tc.status, tc.parts...)
 			pvalues, err := m.PValues(tc.x, tc.rows)
 			wantError(t, "PValues", err, tc.status, tc.parts...)
-			if energy != nil || ood != nil || pvalues != nil {
+			drift, err := m.Drift(tc.x, tc.rows)
+			wantError(t, "Drift", err, tc.status, tc.parts...)
+			if energy != nil || ood != nil || pvalues != nil || drift != (ddaebm.DriftResult{}) {
 				t.Error("a failed call returned results")
 			}
 		})
 	}
+}
+
+// TestDriftErrors checks the failures of Drift that come from the library: their messages
+// start with the C function's name.
+func TestDriftErrors(t *testing.T) {
+	f := loadFixture(t)
+	m := openFixture(t, nil)
+	_, err := m.Drift(nil, 0)
+	wantError(t, "Drift(nil, 0)", err, ddaebm.StatusInvalidArgument, "ddaebm_drift: ", "at least one row")
+	x := append([]float32(nil), f.x...)
+	x[5*f.dim+1] = float32(math.NaN())
+	_, err = m.Drift(x, f.rows)
+	wantError(t, "Drift with NaN", err, ddaebm.StatusNonFinite, "ddaebm_drift: ", "row 5", "column 1")
+	var e *ddaebm.Error
+	if errors.As(err, &e) && !strings.HasPrefix(e.Message, "ddaebm_drift: ") {
+		t.Errorf("Drift with NaN: message %q does not start with the function's name", e.Message)
+	}
+	_, err = m.Drift(f.x[:len(f.x)-1], f.rows)
+	wantError(t, "Drift of a short x", err, ddaebm.StatusShapeMismatch, "Drift: len(x)")
 }
 
 func TestSampleErrors(t *testing.T) {

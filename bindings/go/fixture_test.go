@@ -23,6 +23,11 @@ type fixture struct {
 	x, energy, pvalue, sample      []float32
 	isOOD                          []bool
 
+	// drift.f64: Drift's [PValue, Effect, Z] for all rows and for the first rows/2, and the
+	// model's calibration rows.
+	driftAll, driftHalf [3]float64
+	calibrationRows     int
+
 	// The image model (image_model.safetensors): imageRows images of imageShape
 	// (channels, height, width), each channel-major in imageX, and their energies.
 	imageShape          [3]int
@@ -88,6 +93,19 @@ func readF32(t testing.TB, name string) []float32 {
 	return values
 }
 
+func readF64(t testing.TB, name string) []float64 {
+	t.Helper()
+	data := readFixture(t, name)
+	if len(data)%8 != 0 {
+		t.Fatalf("%s: %d bytes is not a whole number of float64", name, len(data))
+	}
+	values := make([]float64, len(data)/8)
+	for i := range values {
+		values[i] = math.Float64frombits(binary.LittleEndian.Uint64(data[8*i:]))
+	}
+	return values
+}
+
 func loadFixture(t testing.TB) *fixture {
 	t.Helper()
 	keys := map[string]string{}
@@ -131,6 +149,13 @@ func loadFixture(t testing.TB) *fixture {
 	for _, b := range readFixture(t, "is_ood.u8") {
 		f.isOOD = append(f.isOOD, b != 0)
 	}
+	f.calibrationRows = int(number("calibration_rows", 64))
+	drift := readF64(t, "drift.f64")
+	if len(drift) != 6 {
+		t.Fatalf("drift.f64: %d values, want 6", len(drift))
+	}
+	copy(f.driftAll[:], drift[:3])
+	copy(f.driftHalf[:], drift[3:])
 	if len(f.x) != f.rows*f.dim || len(f.energy) != f.rows || len(f.pvalue) != f.rows ||
 		len(f.isOOD) != f.rows || len(f.sample) != f.sampleRows*f.dim ||
 		len(f.imageX) != f.imageRows*f.imageShape[0]*f.imageShape[1]*f.imageShape[2] ||
@@ -176,6 +201,25 @@ func sameBits(t testing.TB, what string, got, want []float32) {
 				got[i], math.Float32bits(got[i]), want[i], math.Float32bits(want[i]))
 		}
 	}
+}
+
+// sameDrift fails the test unless got has PValue, Effect and Z bit-identical to want and the
+// given row counts.
+func sameDrift(t testing.TB, what string, got ddaebm.DriftResult, want [3]float64, rows, calibrationRows int) {
+	t.Helper()
+	if !driftEqual(got, want, rows, calibrationRows) {
+		t.Fatalf("%s = %+v, want PValue %v, Effect %v, Z %v (bit for bit), BatchRows %d, CalibrationRows %d",
+			what, got, want[0], want[1], want[2], rows, calibrationRows)
+	}
+}
+
+// driftEqual reports whether got has PValue, Effect and Z bit-identical to want and the given
+// row counts.
+func driftEqual(got ddaebm.DriftResult, want [3]float64, rows, calibrationRows int) bool {
+	return math.Float64bits(got.PValue) == math.Float64bits(want[0]) &&
+		math.Float64bits(got.Effect) == math.Float64bits(want[1]) &&
+		math.Float64bits(got.Z) == math.Float64bits(want[2]) &&
+		got.BatchRows == rows && got.CalibrationRows == calibrationRows
 }
 
 // inGoroutines runs work(0..n-1) in n goroutines at once and reports every error it returns.

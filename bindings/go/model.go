@@ -44,6 +44,11 @@ static ddaebm_status go_pvalues(const ddaebm_model *m, const float *x, size_t n_
 	return keep_error(ddaebm_pvalues(m, x, n_rows, row_len, out_pvalue), message);
 }
 
+static ddaebm_status go_drift(const ddaebm_model *m, const float *x, size_t n_rows,
+                              size_t row_len, ddaebm_drift_result *out, char **message) {
+	return keep_error(ddaebm_drift(m, x, n_rows, row_len, out), message);
+}
+
 static ddaebm_status go_sample(const ddaebm_model *m, size_t n_rows, uint64_t seed, float *out,
                                size_t out_len, char **message) {
 	return keep_error(ddaebm_sample(m, n_rows, seed, out, out_len), message);
@@ -241,6 +246,49 @@ func (m *Model) PValues(x []float32, rows int) ([]float32, error) {
 		return nil, err
 	}
 	return pvalues, nil
+}
+
+// DriftResult is the outcome of [Model.Drift]: the one-sided rank-sum test of a batch's
+// energies against the in-distribution calibration energies stored in the model.
+type DriftResult struct {
+	// PValue is the one-sided p-value: small when the batch's energies are higher than the
+	// calibration energies. For in-distribution batches P(p ≤ α) ≈ α.
+	PValue float64
+	// Effect is the probability that a batch row's energy exceeds a calibration row's (ties
+	// count half): 0.5 for in-distribution batches, towards 1 for out-of-distribution ones.
+	Effect float64
+	// Z is the standardised rank-sum statistic (positive: batch energies higher).
+	Z float64
+	// BatchRows and CalibrationRows are the rows in the batch and in the model's calibration
+	// set.
+	BatchRows, CalibrationRows int
+}
+
+// Drift tests whether the rows of x (rows × InputDim() values, row-major) as a whole come
+// from the in-distribution data the model was calibrated on: a one-sided
+// Wilcoxon–Mann–Whitney rank-sum test of their energies against the calibration energies
+// stored in the model. A small PValue means the batch has drifted towards
+// out-of-distribution. Errors as for [Model.Energy], and StatusInvalidArgument for rows 0.
+func (m *Model) Drift(x []float32, rows int) (DriftResult, error) {
+	if err := m.checkInput("Drift", x, rows); err != nil {
+		return DriftResult{}, err
+	}
+	var out C.ddaebm_drift_result
+	err := m.call(func(p *C.ddaebm_model) error {
+		var message *C.char
+		status := C.go_drift(p, floats(x), C.size_t(rows), C.size_t(m.dim), &out, &message)
+		return check(status, message)
+	})
+	if err != nil {
+		return DriftResult{}, err
+	}
+	return DriftResult{
+		PValue:          float64(out.p_value),
+		Effect:          float64(out.effect),
+		Z:               float64(out.z),
+		BatchRows:       int(out.batch_rows),
+		CalibrationRows: int(out.calibration_rows),
+	}, nil
 }
 
 // Sample generates rows rows from the model, row-major (rows × InputDim() values), in the raw

@@ -138,6 +138,28 @@ func TestPValues(t *testing.T) {
 	sameBits(t, "pvalue", pvalues, f.pvalue)
 }
 
+func TestDrift(t *testing.T) {
+	f := loadFixture(t)
+	m := openFixture(t, nil)
+	all, err := m.Drift(f.x, f.rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameDrift(t, "Drift of all rows", all, f.driftAll, f.rows, f.calibrationRows)
+	// Half of the rows are far away: a tiny p-value, batch energies above the calibration's.
+	if !(all.PValue > 0 && all.PValue < 1e-4 && all.Effect > 0.5 && all.Z > 0) {
+		t.Errorf("Drift of all rows = %+v, want a tiny p-value and a positive shift", all)
+	}
+	half, err := m.Drift(f.x[:f.rows/2*f.dim], f.rows/2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameDrift(t, "Drift of the first half", half, f.driftHalf, f.rows/2, f.calibrationRows)
+	if !(half.PValue > all.PValue && half.PValue <= 1 && half.Effect >= 0 && half.Effect <= 1) {
+		t.Errorf("Drift of the in-distribution half = %+v", half)
+	}
+}
+
 // checkMethodModel opens the fixture's model of another training method, checks that its
 // metadata names the sampler and that its energies and samples equal Rust's, bit for bit.
 func checkMethodModel(t *testing.T, file, sampler, label string, wantEnergy, wantSample []float32) {
@@ -214,6 +236,12 @@ func TestEmptyInputs(t *testing.T) {
 	if sample, err := m.Sample(0, 1); err != nil || len(sample) != 0 {
 		t.Errorf("Sample(0, 1) = %v, %v", sample, err)
 	}
+	// The drift test needs at least one row.
+	for _, x := range [][]float32{nil, {}} {
+		if d, err := m.Drift(x, 0); !errors.Is(err, ddaebm.StatusInvalidArgument) || d != (ddaebm.DriftResult{}) {
+			t.Errorf("Drift(%#v, 0) = %+v, %v; want StatusInvalidArgument", x, d, err)
+		}
+	}
 }
 
 func TestClose(t *testing.T) {
@@ -232,6 +260,9 @@ func TestClose(t *testing.T) {
 	}
 	if _, err := m.PValues(f.x, f.rows); !errors.Is(err, ddaebm.ErrClosed) {
 		t.Errorf("PValues after Close: %v, want ErrClosed", err)
+	}
+	if _, err := m.Drift(f.x, f.rows); !errors.Is(err, ddaebm.ErrClosed) {
+		t.Errorf("Drift after Close: %v, want ErrClosed", err)
 	}
 	if _, err := m.Sample(1, 1); !errors.Is(err, ddaebm.ErrClosed) {
 		t.Errorf("Sample after Close: %v, want ErrClosed", err)
@@ -286,12 +317,17 @@ func useConcurrently(m *ddaebm.Model, f *fixture) error {
 		if err != nil {
 			return err
 		}
+		drift, err := m.Drift(f.x, f.rows)
+		if err != nil {
+			return err
+		}
 		sample, err := m.Sample(f.sampleRows, f.sampleSeed)
 		if err != nil {
 			return err
 		}
 		if !bitsEqual(energy, f.energy) || !bitsEqual(screenEnergy, f.energy) ||
-			!slices.Equal(ood, f.isOOD) || !bitsEqual(pvalues, f.pvalue) || !bitsEqual(sample, f.sample) {
+			!slices.Equal(ood, f.isOOD) || !bitsEqual(pvalues, f.pvalue) ||
+			!driftEqual(drift, f.driftAll, f.rows, f.calibrationRows) || !bitsEqual(sample, f.sample) {
 			return errors.New("a concurrent call differs from the single-threaded result")
 		}
 	}

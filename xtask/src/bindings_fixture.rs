@@ -1,6 +1,7 @@
 //! Writes the shared fixture the C, C++, Go and Python binding tests check against: a small
 //! fitted model, rows to score, and the energies, p-values, flags and samples the Rust library
-//! computes for them, plus damaged model files for the error paths.
+//! computes for them (and its drift test of the whole batch), plus damaged model files for the
+//! error paths.
 //!
 //! ```text
 //! cargo run -p xtask -- bindings-fixture target/bindings-fixture
@@ -12,6 +13,10 @@
 //! - `rows.f32` / `rows.csv`: `rows × dim` inputs, the first half in-distribution, the second
 //!   half far away;
 //! - `energy.f32`, `pvalue.f32`, `is_ood.u8`: what `Model::energy`, `pvalues`, `screen` give;
+//! - `drift.f64`: what `Model::drift` gives, as 6 float64: `[p_value, effect, z]` for all of
+//!   `rows.f32` (half of them far away: a tiny p-value), then `[p_value, effect, z]` for its
+//!   first `rows / 2` rows only (the in-distribution half); `batch_rows` is `rows` and
+//!   `rows / 2`, `calibration_rows` is in `fixture.txt`;
 //! - `sample.f32`: `Model::sample(sample_rows, sample_seed)`;
 //! - `truncated.safetensors`, `random.safetensors`, `future.safetensors` (format version 9);
 //! - `image_model.safetensors`: an image model for `image_channels × image_height ×
@@ -32,7 +37,8 @@
 //!   exported by `ddaebm-train export --onnx` (ONNX Runtime must give `energy.f32`,
 //!   `gcd_energy.f32` and `dcd_energy.f32` for `rows.f32`, to the tolerance of `docs/onnx.md`);
 //! - `fixture.txt`: `key value` lines: `rows`, `dim`, `sample_rows`, `sample_seed`, `flagged`,
-//!   `threshold`, `image_channels`, `image_height`, `image_width`, `image_rows`.
+//!   `threshold`, `calibration_rows` (the model's calibration energies, as `Model::drift`
+//!   reports them), `image_channels`, `image_height`, `image_width`, `image_rows`.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -203,6 +209,11 @@ fn write_f32(path: &Path, values: &[f32]) -> Result<()> {
     std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
 }
 
+fn write_f64(path: &Path, values: &[f64]) -> Result<()> {
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
+}
+
 /// Writes the fixture into `dir`.
 pub fn write(dir: &Path) -> Result<()> {
     let dir = dir.to_path_buf();
@@ -238,6 +249,21 @@ pub fn write(dir: &Path) -> Result<()> {
         flagged > 0 && flagged < ROWS,
         "fixture should flag some rows but not all ({flagged} of {ROWS})"
     );
+    // The drift test of the whole batch (half of it far away) and of its in-distribution half.
+    let drift_all = model.drift(&rows, ROWS)?;
+    let drift_in = model.drift(&rows[..ROWS / 2 * DIM], ROWS / 2)?;
+    ensure!(
+        drift_all.batch_rows == ROWS
+            && drift_in.batch_rows == ROWS / 2
+            && drift_all.calibration_rows == drift_in.calibration_rows
+            && drift_all.calibration_rows > 0,
+        "drift row counts: {drift_all:?}, {drift_in:?}"
+    );
+    ensure!(
+        drift_all.p_value < 1e-4 && drift_in.p_value > drift_all.p_value,
+        "the mixed batch should have drifted clearly and the in-distribution half less: \
+         {drift_all:?}, {drift_in:?}"
+    );
 
     write_f32(&dir.join("rows.f32"), &rows)?;
     let mut csv = String::new();
@@ -251,6 +277,17 @@ pub fn write(dir: &Path) -> Result<()> {
     let flags: Vec<u8> = screening.is_ood.iter().map(|&b| u8::from(b)).collect();
     std::fs::write(dir.join("is_ood.u8"), flags)?;
     write_f32(&dir.join("sample.f32"), &samples)?;
+    write_f64(
+        &dir.join("drift.f64"),
+        &[
+            drift_all.p_value,
+            drift_all.effect,
+            drift_all.z,
+            drift_in.p_value,
+            drift_in.effect,
+            drift_in.z,
+        ],
+    )?;
 
     let bytes = std::fs::read(&model_path)?;
     std::fs::write(dir.join("truncated.safetensors"), &bytes[..bytes.len() / 2])?;
@@ -294,8 +331,9 @@ pub fn write(dir: &Path) -> Result<()> {
     }
     let info = format!(
         "rows {ROWS}\ndim {DIM}\nsample_rows {SAMPLE_ROWS}\nsample_seed {SAMPLE_SEED}\n\
-         flagged {flagged}\nthreshold {:?}\n{image_info}",
-        model.threshold()
+         flagged {flagged}\nthreshold {:?}\ncalibration_rows {}\n{image_info}",
+        model.threshold(),
+        drift_all.calibration_rows
     );
     std::fs::write(dir.join("fixture.txt"), &info)?;
     print!("{info}");

@@ -109,6 +109,20 @@ static float *read_f32(const fixture *fx, const char *name, size_t count, char *
   return out;
 }
 
+/* Reads `count` little-endian float64 values from `name` into `out`. */
+static int read_f64(const fixture *fx, const char *name, double *out, size_t count, char *err,
+                    size_t err_len) {
+  unsigned char *bytes = read_exact(fx, name, count * 8, err, err_len);
+  if (bytes == NULL) return 0;
+  for (size_t i = 0; i < count; i++) {
+    uint64_t bits = 0;
+    for (int k = 7; k >= 0; k--) bits = bits << 8 | bytes[8 * i + (size_t)k];
+    memcpy(&out[i], &bits, sizeof bits);
+  }
+  free(bytes);
+  return 1;
+}
+
 /* Parses fixture.txt ("key value" lines) into the scalar fields of `fx`. */
 static int read_summary(fixture *fx, char *err, size_t err_len) {
   char path[4096];
@@ -129,7 +143,8 @@ static int read_summary(fixture *fx, char *err, size_t err_len) {
     IMAGE_HEIGHT = 128,
     IMAGE_WIDTH = 256,
     IMAGE_ROWS = 512,
-    ALL = 1023
+    CALIBRATION_ROWS = 1024,
+    ALL = 2047
   };
   unsigned seen = 0;
   char key[64], value[64];
@@ -154,6 +169,9 @@ static int read_summary(fixture *fx, char *err, size_t err_len) {
     } else if (strcmp(key, "flagged") == 0) {
       fx->flagged = (size_t)n;
       seen |= FLAGGED;
+    } else if (strcmp(key, "calibration_rows") == 0) {
+      fx->calibration_rows = (uint64_t)n;
+      seen |= CALIBRATION_ROWS;
     } else if (strcmp(key, "image_channels") == 0) {
       fx->image_channels = (size_t)n;
       seen |= IMAGE_CHANNELS;
@@ -221,6 +239,13 @@ int fixture_load(fixture *fx, const char *dir, char *err, size_t err_len) {
     fixture_free(fx);
     return 0;
   }
+  double drift[6];
+  if (!read_f64(fx, "drift.f64", drift, 6, err, err_len)) {
+    fixture_free(fx);
+    return 0;
+  }
+  memcpy(fx->drift_all, drift, sizeof fx->drift_all);
+  memcpy(fx->drift_half, drift + 3, sizeof fx->drift_half);
   return 1;
 }
 

@@ -42,11 +42,14 @@ typedef struct fixture {
   uint64_t sample_seed;
   size_t flagged;      /* rows with is_ood == 1 */
   float threshold;
+  uint64_t calibration_rows; /* calibration energies stored in the model */
   float *x;            /* rows × dim inputs, row-major */
   float *energy;       /* rows */
   float *pvalue;       /* rows */
   uint8_t *is_ood;     /* rows */
   float *sample;       /* sample_rows × dim */
+  /* drift.f64: ddaebm_drift's {p_value, effect, z} for all rows, then for the first rows / 2. */
+  double drift_all[3], drift_half[3];
   /* The image model (image_model.safetensors) and its rows. */
   size_t image_channels, image_height, image_width;
   size_t image_rows;   /* images in image_rows.f32 */

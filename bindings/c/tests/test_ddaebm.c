@@ -175,6 +175,43 @@ static void check_pvalues(const ddaebm_model *m) {
   free(pvalue);
 }
 
+/* Compares a drift result with {p_value, effect, z} of drift.f64 bit for bit, and its row
+ * counts with the batch's and the fixture's. */
+#define CHECK_DRIFT(what, got, want, rows) check_drift_result(__FILE__, __LINE__, what, got, want, rows)
+static void check_drift_result(const char *file, int line, const char *what,
+                               const ddaebm_drift_result *got, const double want[3],
+                               size_t rows) {
+  const double have[3] = {got->p_value, got->effect, got->z};
+  const char *names[3] = {"p_value", "effect", "z"};
+  for (size_t i = 0; i < 3; i++) {
+    if (memcmp(&have[i], &want[i], sizeof have[i]) != 0) {
+      check_failed(file, line, "%s: %s is %.17g, expected %.17g (not bit-identical)", what,
+                   names[i], have[i], want[i]);
+      return;
+    }
+  }
+  if (got->batch_rows != rows || got->calibration_rows != fx.calibration_rows) {
+    check_failed(file, line, "%s: %llu batch rows and %llu calibration rows, expected %zu and %llu",
+                 what, (unsigned long long)got->batch_rows,
+                 (unsigned long long)got->calibration_rows, rows,
+                 (unsigned long long)fx.calibration_rows);
+  }
+}
+
+static void check_drift(const ddaebm_model *m) {
+  ddaebm_drift_result all, half;
+  EXPECT_OK(ddaebm_drift(m, fx.x, fx.rows, fx.dim, &all));
+  CHECK_DRIFT("drift of all rows", &all, fx.drift_all, fx.rows);
+  EXPECT_OK(ddaebm_drift(m, fx.x, fx.rows / 2, fx.dim, &half));
+  CHECK_DRIFT("drift of the first half", &half, fx.drift_half, fx.rows / 2);
+  /* Half of the rows are far away: a tiny p-value, energies above the calibration's. */
+  CHECK(all.p_value > 0.0 && all.p_value < 1e-4 && all.effect > 0.5 && all.z > 0.0,
+        "drift of all rows: p %g, effect %g, z %g", all.p_value, all.effect, all.z);
+  CHECK(half.p_value > all.p_value && half.p_value <= 1.0 && half.effect >= 0.0 &&
+            half.effect <= 1.0,
+        "drift of the in-distribution half: p %g, effect %g", half.p_value, half.effect);
+}
+
 /* Also checks that exactly rows × dim floats are written into a larger buffer. */
 static void check_sample(const ddaebm_model *m) {
   size_t n = fx.sample_rows * fx.dim, spare = fx.dim;
@@ -190,12 +227,14 @@ static void check_all(const ddaebm_model *m) {
   check_energy(m);
   check_screen(m);
   check_pvalues(m);
+  check_drift(m);
   check_sample(m);
 }
 
 static void test_energy_matches_fixture(void) { with_model(NULL, check_energy); }
 static void test_screen_matches_fixture(void) { with_model(NULL, check_screen); }
 static void test_pvalues_matches_fixture(void) { with_model(NULL, check_pvalues); }
+static void test_drift_matches_fixture(void) { with_model(NULL, check_drift); }
 static void test_sample_matches_fixture(void) { with_model(NULL, check_sample); }
 
 /* ---- version, options, getters ---------------------------------------------------------- */
@@ -533,6 +572,13 @@ static void check_extreme_rows(const ddaebm_model *m) {
   EXPECT_OK(ddaebm_screen(m, x, rows, fx.dim, screened, is_ood));
   EXPECT_OK(ddaebm_pvalues(m, x, rows, fx.dim, pvalue));
   CHECK_SAME_F32("screen energy", screened, energy, rows);
+  /* +INFINITY energies rank above every calibration energy: still a defined drift result. */
+  ddaebm_drift_result drift = {0};
+  EXPECT_OK(ddaebm_drift(m, x, rows, fx.dim, &drift));
+  CHECK(drift.batch_rows == rows && drift.p_value > 0.0 && drift.p_value <= 1.0 &&
+            drift.effect >= 0.0 && drift.effect <= 1.0 && !isnan(drift.z),
+        "drift of extreme rows: p %g, effect %g, z %g, %llu rows", drift.p_value, drift.effect,
+        drift.z, (unsigned long long)drift.batch_rows);
 
   size_t n_cal = (size_t)metadata_number(m, "num_samples");
   bool base_measure = metadata_number(m, "base_std") > 0;
@@ -745,6 +791,87 @@ static void check_scoring_errors(const ddaebm_model *m) {
 
 static void test_scoring_errors(void) { with_model(NULL, check_scoring_errors); }
 
+/* One failing ddaebm_drift call: `*out` is prefilled and must come back untouched, and the
+ * message must be fresh, start with "ddaebm_drift" (and name `bad_row`/`bad_col` when given). */
+static void expect_drift_error(const char *what, ddaebm_status want, const ddaebm_model *m,
+                               const float *x, size_t n_rows, size_t row_len, out_kind out,
+                               size_t bad_row, size_t bad_col) {
+  char label[128];
+  snprintf(label, sizeof label, "ddaebm_drift (%s)", what);
+  /* Room for a result shifted by one byte. */
+  _Alignas(ddaebm_drift_result) unsigned char buf[sizeof(ddaebm_drift_result) * 2];
+  ddaebm_drift_result *result = (ddaebm_drift_result *)(void *)buf;
+  fill_sentinel(buf, sizeof buf);
+  ddaebm_drift_result *out_ptr = out == OUT_NULL         ? NULL
+                                 : out == OUT_MISALIGNED ? (ddaebm_drift_result *)(buf + 1)
+                                                         : result;
+  _Static_assert(_Alignof(ddaebm_drift_result) > 1, "the result must need alignment");
+
+  prime_last_error();
+  expect_status(__FILE__, __LINE__, label, ddaebm_drift(m, x, n_rows, row_len, out_ptr), want);
+  const char *msg = ddaebm_last_error();
+  CHECK(strncmp(msg, "ddaebm_drift:", strlen("ddaebm_drift:")) == 0,
+        "%s: message does not start with \"ddaebm_drift:\": \"%s\"", label, msg);
+  if (bad_row != NO_CELL) {
+    CHECK(names_index(msg, "row", bad_row) && names_index(msg, "column", bad_col),
+          "%s: message does not name row %zu, column %zu: \"%s\"", label, bad_row, bad_col, msg);
+  }
+  CHECK(is_sentinel(buf, sizeof buf), "%s wrote its output on failure", label);
+}
+
+static void check_drift_errors(const ddaebm_model *m) {
+  size_t n = fx.rows * fx.dim;
+  float *bad = xmalloc(n * sizeof *bad);
+  float *shifted_buf = xmalloc((n + 1) * sizeof *shifted_buf);
+  memcpy((char *)shifted_buf + 1, fx.x, n * sizeof *fx.x);
+  const float *shifted = misaligned(shifted_buf);
+
+  expect_drift_error("NULL model", DDAEBM_ERR_NULL_ARGUMENT, NULL, fx.x, fx.rows, fx.dim,
+                     OUT_VALID, NO_CELL, NO_CELL);
+  expect_drift_error("NULL x", DDAEBM_ERR_NULL_ARGUMENT, m, NULL, fx.rows, fx.dim, OUT_VALID,
+                     NO_CELL, NO_CELL);
+  expect_drift_error("NULL out", DDAEBM_ERR_NULL_ARGUMENT, m, fx.x, fx.rows, fx.dim, OUT_NULL,
+                     NO_CELL, NO_CELL);
+  /* out is required even for an empty batch, which is refused itself. */
+  expect_drift_error("NULL out, no rows", DDAEBM_ERR_NULL_ARGUMENT, m, NULL, 0, fx.dim,
+                     OUT_NULL, NO_CELL, NO_CELL);
+  expect_drift_error("n_rows 0", DDAEBM_ERR_INVALID_ARGUMENT, m, fx.x, 0, fx.dim, OUT_VALID,
+                     NO_CELL, NO_CELL);
+  expect_drift_error("n_rows 0, x NULL", DDAEBM_ERR_INVALID_ARGUMENT, m, NULL, 0, fx.dim,
+                     OUT_VALID, NO_CELL, NO_CELL);
+  expect_drift_error("row_len dim - 1", DDAEBM_ERR_SHAPE_MISMATCH, m, fx.x, fx.rows, fx.dim - 1,
+                     OUT_VALID, NO_CELL, NO_CELL);
+  expect_drift_error("row_len dim + 1", DDAEBM_ERR_SHAPE_MISMATCH, m, fx.x,
+                     fx.rows * fx.dim / (fx.dim + 1), fx.dim + 1, OUT_VALID, NO_CELL, NO_CELL);
+  expect_drift_error("row_len 0, no rows", DDAEBM_ERR_SHAPE_MISMATCH, m, NULL, 0, 0, OUT_VALID,
+                     NO_CELL, NO_CELL);
+  const struct {
+    const char *name;
+    float value;
+    size_t row, col;
+  } non_finite[] = {
+      {"NaN", NAN, fx.rows / 2 + 5, 2 % fx.dim},
+      {"+Inf", INFINITY, 0, 0},
+      {"-Inf", -INFINITY, fx.rows - 1, fx.dim - 1},
+  };
+  for (size_t i = 0; i < sizeof non_finite / sizeof non_finite[0]; i++) {
+    memcpy(bad, fx.x, n * sizeof *bad);
+    bad[non_finite[i].row * fx.dim + non_finite[i].col] = non_finite[i].value;
+    expect_drift_error(non_finite[i].name, DDAEBM_ERR_NON_FINITE, m, bad, fx.rows, fx.dim,
+                       OUT_VALID, non_finite[i].row, non_finite[i].col);
+  }
+  expect_drift_error("misaligned x", DDAEBM_ERR_INVALID_ARGUMENT, m, shifted, fx.rows, fx.dim,
+                     OUT_VALID, NO_CELL, NO_CELL);
+  expect_drift_error("misaligned out", DDAEBM_ERR_INVALID_ARGUMENT, m, fx.x, fx.rows, fx.dim,
+                     OUT_MISALIGNED, NO_CELL, NO_CELL);
+  expect_drift_error("size overflow", DDAEBM_ERR_INVALID_ARGUMENT, m, fx.x,
+                     SIZE_MAX / fx.dim + 1, fx.dim, OUT_VALID, NO_CELL, NO_CELL);
+  free(bad);
+  free(shifted_buf);
+}
+
+static void test_drift_errors(void) { with_model(NULL, check_drift_errors); }
+
 static void check_sample_errors(const ddaebm_model *m) {
   size_t n = fx.sample_rows * fx.dim;
   float *out = xmalloc((n + 1) * sizeof *out);
@@ -851,6 +978,11 @@ static void *stress_thread_main(void *arg) {
     t->mismatches += memcmp(is_ood, fx.is_ood, rows) != 0;
     if (stress_failed(t, ddaebm_pvalues(t->m, fx.x, rows, fx.dim, pvalue), "pvalues")) break;
     t->mismatches += memcmp(pvalue, fx.pvalue, rows * sizeof *pvalue) != 0;
+    ddaebm_drift_result drift;
+    if (stress_failed(t, ddaebm_drift(t->m, fx.x, rows, fx.dim, &drift), "drift")) break;
+    t->mismatches += memcmp(&drift.p_value, &fx.drift_all[0], sizeof drift.p_value) != 0 ||
+                     memcmp(&drift.effect, &fx.drift_all[1], sizeof drift.effect) != 0 ||
+                     memcmp(&drift.z, &fx.drift_all[2], sizeof drift.z) != 0;
     if (stress_failed(t, ddaebm_sample(t->m, fx.sample_rows, fx.sample_seed, sample, n),
                       "sample"))
       break;
@@ -955,18 +1087,26 @@ static void test_open_concurrently(void) {
 }
 
 /* Mixed-call stress: DDAEBM_STRESS_THREADS threads share one model for DDAEBM_STRESS_SECONDS
- * and draw energy, screen, p-value, sample and failing calls of varied sizes; every result must
+ * and draw energy, screen, p-value, drift, sample and failing calls of varied sizes; every result must
  * equal, bit for bit, the one computed beforehand on one thread for the same call (same rows,
  * same batch size: a row's last bits may depend on the batch size, never on other threads). */
-typedef enum { CALL_ENERGY, CALL_SCREEN, CALL_PVALUES, CALL_SAMPLE, CALL_NON_FINITE } call_kind;
+typedef enum {
+  CALL_ENERGY,
+  CALL_SCREEN,
+  CALL_PVALUES,
+  CALL_DRIFT,
+  CALL_SAMPLE,
+  CALL_NON_FINITE
+} call_kind;
 
 typedef struct {
   call_kind kind;
-  const float *x; /* CALL_ENERGY/SCREEN/PVALUES/NON_FINITE: rows × dim */
+  const float *x; /* CALL_ENERGY/SCREEN/PVALUES/DRIFT/NON_FINITE: rows × dim */
   size_t rows;
-  uint64_t seed;       /* CALL_SAMPLE */
-  float *want;         /* energies, p-values or sample rows */
-  uint8_t *want_flags; /* CALL_SCREEN */
+  uint64_t seed;                  /* CALL_SAMPLE */
+  float *want;                    /* energies, p-values or sample rows */
+  uint8_t *want_flags;            /* CALL_SCREEN */
+  ddaebm_drift_result want_drift; /* CALL_DRIFT */
 } mixed_call;
 
 enum { MAX_MIXED_CALLS = 32 };
@@ -1005,6 +1145,13 @@ static int run_mixed(const ddaebm_model *m, const mixed_call *c, float *buf, uin
     *what = "pvalues";
     return ddaebm_pvalues(m, c->x, c->rows, fx.dim, buf) != DDAEBM_OK ||
            memcmp(buf, c->want, n * sizeof *buf) != 0;
+  case CALL_DRIFT: {
+    *what = "drift";
+    ddaebm_drift_result got;
+    memset(&got, 0, sizeof got);
+    return ddaebm_drift(m, c->x, c->rows, fx.dim, &got) != DDAEBM_OK ||
+           memcmp(&got, &c->want_drift, sizeof got) != 0;
+  }
   case CALL_SAMPLE:
     *what = "sample";
     return ddaebm_sample(m, c->rows, c->seed, buf, buf_len) != DDAEBM_OK ||
@@ -1067,14 +1214,21 @@ static void check_mixed_stress(const ddaebm_model *m) {
     size_t rows;
   } batches[] = {{fx.x, 1}, {fx.x, 5}, {fx.x + fx.dim, fx.rows / 2}, {fx.x, fx.rows},
                  {tiled, big}, {extreme, fx.rows}};
-  size_t all_rows_energy = 0;
+  size_t all_rows_energy = 0, all_rows_drift = 0;
   for (size_t b = 0; b < sizeof batches / sizeof batches[0]; b++) {
-    for (call_kind k = CALL_ENERGY; k <= CALL_PVALUES; k++) {
-      if (k == CALL_ENERGY && batches[b].x == fx.x && batches[b].rows == fx.rows) {
-        all_rows_energy = n_calls;
+    for (call_kind k = CALL_ENERGY; k <= CALL_DRIFT; k++) {
+      if (batches[b].x == fx.x && batches[b].rows == fx.rows) {
+        if (k == CALL_ENERGY) all_rows_energy = n_calls;
+        if (k == CALL_DRIFT) all_rows_drift = n_calls;
       }
       mixed_call *c = &calls[n_calls++];
       *c = (mixed_call){.kind = k, .x = batches[b].x, .rows = batches[b].rows};
+      if (k == CALL_DRIFT) {
+        /* Prefilled so that the whole struct, padding included, compares with memcmp. */
+        memset(&c->want_drift, 0, sizeof c->want_drift);
+        EXPECT_OK(ddaebm_drift(m, c->x, c->rows, fx.dim, &c->want_drift));
+        continue;
+      }
       c->want = xmalloc(c->rows * sizeof *c->want);
       c->want_flags = k == CALL_SCREEN ? xmalloc(c->rows) : NULL;
       if (k == CALL_ENERGY) EXPECT_OK(ddaebm_energy(m, c->x, c->rows, fx.dim, c->want));
@@ -1096,6 +1250,7 @@ static void check_mixed_stress(const ddaebm_model *m) {
   calls[n_calls++] = (mixed_call){.kind = CALL_NON_FINITE, .x = nan_rows, .rows = fx.rows};
   /* The full-batch references are the fixture's, computed by the Rust library. */
   CHECK_SAME_F32("energy of all rows", calls[all_rows_energy].want, fx.energy, fx.rows);
+  CHECK_DRIFT("drift of all rows", &calls[all_rows_drift].want_drift, fx.drift_all, fx.rows);
 
   mixed_thread *threads = calloc((size_t)stress_threads, sizeof *threads);
   pthread_t *ids = xmalloc((size_t)stress_threads * sizeof *ids);
@@ -1180,6 +1335,7 @@ int main(int argc, char **argv) {
   run_test("energy_matches_fixture", test_energy_matches_fixture);
   run_test("screen_matches_fixture", test_screen_matches_fixture);
   run_test("pvalues_matches_fixture", test_pvalues_matches_fixture);
+  run_test("drift_matches_fixture", test_drift_matches_fixture);
   run_test("sample_matches_fixture", test_sample_matches_fixture);
   run_test("screen_optional_outputs", test_screen_optional_outputs);
   run_test("sample_seeds", test_sample_seeds);
@@ -1187,6 +1343,7 @@ int main(int argc, char **argv) {
   run_test("success_keeps_last_error", test_success_keeps_last_error);
   run_test("open_errors", test_open_errors);
   run_test("scoring_errors", test_scoring_errors);
+  run_test("drift_errors", test_drift_errors);
   run_test("sample_errors", test_sample_errors);
   run_test("last_error_per_thread", test_last_error_per_thread);
   run_test("shared_model_pool_of_2", test_shared_model_pool_of_2);

@@ -2,7 +2,7 @@
 /// \brief Header-only C++ wrapper around the ddaebm C API (`ddaebm.h`).
 ///
 /// Open a model with ddaebm::Model::open(), score rows with energy(), screen() or pvalues(),
-/// draw rows with sample(). Every failure throws ddaebm::Error, which carries the C status
+/// test a whole batch for drift with drift(), draw rows with sample(). Every failure throws ddaebm::Error, which carries the C status
 /// code and the library's message. Requires C++17; under C++20 the scoring and sampling
 /// methods also take `std::span`.
 ///
@@ -95,6 +95,23 @@ struct Screening {
     std::vector<float> energy;
     /// 1 where the row is out-of-distribution (energy above Model::threshold()), else 0.
     std::vector<std::uint8_t> is_ood;
+};
+
+/// Result of Model::drift() (mirrors `ddaebm_drift_result`): the one-sided rank-sum test of a
+/// batch's energies against the model's held-out in-distribution energies.
+struct DriftResult {
+    /// One-sided p-value: small when the batch's energies are higher than the calibration
+    /// energies. For in-distribution batches `P(p <= alpha) ~ alpha`.
+    double p_value = 0;
+    /// The probability that a batch row's energy exceeds a calibration row's (ties count
+    /// half): 0.5 for in-distribution batches, towards 1 for out-of-distribution ones.
+    double effect = 0;
+    /// The standardised rank-sum statistic (positive: batch energies higher).
+    double z = 0;
+    /// Rows in the batch.
+    std::uint64_t batch_rows = 0;
+    /// Rows in the model's calibration set.
+    std::uint64_t calibration_rows = 0;
 };
 
 /// An opened detector; owns a `ddaebm_model*` and frees it on destruction.
@@ -217,6 +234,22 @@ public:
         check(ddaebm_pvalues(get(), x, n_rows, input_dim(), out));
     }
 
+    /// Whether the batch of `n_rows` rows at `x` (`n_rows * input_dim()` floats) as a whole
+    /// comes from the in-distribution data the model was calibrated on: a one-sided rank-sum
+    /// test of its energies against the calibration energies stored in the model (small
+    /// p-value = drift towards out-of-distribution). Throws Error: `DDAEBM_ERR_INVALID_ARGUMENT`
+    /// (`n_rows` 0), otherwise as for energy().
+    [[nodiscard]] DriftResult drift(const float* x, std::size_t n_rows) const {
+        ddaebm_drift_result r{};
+        check(ddaebm_drift(get(), x, n_rows, input_dim(), &r));
+        return DriftResult{r.p_value, r.effect, r.z, r.batch_rows, r.calibration_rows};
+    }
+
+    /// drift() of the rows in `x`, whose size must be a non-zero multiple of input_dim().
+    [[nodiscard]] DriftResult drift(const std::vector<float>& x) const {
+        return drift(x.data(), rows_in(x.size()));
+    }
+
     /// `n_rows` rows generated from the model (`n_rows * input_dim()` floats, row-major, raw
     /// feature scale). The same seed gives the same rows on any thread.
     [[nodiscard]] std::vector<float> sample(std::size_t n_rows, std::uint64_t seed) const {
@@ -275,6 +308,11 @@ public:
         const std::size_t n_rows = rows_in(x.size());
         require_len("pvalues", out.size(), n_rows);
         pvalues(x.data(), n_rows, out.data());
+    }
+
+    /// drift() of the rows in `x`, whose size must be a non-zero multiple of input_dim().
+    [[nodiscard]] DriftResult drift(std::span<const float> x) const {
+        return drift(x.data(), rows_in(x.size()));
     }
 
     /// sample() written into `out`, which needs room for at least `n_rows * input_dim()`

@@ -60,6 +60,7 @@ Fixture load() {
     f.sample_seed = std::stoull(get("sample_seed"));
     f.flagged = std::stoul(get("flagged"));
     f.threshold = std::strtof(get("threshold").c_str(), nullptr);
+    f.calibration_rows = std::stoull(get("calibration_rows"));
     f.image_channels = std::stoul(get("image_channels"));
     f.image_height = std::stoul(get("image_height"));
     f.image_width = std::stoul(get("image_width"));
@@ -70,8 +71,10 @@ Fixture load() {
     f.pvalue = read_array<float>(f.path("pvalue.f32"));
     f.is_ood = read_array<std::uint8_t>(f.path("is_ood.u8"));
     f.sample = read_array<float>(f.path("sample.f32"));
+    f.drift = read_array<double>(f.path("drift.f64"));
     if (f.x.size() != f.rows * f.dim || f.energy.size() != f.rows || f.pvalue.size() != f.rows ||
-        f.is_ood.size() != f.rows || f.sample.size() != f.sample_rows * f.dim) {
+        f.is_ood.size() != f.rows || f.sample.size() != f.sample_rows * f.dim ||
+        f.drift.size() != 6) {
         throw std::runtime_error(f.dir + ": array sizes disagree with fixture.txt");
     }
     f.image_x = read_array<float>(f.path("image_rows.f32"));

@@ -71,6 +71,15 @@ bool bits_equal(const std::vector<T>& a, const std::vector<T>& b) {
     return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0;
 }
 
+/// Whether a drift() result has the {p_value, effect, z} at `want` (3 doubles) bit for bit and
+/// the given row counts.
+inline bool same_drift(const ddaebm::DriftResult& got, const double* want, std::uint64_t rows,
+                       std::uint64_t calibration_rows) {
+    const double have[3] = {got.p_value, got.effect, got.z};
+    return std::memcmp(have, want, sizeof have) == 0 && got.batch_rows == rows &&
+           got.calibration_rows == calibration_rows;
+}
+
 /// The shared bindings fixture in $DDAEBM_FIXTURE_DIR (see scripts/test-bindings.sh).
 struct Fixture {
     std::string dir;
@@ -80,9 +89,12 @@ struct Fixture {
     std::uint64_t sample_seed = 0;
     std::size_t flagged = 0;
     float threshold = 0;
+    std::uint64_t calibration_rows = 0;  // calibration energies stored in the model
     std::vector<float> x;  // rows × dim, row-major
     std::vector<float> energy;
     std::vector<float> pvalue;
+    // drift.f64: drift()'s {p_value, effect, z} of all rows, then of the first rows / 2.
+    std::vector<double> drift;
     std::vector<std::uint8_t> is_ood;
     std::vector<float> sample;  // sample(sample_rows, sample_seed)
     // The image model (image_model.safetensors) and its rows.
@@ -98,6 +110,13 @@ struct Fixture {
     // The DCD model (dcd_model.safetensors): its energies of x and its samples.
     std::vector<float> dcd_energy;
     std::vector<float> dcd_sample;
+
+    /// Whether `got` is the fixture's drift() of all rows (`half` false) or of the first
+    /// rows / 2 (`half` true), bit for bit.
+    [[nodiscard]] bool is_drift(const ddaebm::DriftResult& got, bool half) const {
+        return same_drift(got, drift.data() + (half ? 3 : 0), half ? rows / 2 : rows,
+                          calibration_rows);
+    }
 
     /// Full path of a file in the fixture directory.
     [[nodiscard]] std::string path(const std::string& name) const { return dir + "/" + name; }

@@ -21,6 +21,8 @@ DDAEBM_TEST(cxx17_model) {
     CHECK(model.threshold() == f.threshold);
     CHECK(bits_equal(model.energy(f.x), f.energy));
     CHECK(bits_equal(model.pvalues(f.x.data(), f.rows), f.pvalue));
+    CHECK(f.is_drift(model.drift(f.x), false));
+    CHECK(f.is_drift(model.drift(f.x.data(), f.rows / 2), true));
     const ddaebm::Screening s = model.screen(f.x);
     CHECK(bits_equal(s.is_ood, f.is_ood));
     CHECK(bits_equal(model.sample(f.sample_rows, f.sample_seed), f.sample));

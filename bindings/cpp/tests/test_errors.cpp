@@ -45,9 +45,11 @@ DDAEBM_TEST(error_not_whole_rows) {
     CHECK(contains(message, std::to_string(x.size()) + " floats"));
     CHECK_ERROR(DDAEBM_ERR_SHAPE_MISMATCH, model.screen(x));
     CHECK_ERROR(DDAEBM_ERR_SHAPE_MISMATCH, model.pvalues(x));
+    CHECK_ERROR(DDAEBM_ERR_SHAPE_MISMATCH, model.drift(x));
     CHECK_ERROR(DDAEBM_ERR_SHAPE_MISMATCH, model.energy(std::span<const float>(x)));
     CHECK_ERROR(DDAEBM_ERR_SHAPE_MISMATCH, model.screen(std::span<const float>(x)));
     CHECK_ERROR(DDAEBM_ERR_SHAPE_MISMATCH, model.pvalues(std::span<const float>(x)));
+    CHECK_ERROR(DDAEBM_ERR_SHAPE_MISMATCH, model.drift(std::span<const float>(x)));
 }
 
 DDAEBM_TEST(error_output_span_size) {
@@ -78,6 +80,9 @@ void check_non_finite(float bad) {
     CHECK(contains(message, "row 2") && contains(message, "column 1"));
     CHECK_ERROR(DDAEBM_ERR_NON_FINITE, model.screen(x));
     CHECK_ERROR(DDAEBM_ERR_NON_FINITE, model.pvalues(std::span<const float>(x)));
+    const auto drift_message = CHECK_ERROR(DDAEBM_ERR_NON_FINITE, model.drift(x));
+    CHECK(drift_message.rfind("ddaebm_drift:", 0) == 0);
+    CHECK(contains(drift_message, "row 2") && contains(drift_message, "column 1"));
 
     std::vector<float> energy(f.rows, -1.0F);
     std::vector<std::uint8_t> is_ood(f.rows, 7);
@@ -85,6 +90,30 @@ void check_non_finite(float bad) {
                 model.screen(x.data(), f.rows, energy.data(), is_ood.data()));
     CHECK(energy == std::vector<float>(f.rows, -1.0F));
     CHECK(is_ood == std::vector<std::uint8_t>(f.rows, 7));
+}
+
+DDAEBM_TEST(error_drift) {
+    const auto& f = fixture();
+    const auto model = f.open();
+    // The wrapper always passes input_dim() and a result; a wrong row_len or a NULL result can
+    // only come through the C API, which leaves the result untouched.
+    ddaebm_drift_result out{};
+    out.p_value = -1.0;
+    out.batch_rows = 7;
+    auto message = CHECK_ERROR(
+        DDAEBM_ERR_SHAPE_MISMATCH,
+        ddaebm::check(ddaebm_drift(model.capi(), f.x.data(), f.rows, f.dim + 1, &out)));
+    CHECK(message.rfind("ddaebm_drift:", 0) == 0);
+    message = CHECK_ERROR(
+        DDAEBM_ERR_NULL_ARGUMENT,
+        ddaebm::check(ddaebm_drift(model.capi(), f.x.data(), f.rows, f.dim, nullptr)));
+    CHECK(message.rfind("ddaebm_drift:", 0) == 0);
+    message = CHECK_ERROR(DDAEBM_ERR_NULL_ARGUMENT,
+                          ddaebm::check(ddaebm_drift(nullptr, f.x.data(), f.rows, f.dim, &out)));
+    CHECK(message.rfind("ddaebm_drift:", 0) == 0);
+    message = CHECK_ERROR(DDAEBM_ERR_INVALID_ARGUMENT, model.drift(f.x.data(), 0));
+    CHECK(message.rfind("ddaebm_drift:", 0) == 0);
+    CHECK(out.p_value == -1.0 && out.effect == 0.0 && out.batch_rows == 7);
 }
 
 DDAEBM_TEST(error_nan) { check_non_finite(std::numeric_limits<float>::quiet_NaN()); }

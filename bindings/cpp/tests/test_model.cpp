@@ -219,6 +219,34 @@ DDAEBM_TEST(pvalues_span) {
     CHECK(bits_equal(out, f.pvalue));
 }
 
+DDAEBM_TEST(drift_pointer) {
+    const auto& f = fixture();
+    const auto model = f.open();
+    const ddaebm::DriftResult all = model.drift(f.x.data(), f.rows);
+    CHECK(f.is_drift(all, false));
+    CHECK(f.is_drift(model.drift(f.x.data(), f.rows / 2), true));
+    // Half of the rows are far away: a tiny p-value, batch energies above the calibration's.
+    CHECK(all.p_value > 0.0 && all.p_value < 1e-4 && all.effect > 0.5 && all.z > 0.0);
+}
+
+DDAEBM_TEST(drift_vector) {
+    const auto& f = fixture();
+    const auto model = f.open();
+    CHECK(f.is_drift(model.drift(f.x), false));
+    const std::vector<float> half(f.x.begin(), f.x.begin() + (f.rows / 2) * f.dim);
+    const auto d = model.drift(half);
+    CHECK(f.is_drift(d, true));
+    CHECK(d.p_value > 0.0 && d.p_value <= 1.0 && d.effect >= 0.0 && d.effect <= 1.0);
+}
+
+DDAEBM_TEST(drift_span) {
+    const auto& f = fixture();
+    const auto model = f.open();
+    const std::span<const float> x(f.x);
+    CHECK(f.is_drift(model.drift(x), false));
+    CHECK(f.is_drift(model.drift(x.first((f.rows / 2) * f.dim)), true));
+}
+
 DDAEBM_TEST(zero_rows) {
     const auto model = fixture().open();
     CHECK(model.energy(std::vector<float>{}).empty());
@@ -227,6 +255,12 @@ DDAEBM_TEST(zero_rows) {
     const auto s = model.screen(std::vector<float>{});
     CHECK(s.energy.empty() && s.is_ood.empty());
     CHECK(model.sample(0, 1).empty());
+    // The drift test needs at least one row.
+    const auto message =
+        CHECK_ERROR(DDAEBM_ERR_INVALID_ARGUMENT, model.drift(std::vector<float>{}));
+    CHECK(message.rfind("ddaebm_drift", 0) == 0);
+    CHECK_ERROR(DDAEBM_ERR_INVALID_ARGUMENT, model.drift(nullptr, 0));
+    CHECK_ERROR(DDAEBM_ERR_INVALID_ARGUMENT, model.drift(std::span<const float>{}));
 }
 
 DDAEBM_TEST(sample_fixture) {
@@ -282,6 +316,7 @@ DDAEBM_TEST(move_semantics) {
     CHECK_ERROR(DDAEBM_ERR_NULL_ARGUMENT, a.energy(f.x));
     CHECK_ERROR(DDAEBM_ERR_NULL_ARGUMENT, a.screen(f.x.data(), f.rows));
     CHECK_ERROR(DDAEBM_ERR_NULL_ARGUMENT, a.pvalues(std::span<const float>(f.x)));
+    CHECK_ERROR(DDAEBM_ERR_NULL_ARGUMENT, a.drift(f.x));
     CHECK_ERROR(DDAEBM_ERR_NULL_ARGUMENT, a.sample(1, 1));
 
     // Move assignment frees the old model and takes over the new one.

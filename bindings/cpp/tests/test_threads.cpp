@@ -27,6 +27,7 @@ DDAEBM_TEST(threads_shared_model) {
     const auto pvalues = model.pvalues(f.x);
     const auto sample = model.sample(f.sample_rows, f.sample_seed);
     CHECK(bits_equal(energy, f.energy) && bits_equal(pvalues, f.pvalue));
+    CHECK(f.is_drift(model.drift(f.x), false));
     // The threads also score the rows from `first` on, so concurrent calls differ in size.
     std::vector<std::vector<float>> tail_energy;
     for (std::size_t first = 0; first < f.rows; ++first) {
@@ -45,6 +46,7 @@ DDAEBM_TEST(threads_shared_model) {
                     bits_equal(s.energy, screening.energy) &&
                     bits_equal(s.is_ood, screening.is_ood) &&
                     bits_equal(model.pvalues(f.x), pvalues) &&
+                    f.is_drift(model.drift(f.x), false) &&
                     bits_equal(model.sample(f.sample_rows, f.sample_seed), sample) &&
                     bits_equal(model.energy(f.x.data() + first * f.dim, f.rows - first),
                                tail_energy[first]);

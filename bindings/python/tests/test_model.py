@@ -1,7 +1,9 @@
 """The Python binding against the shared fixture: the Rust library's own results for the same
 model and rows (written by xtask/src/bindings_fixture.rs)."""
 
+import dataclasses
 import os
+import struct
 import subprocess
 import sys
 import threading
@@ -39,6 +41,71 @@ def test_scores_are_bit_identical_to_rust(model, rows, fixture_dir):
     assert (is_ood == (energy > model.threshold)).all()
     p = model.pvalues(rows)
     assert (bits(p) == bits(np.fromfile(fixture_dir / "pvalue.f32", dtype="<f4"))).all()
+
+
+@pytest.fixture(scope="session")
+def drift_want(fixture_dir):
+    """drift.f64: Rust's (p_value, effect, z) of all rows, then of the first rows / 2."""
+    values = struct.unpack("<6d", (fixture_dir / "drift.f64").read_bytes())
+    return values[:3], values[3:]
+
+
+def drift_bits(d):
+    """(p_value, effect, z) of a DriftResult as bytes, for bit-exact comparisons."""
+    return struct.pack("<3d", d.p_value, d.effect, d.z)
+
+
+def test_drift_is_bit_identical_to_rust(model, rows, info, drift_want):
+    want_all, want_half = drift_want
+    calibration_rows = int(info["calibration_rows"])
+    d = model.drift(rows)
+    assert isinstance(d, ddaebm.DriftResult)
+    assert drift_bits(d) == struct.pack("<3d", *want_all)
+    assert (d.batch_rows, d.calibration_rows) == (len(rows), calibration_rows)
+    assert all(type(v) is float for v in (d.p_value, d.effect, d.z))
+    assert type(d.batch_rows) is int and type(d.calibration_rows) is int
+    # Half of the rows are far away: a tiny p-value, batch energies above the calibration's.
+    assert 0 < d.p_value < 1e-4 and d.effect > 0.5 and d.z > 0
+    half = model.drift(rows[: len(rows) // 2])
+    assert drift_bits(half) == struct.pack("<3d", *want_half)
+    assert (half.batch_rows, half.calibration_rows) == (len(rows) // 2, calibration_rows)
+    assert d.p_value < half.p_value <= 1 and 0 <= half.effect <= 1
+    # The same numpy float64 bits, the other way round.
+    got = np.array([d.p_value, d.effect, d.z], dtype=np.float64)
+    assert (got.view(np.uint64) == np.array(want_all, dtype="<f8").view(np.uint64)).all()
+
+
+def test_drift_input_handling(model, rows):
+    ref = drift_bits(model.drift(rows))
+    # The same conversions as energy: any float dtype, layout or nested lists.
+    assert drift_bits(model.drift(rows.astype(np.float64))) == ref
+    assert drift_bits(model.drift(np.asfortranarray(rows))) == ref
+    assert drift_bits(model.drift(rows.tolist())) == ref
+    # A 1-D array is one row.
+    one = model.drift(rows[3])
+    assert one.batch_rows == 1 and 0 < one.p_value <= 1
+    # The result is immutable.
+    d = model.drift(rows)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        d.p_value = 0.5  # type: ignore[misc]
+
+
+def test_drift_errors(model, rows):
+    with pytest.raises(ddaebm.InvalidArgumentError, match="^ddaebm_drift: .*at least one row") as e:
+        model.drift(np.empty((0, model.input_dim)))
+    assert e.value.status == ddaebm.Status.INVALID_ARGUMENT
+    with pytest.raises(ddaebm.ShapeMismatchError, match="^ddaebm_drift: row_len is 3 but the model expects 4"):
+        model.drift(rows[:, :3])
+    with pytest.raises(ddaebm.ShapeMismatchError, match="2-D array"):
+        model.drift(rows.reshape(2, -1, model.input_dim))
+    for bad in (np.nan, np.inf, -np.inf):
+        x = rows.copy()
+        x[5, 2] = bad
+        with pytest.raises(ddaebm.NonFiniteError, match="^ddaebm_drift: .*row 5, column 2") as e:
+            model.drift(x)
+        assert e.value.status == ddaebm.Status.NON_FINITE
+    # The model stays usable after a failure.
+    assert model.drift(rows).batch_rows == len(rows)
 
 
 @pytest.mark.parametrize(
@@ -136,6 +203,8 @@ def test_image_energy_is_bit_identical_to_rust(image_model, images, fixture_dir)
     energy, is_ood = image_model.screen(images)
     assert (bits(energy) == want).all() and (is_ood == (energy > image_model.threshold)).all()
     assert image_model.pvalues(images).shape == (len(images),)
+    d = image_model.drift(images)
+    assert d.batch_rows == len(images) and drift_bits(d) == drift_bits(image_model.drift(flat))
     assert image_model.energy(images[:0]).shape == (0,)
 
 
@@ -205,6 +274,8 @@ def test_close_is_idempotent_and_final(fixture_dir, rows):
         m.energy(rows)
     with pytest.raises(ValueError, match="closed"):
         m.sample(1)
+    with pytest.raises(ValueError, match="closed"):
+        m.drift(rows)
     with ddaebm.Model(fixture_dir / "model.safetensors") as m2:
         assert not m2.closed
     assert m2.closed

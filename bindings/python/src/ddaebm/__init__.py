@@ -29,7 +29,7 @@ from ._errors import (
     Status,
     UnsupportedVersionError,
 )
-from ._model import Model
+from ._model import DriftResult, Model
 
 
 def library_version() -> str:
@@ -42,6 +42,7 @@ def library_version() -> str:
 __all__ = [
     "BadModelError",
     "DeviceUnavailableError",
+    "DriftResult",
     "Error",
     "InternalError",
     "InvalidArgumentError",

@@ -19,7 +19,7 @@ import ctypes.util
 import os
 import sys
 import threading
-from ctypes import POINTER, c_char_p, c_float, c_size_t, c_uint32, c_uint64, c_void_p
+from ctypes import POINTER, c_char_p, c_double, c_float, c_size_t, c_uint32, c_uint64, c_void_p
 from pathlib import Path
 
 from ._errors import LibraryNotFoundError, Status, error_for
@@ -36,6 +36,18 @@ class OpenOptions(ctypes.Structure):
     """``ddaebm_open_options``."""
 
     _fields_ = [("device", c_char_p), ("threads", c_uint32)]
+
+
+class DriftResultStruct(ctypes.Structure):
+    """``ddaebm_drift_result``."""
+
+    _fields_ = [
+        ("p_value", c_double),
+        ("effect", c_double),
+        ("z", c_double),
+        ("batch_rows", c_uint64),
+        ("calibration_rows", c_uint64),
+    ]
 
 
 # Row and output buffers (float *, uint8_t *) are declared as void pointers so that a numpy
@@ -60,6 +72,8 @@ _SIGNATURES = {
     "ddaebm_energy": (c_uint32, [c_void_p, _BUF, c_size_t, c_size_t, _BUF]),
     "ddaebm_screen": (c_uint32, [c_void_p, _BUF, c_size_t, c_size_t, _BUF, _BUF]),
     "ddaebm_pvalues": (c_uint32, [c_void_p, _BUF, c_size_t, c_size_t, _BUF]),
+    # The result is a DriftResultStruct, passed by address like the buffers.
+    "ddaebm_drift": (c_uint32, [c_void_p, _BUF, c_size_t, c_size_t, _BUF]),
     "ddaebm_sample": (c_uint32, [c_void_p, c_size_t, c_uint64, _BUF, c_size_t]),
     "ddaebm_last_error": (c_char_p, []),
     "ddaebm_status_string": (c_char_p, [c_uint32]),

@@ -6,6 +6,7 @@ import ctypes
 import json
 import os
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -13,6 +14,25 @@ import numpy.typing as npt
 
 from . import _ffi
 from ._errors import ShapeMismatchError, Status
+
+
+@dataclass(frozen=True)
+class DriftResult:
+    """The outcome of :meth:`Model.drift`: the one-sided rank-sum test of a batch's energies
+    against the held-out in-distribution energies stored in the model."""
+
+    p_value: float
+    """One-sided p-value: small when the batch's energies are higher than the calibration
+    energies. For in-distribution batches ``P(p <= alpha) ~ alpha``."""
+    effect: float
+    """The probability that a batch row's energy exceeds a calibration row's (ties count half):
+    0.5 for in-distribution batches, towards 1 for out-of-distribution ones."""
+    z: float
+    """The standardised rank-sum statistic (positive: batch energies higher)."""
+    batch_rows: int
+    """Rows in the batch."""
+    calibration_rows: int
+    """Rows in the model's calibration set."""
 
 
 class Model:
@@ -146,10 +166,20 @@ class Model:
             )
         return arr
 
-    def _score(self, fn_name: str, arr: np.ndarray, *outs: np.ndarray | None) -> None:
-        """Calls a scoring function on rows already converted by :meth:`_rows`."""
+    def _score(
+        self, fn_name: str, arr: np.ndarray, *outs: np.ndarray | ctypes.Structure | None
+    ) -> None:
+        """Calls a scoring function on rows already converted by :meth:`_rows`; each output is
+        an array, a ctypes structure or ``None``."""
         fn = getattr(_ffi.lib(), fn_name)
-        out_ptrs = [None if o is None else o.ctypes.data for o in outs]
+        out_ptrs = [
+            None
+            if o is None
+            else o.ctypes.data
+            if isinstance(o, np.ndarray)
+            else ctypes.addressof(o)
+            for o in outs
+        ]
         ptr = self._acquire()
         try:
             status = fn(ptr, arr.ctypes.data, arr.shape[0], arr.shape[1], *out_ptrs)
@@ -185,6 +215,26 @@ class Model:
         out = np.empty(rows.shape[0], dtype=np.float32)
         self._score("ddaebm_pvalues", rows, out)
         return out
+
+    def drift(self, x: npt.ArrayLike) -> DriftResult:
+        """Whether the batch ``x`` as a whole comes from the in-distribution data the model was
+        calibrated on: a one-sided Wilcoxon–Mann–Whitney rank-sum test of its energies against
+        the calibration energies stored in the model. A small ``p_value`` says the batch has
+        drifted towards out-of-distribution.
+
+        ``x`` as for :meth:`energy`, with at least one row (an empty batch raises
+        :class:`InvalidArgumentError`); wrong shapes and NaN/Inf raise as for :meth:`energy`.
+        """
+        rows = self._rows(x)
+        out = _ffi.DriftResultStruct()
+        self._score("ddaebm_drift", rows, out)
+        return DriftResult(
+            p_value=out.p_value,
+            effect=out.effect,
+            z=out.z,
+            batch_rows=out.batch_rows,
+            calibration_rows=out.calibration_rows,
+        )
 
     def sample(self, n: int, seed: int = 0) -> np.ndarray:
         """``n`` rows drawn from the model (float32, shape ``(n, input_dim)``); the same seed
