@@ -23,9 +23,13 @@ fi
 if ! "$venv/bin/python" -c "import numpy, pytest, setuptools, wheel" 2>/dev/null; then
     "$venv/bin/pip" install -q "numpy>=1.21" "pytest>=7" setuptools wheel
 fi
-# ONNX and ONNX Runtime check the ONNX export against the library (test_onnx_export.py).
+# ONNX and ONNX Runtime check the ONNX export against the library (test_onnx_export.py);
+# ruff and mypy lint and type-check the package (settings in pyproject.toml).
 if ! "$venv/bin/python" -c "import onnx, onnxruntime" 2>/dev/null; then
     "$venv/bin/pip" install -q "onnx>=1.14" "onnxruntime>=1.16"
+fi
+if [ ! -x "$venv/bin/ruff" ] || [ ! -x "$venv/bin/mypy" ]; then
+    "$venv/bin/pip" install -q ruff mypy
 fi
 # A real (non-editable) install, as a user would get it.
 "$venv/bin/pip" install -q --no-build-isolation --no-deps --force-reinstall "$here" 2>&1 \
@@ -40,6 +44,20 @@ status=${PIPESTATUS[0]}
 set -e
 passed=$(grep -c " PASSED" "$log" || true)
 failed=$(grep -cE " (FAILED|ERROR)" "$log" || true)
+
+# Lint (package and tests) and strict type checks (package), from the package's folder so that
+# its pyproject.toml settings apply.
+for check in "ruff check ." "mypy src/ddaebm"; do
+    if (cd "$here" && "$venv/bin/${check%% *}" ${check#* } >"$repo/target/bindings/python-check.log" 2>&1); then
+        echo "ok - $check"
+        passed=$((passed + 1))
+    else
+        cat "$repo/target/bindings/python-check.log"
+        echo "not ok - $check"
+        failed=$((failed + 1))
+        status=1
+    fi
+done
 
 # The example, on the fixture: it must flag exactly the rows the Rust library flags.
 expected="flagged $(awk '$1=="flagged"{print $2}' "$fixture/fixture.txt") of $(awk '$1=="rows"{print $2}' "$fixture/fixture.txt") rows"

@@ -10,9 +10,9 @@ import threading
 
 import numpy as np
 import pytest
+from conftest import bits
 
 import ddaebm
-from conftest import bits
 
 
 @pytest.fixture

@@ -36,7 +36,8 @@ def library_version() -> str:
     """Version of the loaded shared library."""
     from . import _ffi
 
-    return _ffi.lib().ddaebm_version().decode()
+    version: bytes = _ffi.lib().ddaebm_version()
+    return version.decode()
 
 
 __all__ = [

@@ -135,7 +135,8 @@ class Model:
     @property
     def metadata(self) -> dict[str, Any]:
         """The model's metadata (network, schedule, normalisation, calibration, training)."""
-        return json.loads(self._metadata_json)
+        meta: dict[str, Any] = json.loads(self._metadata_json)
+        return meta
 
     # --- scoring --------------------------------------------------------------------------
 
