@@ -31,6 +31,10 @@ fi
 if [ ! -x "$venv/bin/ruff" ] || [ ! -x "$venv/bin/mypy" ]; then
     "$venv/bin/pip" install -q ruff mypy
 fi
+# scikit-learn: the Detector is tested inside a Pipeline (test_fit.py).
+if ! "$venv/bin/python" -c "import sklearn" 2>/dev/null; then
+    "$venv/bin/pip" install -q scikit-learn
+fi
 # A real (non-editable) install, as a user would get it.
 "$venv/bin/pip" install -q --no-build-isolation --no-deps --force-reinstall "$here" 2>&1 \
     | grep -v "^\[notice\]" || true
@@ -38,7 +42,9 @@ fi
 
 log=$repo/target/bindings/python-tests.log
 set +e
+# ddaebm.fit runs the trainer built beside the library (test_fit.py).
 (cd "$repo/target/bindings" && DDAEBM_LIBRARY="$lib_dir/libddaebm.so" DDAEBM_FIXTURE_DIR="$fixture" \
+    DDAEBM_TRAIN="${DDAEBM_TRAIN:-$lib_dir/ddaebm-train}" \
     "$venv/bin/python" -m pytest -p no:cacheprovider -v "$here/tests") 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e

@@ -29,6 +29,7 @@ from ._errors import (
     Status,
     UnsupportedVersionError,
 )
+from ._fit import Detector, TrainerNotFoundError, TrainingError, fit, trainer_path
 from ._model import DriftResult, Model
 
 
@@ -42,6 +43,11 @@ def library_version() -> str:
 
 __all__ = [
     "BadModelError",
+    "Detector",
+    "TrainerNotFoundError",
+    "TrainingError",
+    "fit",
+    "trainer_path",
     "DeviceUnavailableError",
     "DriftResult",
     "Error",
