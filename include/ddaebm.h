@@ -333,6 +333,30 @@ ddaebm_status ddaebm_pvalues(const struct ddaebm_model *m,
                              float *out_pvalue);
 
 /**
+ * Per-feature attribution of each row's energy by integrated gradients from the training rows'
+ * mean (256 midpoints; `docs/method.md#explanations`): `out_attribution[r * row_len + i]` is
+ * feature i's share of `E(row r) − E(mean)`, in energy units; the shares of a row sum to that
+ * difference up to the integration error. The largest positive share is the feature that
+ * raised the row's energy most.
+ *
+ * Arguments as for `ddaebm_energy`, with `out_attribution` (`n_rows × row_len` floats,
+ * written only on success) in place of `out_energy`. About 256 gradient evaluations per row.
+ *
+ * Thread safety: any number of threads may call this on one model at once.
+ *
+ * Returns the codes of `ddaebm_energy`.
+ *
+ * # Safety
+ * As for `ddaebm_energy`; `out_attribution` is NULL or points to `n_rows * row_len` writable
+ * floats.
+ */
+ddaebm_status ddaebm_explain(const struct ddaebm_model *m,
+                             const float *x,
+                             size_t n_rows,
+                             size_t row_len,
+                             float *out_attribution);
+
+/**
  * Whether the batch as a whole comes from the in-distribution data the model was calibrated
  * on: a one-sided Wilcoxon–Mann–Whitney rank-sum test of the batch's energies against the
  * calibration energies stored in the model (normal approximation with tie and continuity

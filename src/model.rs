@@ -22,7 +22,7 @@ use crate::schedule::Schedule;
 pub const CHUNK_ROWS: usize = 16_384;
 
 /// Path points of [`Model::explain`]'s integrated gradients (midpoint rule).
-pub const EXPLAIN_STEPS: usize = 64;
+pub const EXPLAIN_STEPS: usize = 256;
 
 /// Largest intermediate tensor an image model's forward pass should create, in bytes: image
 /// batches are scored in chunks of as many rows as keep a convolution's gathered neighbourhoods

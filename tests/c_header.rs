@@ -57,6 +57,7 @@ fn header_declares_every_exported_function() {
         "ddaebm_screen",
         "ddaebm_pvalues",
         "ddaebm_drift",
+        "ddaebm_explain",
         "ddaebm_sample",
         "ddaebm_last_error",
         "ddaebm_status_string",

@@ -709,3 +709,38 @@ fn drift_tests_a_batch_against_the_calibration_energies() {
     let out = run(&["drift", "--model", s(&f.model), "--data", s(&p("wide.npy"))]);
     assert_one_error_line(&out, "features");
 }
+
+#[test]
+fn explain_writes_one_attribution_per_feature_that_sums_to_the_energy_gap() {
+    let f = fixture();
+    let p = |n: &str| f.dir.path().join(n);
+    let model = ddaebm::Model::open(&f.model, &candle::Device::Cpu).unwrap();
+    // A row near the data and one with feature 1 moved far out.
+    let x = [0.5f32, 0.5, 0.5, 30.0];
+    write_npy(p("x.npy"), &x, &[2, 2]).unwrap();
+    run_ok(&[
+        "explain",
+        "--model",
+        s(&f.model),
+        "--data",
+        s(&p("x.npy")),
+        "--out",
+        s(&p("a.npy")),
+    ]);
+    let a: Vec<f32> = npyz::NpyFile::new(std::fs::File::open(p("a.npy")).unwrap())
+        .unwrap()
+        .into_vec()
+        .unwrap();
+    assert_eq!(a, model.explain(&x, 2).unwrap());
+    let reference = model.metadata().normalization.mean.clone();
+    let e_ref = model.energy(&reference, 1).unwrap()[0];
+    let e = model.energy(&x, 2).unwrap();
+    for (row, e) in a.chunks(2).zip(e) {
+        let gap = e - e_ref;
+        assert!(
+            (row[0] + row[1] - gap).abs() <= 2e-3 * gap.abs().max(1.0),
+            "{row:?} vs {gap}"
+        );
+    }
+    assert!(a[3] > a[2], "the moved feature dominates: {a:?}");
+}

@@ -6,6 +6,7 @@ mod common;
 mod demo;
 mod drift;
 mod eval;
+mod explain;
 mod export;
 mod fit;
 mod inspect;
@@ -41,6 +42,9 @@ pub enum Command {
     Drift(drift::DriftArgs),
     /// AUROC, AUPR (OOD positive) and FPR at 95% TPR of in-distribution vs OOD rows.
     Eval(eval::EvalArgs),
+    /// Per-feature attributions of every row's energy (integrated gradients from the training
+    /// rows' mean) as an (n, d) f32 .npy: which features made a row an outlier.
+    Explain(explain::ExplainArgs),
     /// Export the model's energy to another format: an ONNX graph of a vector model's level-0
     /// energy, with the calibrated threshold in its metadata.
     Export(export::ExportArgs),
@@ -74,6 +78,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Drift(args) => drift::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::Export(args) => export::run(args),
+        Command::Explain(args) => explain::run(args),
         Command::Calibrate(args) => calibrate::run(args),
     }
 }
