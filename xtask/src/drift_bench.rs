@@ -10,7 +10,9 @@
 //! * `contaminated 10%`: a tenth of the rows drawn between the modes, the rest as above;
 //! * `shifted 0.5σ`: every row moved by half a mode's standard deviation along x.
 //!
-//! Keys: `rows` (20 000), `batches` (1 000), `seed` (0).
+//! Then the cost of `drift` and `explain` next to `energy` on the same rows.
+//!
+//! Keys: `rows` (20 000), `batches` (1 000; 0 measures the costs only), `seed` (0).
 
 use std::time::Instant;
 
@@ -58,7 +60,7 @@ pub fn run(args: &[String]) -> Result<()> {
         model.calibration().sorted_energies().len()
     );
     let shift = (0.5 * toy.std) as f32;
-    for m in [100usize, 300, 1000] {
+    for m in [100usize, 300, 1000].into_iter().filter(|_| batches > 0) {
         for kind in ["in-distribution", "contaminated 10%", "shifted 0.5σ"] {
             let (mut below_05, mut below_01) = (0usize, 0usize);
             let start = Instant::now();
@@ -105,6 +107,18 @@ pub fn run(args: &[String]) -> Result<()> {
     println!(
         "{}",
         serde_json::json!({"cost": "drift / energy, 4096 rows", "energy_s": e, "drift_s": d, "ratio": d / e})
+    );
+    // Explanations cost far more per row (EXPLAIN_STEPS gradients): timed on 256 rows.
+    let few = &x[..2 * 256];
+    let e = time(&|| {
+        model.energy(few, 256).unwrap();
+    });
+    let a = time(&|| {
+        model.explain(few, 256).unwrap();
+    });
+    println!(
+        "{}",
+        serde_json::json!({"cost": "explain / energy, 256 rows", "energy_s": e, "explain_s": a, "ratio": a / e})
     );
     Ok(())
 }
