@@ -33,7 +33,7 @@ die() {
   die "$lib_dir/libddaebm.so not found; run scripts/test-bindings.sh (or set DDAEBM_LIB_DIR)"
 [[ -f "$include_dir/ddaebm.h" ]] ||
   die "$include_dir/ddaebm.h not found (set DDAEBM_INCLUDE_DIR)"
-for f in fixture.txt model.safetensors rows.f32 rows.csv energy.f32 pvalue.f32 drift.f64 is_ood.u8 \
+for f in fixture.txt model.safetensors rows.f32 rows.csv energy.f32 pvalue.f32 explain.f32 drift.f64 is_ood.u8 \
   sample.f32 truncated.safetensors random.safetensors future.safetensors \
   image_model.safetensors image_rows.f32 image_energy.f32; do
   [[ -f "$fixture_dir/$f" ]] ||

@@ -2,7 +2,8 @@
 // (DDAEBM, Geng et al., ICML 2024).
 //
 // Open a model file with [Open], score rows with [Model.Energy], [Model.Screen] or
-// [Model.PValues], test a whole batch for drift with [Model.Drift], draw rows with
+// [Model.PValues], attribute energies to features with [Model.Explain], test a whole batch
+// for drift with [Model.Drift], draw rows with
 // [Model.Sample], and release the model with [Model.Close]:
 //
 //	model, err := ddaebm.Open("model.safetensors", nil)

@@ -96,9 +96,12 @@ func TestScoringErrors(t *testing.T) {
 			wantError(t, "Screen", err, tc.status, tc.parts...)
 			pvalues, err := m.PValues(tc.x, tc.rows)
 			wantError(t, "PValues", err, tc.status, tc.parts...)
+			explain, err := m.Explain(tc.x, tc.rows)
+			wantError(t, "Explain", err, tc.status, tc.parts...)
 			drift, err := m.Drift(tc.x, tc.rows)
 			wantError(t, "Drift", err, tc.status, tc.parts...)
-			if energy != nil || ood != nil || pvalues != nil || drift != (ddaebm.DriftResult{}) {
+			if energy != nil || ood != nil || pvalues != nil || explain != nil ||
+				drift != (ddaebm.DriftResult{}) {
 				t.Error("a failed call returned results")
 			}
 		})
@@ -122,6 +125,26 @@ func TestDriftErrors(t *testing.T) {
 	}
 	_, err = m.Drift(f.x[:len(f.x)-1], f.rows)
 	wantError(t, "Drift of a short x", err, ddaebm.StatusShapeMismatch, "Drift: len(x)")
+}
+
+// TestExplainErrors checks that the failures of Explain that come from the library have
+// messages starting with the C function's name.
+func TestExplainErrors(t *testing.T) {
+	f := loadFixture(t)
+	m := openFixture(t, nil)
+	x := append([]float32(nil), f.x...)
+	x[5*f.dim+1] = float32(math.NaN())
+	attribution, err := m.Explain(x, f.rows)
+	wantError(t, "Explain with NaN", err, ddaebm.StatusNonFinite, "ddaebm_explain: ", "row 5", "column 1")
+	var e *ddaebm.Error
+	if errors.As(err, &e) && !strings.HasPrefix(e.Message, "ddaebm_explain: ") {
+		t.Errorf("Explain with NaN: message %q does not start with the function's name", e.Message)
+	}
+	if attribution != nil {
+		t.Error("a failed Explain returned attributions")
+	}
+	_, err = m.Explain(f.x[:len(f.x)-1], f.rows)
+	wantError(t, "Explain of a short x", err, ddaebm.StatusShapeMismatch, "Explain: len(x)")
 }
 
 func TestSampleErrors(t *testing.T) {

@@ -23,6 +23,9 @@ type fixture struct {
 	x, energy, pvalue, sample      []float32
 	isOOD                          []bool
 
+	// explain.f32: Explain's rows × dim attributions of x.
+	explain []float32
+
 	// drift.f64: Drift's [PValue, Effect, Z] for all rows and for the first rows/2, and the
 	// model's calibration rows.
 	driftAll, driftHalf [3]float64
@@ -132,6 +135,7 @@ func loadFixture(t testing.TB) *fixture {
 		x:          readF32(t, "rows.f32"),
 		energy:     readF32(t, "energy.f32"),
 		pvalue:     readF32(t, "pvalue.f32"),
+		explain:    readF32(t, "explain.f32"),
 		sample:     readF32(t, "sample.f32"),
 		imageShape: [3]int{
 			int(number("image_channels", 64)),
@@ -157,6 +161,7 @@ func loadFixture(t testing.TB) *fixture {
 	copy(f.driftAll[:], drift[:3])
 	copy(f.driftHalf[:], drift[3:])
 	if len(f.x) != f.rows*f.dim || len(f.energy) != f.rows || len(f.pvalue) != f.rows ||
+		len(f.explain) != f.rows*f.dim ||
 		len(f.isOOD) != f.rows || len(f.sample) != f.sampleRows*f.dim ||
 		len(f.imageX) != f.imageRows*f.imageShape[0]*f.imageShape[1]*f.imageShape[2] ||
 		len(f.imageEnergy) != f.imageRows ||

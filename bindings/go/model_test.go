@@ -138,6 +138,15 @@ func TestPValues(t *testing.T) {
 	sameBits(t, "pvalue", pvalues, f.pvalue)
 }
 
+func TestExplain(t *testing.T) {
+	f := loadFixture(t)
+	attribution, err := openFixture(t, nil).Explain(f.x, f.rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameBits(t, "explain", attribution, f.explain)
+}
+
 func TestDrift(t *testing.T) {
 	f := loadFixture(t)
 	m := openFixture(t, nil)
@@ -232,6 +241,9 @@ func TestEmptyInputs(t *testing.T) {
 		if pvalues, err := m.PValues(x, 0); err != nil || len(pvalues) != 0 {
 			t.Errorf("PValues(%#v, 0) = %v, %v", x, pvalues, err)
 		}
+		if attribution, err := m.Explain(x, 0); err != nil || len(attribution) != 0 {
+			t.Errorf("Explain(%#v, 0) = %v, %v", x, attribution, err)
+		}
 	}
 	if sample, err := m.Sample(0, 1); err != nil || len(sample) != 0 {
 		t.Errorf("Sample(0, 1) = %v, %v", sample, err)
@@ -263,6 +275,9 @@ func TestClose(t *testing.T) {
 	}
 	if _, err := m.Drift(f.x, f.rows); !errors.Is(err, ddaebm.ErrClosed) {
 		t.Errorf("Drift after Close: %v, want ErrClosed", err)
+	}
+	if _, err := m.Explain(f.x, f.rows); !errors.Is(err, ddaebm.ErrClosed) {
+		t.Errorf("Explain after Close: %v, want ErrClosed", err)
 	}
 	if _, err := m.Sample(1, 1); !errors.Is(err, ddaebm.ErrClosed) {
 		t.Errorf("Sample after Close: %v, want ErrClosed", err)

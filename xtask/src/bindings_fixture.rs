@@ -17,6 +17,8 @@
 //!   `rows.f32` (half of them far away: a tiny p-value), then `[p_value, effect, z]` for its
 //!   first `rows / 2` rows only (the in-distribution half); `batch_rows` is `rows` and
 //!   `rows / 2`, `calibration_rows` is in `fixture.txt`;
+//! - `explain.f32`: what `Model::explain` gives for `rows.f32`: `rows × dim` per-feature
+//!   attributions, row-major;
 //! - `sample.f32`: `Model::sample(sample_rows, sample_seed)`;
 //! - `truncated.safetensors`, `random.safetensors`, `future.safetensors` (format version 9);
 //! - `image_model.safetensors`: an image model for `image_channels × image_height ×
@@ -243,6 +245,12 @@ pub fn write(dir: &Path) -> Result<()> {
     let model = Model::open(&model_path, &device)?;
     let screening = model.screen(&rows, ROWS)?;
     let pvalues = model.pvalues(&rows, ROWS)?;
+    let explain = model.explain(&rows, ROWS)?;
+    ensure!(
+        explain.len() == ROWS * DIM && explain.iter().all(|v| v.is_finite()),
+        "explain should give {} finite attributions",
+        ROWS * DIM
+    );
     let samples = model.sample(SAMPLE_ROWS, SAMPLE_SEED)?;
     let flagged = screening.is_ood.iter().filter(|&&b| b).count();
     ensure!(
@@ -274,6 +282,7 @@ pub fn write(dir: &Path) -> Result<()> {
     std::fs::write(dir.join("rows.csv"), csv)?;
     write_f32(&dir.join("energy.f32"), &screening.energy)?;
     write_f32(&dir.join("pvalue.f32"), &pvalues)?;
+    write_f32(&dir.join("explain.f32"), &explain)?;
     let flags: Vec<u8> = screening.is_ood.iter().map(|&b| u8::from(b)).collect();
     std::fs::write(dir.join("is_ood.u8"), flags)?;
     write_f32(&dir.join("sample.f32"), &samples)?;

@@ -218,8 +218,10 @@ int fixture_load(fixture *fx, const char *dir, char *err, size_t err_len) {
   fx->x = read_f32(fx, "rows.f32", fx->rows * fx->dim, err, err_len);
   fx->energy = fx->x ? read_f32(fx, "energy.f32", fx->rows, err, err_len) : NULL;
   fx->pvalue = fx->energy ? read_f32(fx, "pvalue.f32", fx->rows, err, err_len) : NULL;
+  fx->explain =
+      fx->pvalue ? read_f32(fx, "explain.f32", fx->rows * fx->dim, err, err_len) : NULL;
   fx->sample =
-      fx->pvalue ? read_f32(fx, "sample.f32", fx->sample_rows * fx->dim, err, err_len) : NULL;
+      fx->explain ? read_f32(fx, "sample.f32", fx->sample_rows * fx->dim, err, err_len) : NULL;
   fx->is_ood = fx->sample ? read_exact(fx, "is_ood.u8", fx->rows, err, err_len) : NULL;
   fx->image_x = fx->is_ood ? read_f32(fx, "image_rows.f32", fx->image_rows * image_values, err,
                                       err_len)
@@ -253,6 +255,7 @@ void fixture_free(fixture *fx) {
   free(fx->x);
   free(fx->energy);
   free(fx->pvalue);
+  free(fx->explain);
   free(fx->sample);
   free(fx->is_ood);
   free(fx->image_x);

@@ -46,6 +46,7 @@ typedef struct fixture {
   float *x;            /* rows × dim inputs, row-major */
   float *energy;       /* rows */
   float *pvalue;       /* rows */
+  float *explain;      /* rows × dim: ddaebm_explain's attributions of x */
   uint8_t *is_ood;     /* rows */
   float *sample;       /* sample_rows × dim */
   /* drift.f64: ddaebm_drift's {p_value, effect, z} for all rows, then for the first rows / 2. */

@@ -175,6 +175,22 @@ static void check_pvalues(const ddaebm_model *m) {
   free(pvalue);
 }
 
+/* ddaebm_explain: rows × dim attributions, bit for bit; exactly that many floats are written
+ * into a larger buffer. */
+static void check_explain(const ddaebm_model *m) {
+  size_t n = fx.rows * fx.dim, spare = fx.dim;
+  float *attribution = xmalloc((n + spare) * sizeof *attribution);
+  fill_sentinel(attribution, (n + spare) * sizeof *attribution);
+  EXPECT_OK(ddaebm_explain(m, fx.x, fx.rows, fx.dim, attribution));
+  CHECK_SAME_F32("explain", attribution, fx.explain, n);
+  CHECK(is_sentinel(attribution + n, spare * sizeof *attribution),
+        "explain wrote past rows × dim");
+  for (size_t i = 0; i < n; i++) {
+    CHECK(isfinite(attribution[i]), "attribution[%zu] = %g", i, (double)attribution[i]);
+  }
+  free(attribution);
+}
+
 /* Compares a drift result with {p_value, effect, z} of drift.f64 bit for bit, and its row
  * counts with the batch's and the fixture's. */
 #define CHECK_DRIFT(what, got, want, rows) check_drift_result(__FILE__, __LINE__, what, got, want, rows)
@@ -235,6 +251,7 @@ static void test_energy_matches_fixture(void) { with_model(NULL, check_energy); 
 static void test_screen_matches_fixture(void) { with_model(NULL, check_screen); }
 static void test_pvalues_matches_fixture(void) { with_model(NULL, check_pvalues); }
 static void test_drift_matches_fixture(void) { with_model(NULL, check_drift); }
+static void test_explain_matches_fixture(void) { with_model(NULL, check_explain); }
 static void test_sample_matches_fixture(void) { with_model(NULL, check_sample); }
 
 /* ---- version, options, getters ---------------------------------------------------------- */
@@ -503,6 +520,8 @@ static void check_empty_batch(const ddaebm_model *m) {
   EXPECT_OK(ddaebm_energy(m, NULL, 0, fx.dim, &out));
   EXPECT_OK(ddaebm_screen(m, NULL, 0, fx.dim, &out, &is_ood));
   EXPECT_OK(ddaebm_pvalues(m, NULL, 0, fx.dim, &out));
+  EXPECT_OK(ddaebm_explain(m, NULL, 0, fx.dim, NULL));
+  EXPECT_OK(ddaebm_explain(m, NULL, 0, fx.dim, &out));
   EXPECT_OK(ddaebm_sample(m, 0, fx.sample_seed, NULL, 0));
   EXPECT_OK(ddaebm_sample(m, 0, fx.sample_seed, &out, 1));
   CHECK(out == 42.0f && is_ood == 42, "an empty batch wrote an output");
@@ -673,7 +692,8 @@ static void test_open_errors(void) {
   ddaebm_model_free(live);
 }
 
-/* energy, screen and pvalues behind one signature, so each error case runs for all three. */
+/* energy, screen, pvalues and explain behind one signature, so each error case runs for all
+ * four. */
 typedef struct {
   const char *name;
   ddaebm_status (*call)(const ddaebm_model *, const float *, size_t, size_t, float *, uint8_t *);
@@ -697,10 +717,17 @@ static ddaebm_status call_pvalues(const ddaebm_model *m, const float *x, size_t 
   return ddaebm_pvalues(m, x, n, len, out);
 }
 
+static ddaebm_status call_explain(const ddaebm_model *m, const float *x, size_t n, size_t len,
+                                  float *out, uint8_t *is_ood) {
+  (void)is_ood;
+  return ddaebm_explain(m, x, n, len, out);
+}
+
 static const scorer scorers[] = {
     {"ddaebm_energy", call_energy, true},
     {"ddaebm_screen", call_screen, false},
     {"ddaebm_pvalues", call_pvalues, true},
+    {"ddaebm_explain", call_explain, true},
 };
 
 typedef enum { OUT_VALID, OUT_NULL, OUT_MISALIGNED } out_kind;
@@ -715,21 +742,25 @@ static void expect_score_error(const scorer *sc, const char *what, ddaebm_status
                                size_t row_len, out_kind out, size_t bad_row, size_t bad_col) {
   char label[128];
   snprintf(label, sizeof label, "%s (%s)", sc->name, what);
-  /* One spare float so that a misaligned view of `rows` floats stays inside the buffer. */
-  float *energy = xmalloc((fx.rows + 1) * sizeof *energy);
+  /* Room for explain's rows × dim floats, plus one spare float so that a misaligned view
+   * stays inside the buffer. */
+  size_t out_len = fx.rows * fx.dim + 1;
+  float *energy = xmalloc(out_len * sizeof *energy);
   uint8_t *is_ood = xmalloc(fx.rows);
-  fill_sentinel(energy, (fx.rows + 1) * sizeof *energy);
+  fill_sentinel(energy, out_len * sizeof *energy);
   fill_sentinel(is_ood, fx.rows);
   float *out_ptr = out == OUT_NULL ? NULL : out == OUT_MISALIGNED ? misaligned(energy) : energy;
 
   prime_last_error();
   expect_status(__FILE__, __LINE__, label, sc->call(m, x, n_rows, row_len, out_ptr, is_ood), want);
   const char *msg = ddaebm_last_error();
+  CHECK(strncmp(msg, sc->name, strlen(sc->name)) == 0, "%s: message does not start with %s: \"%s\"",
+        label, sc->name, msg);
   if (bad_row != NO_CELL) {
     CHECK(names_index(msg, "row", bad_row) && names_index(msg, "column", bad_col),
           "%s: message does not name row %zu, column %zu: \"%s\"", label, bad_row, bad_col, msg);
   }
-  CHECK(is_sentinel(energy, (fx.rows + 1) * sizeof *energy) && is_sentinel(is_ood, fx.rows),
+  CHECK(is_sentinel(energy, out_len * sizeof *energy) && is_sentinel(is_ood, fx.rows),
         "%s wrote an output on failure", label);
   free(energy);
   free(is_ood);
@@ -1336,6 +1367,7 @@ int main(int argc, char **argv) {
   run_test("screen_matches_fixture", test_screen_matches_fixture);
   run_test("pvalues_matches_fixture", test_pvalues_matches_fixture);
   run_test("drift_matches_fixture", test_drift_matches_fixture);
+  run_test("explain_matches_fixture", test_explain_matches_fixture);
   run_test("sample_matches_fixture", test_sample_matches_fixture);
   run_test("screen_optional_outputs", test_screen_optional_outputs);
   run_test("sample_seeds", test_sample_seeds);

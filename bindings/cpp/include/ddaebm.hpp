@@ -2,6 +2,7 @@
 /// \brief Header-only C++ wrapper around the ddaebm C API (`ddaebm.h`).
 ///
 /// Open a model with ddaebm::Model::open(), score rows with energy(), screen() or pvalues(),
+/// attribute each row's energy to its features with explain(),
 /// test a whole batch for drift with drift(), draw rows with sample(). Every failure throws ddaebm::Error, which carries the C status
 /// code and the library's message. Requires C++17; under C++20 the scoring and sampling
 /// methods also take `std::span`.
@@ -234,6 +235,26 @@ public:
         check(ddaebm_pvalues(get(), x, n_rows, input_dim(), out));
     }
 
+    /// Per-feature attributions of each row's energy (integrated gradients from the training
+    /// mean; `n_rows * input_dim()` floats, row-major, raw feature units): entry `j` of a row
+    /// is how much feature `j` raised that row's energy. Errors as for energy().
+    [[nodiscard]] std::vector<float> explain(const float* x, std::size_t n_rows) const {
+        std::vector<float> out(n_rows * input_dim());
+        explain(x, n_rows, out.data());
+        return out;
+    }
+
+    /// explain() of the rows in `x`, whose size must be a multiple of input_dim().
+    [[nodiscard]] std::vector<float> explain(const std::vector<float>& x) const {
+        return explain(x.data(), rows_in(x.size()));
+    }
+
+    /// explain() written into `out`, which must hold `n_rows * input_dim()` floats; no
+    /// allocation.
+    void explain(const float* x, std::size_t n_rows, float* out) const {
+        check(ddaebm_explain(get(), x, n_rows, input_dim(), out));
+    }
+
     /// Whether the batch of `n_rows` rows at `x` (`n_rows * input_dim()` floats) as a whole
     /// comes from the in-distribution data the model was calibrated on: a one-sided rank-sum
     /// test of its energies against the calibration energies stored in the model (small
@@ -308,6 +329,22 @@ public:
         const std::size_t n_rows = rows_in(x.size());
         require_len("pvalues", out.size(), n_rows);
         pvalues(x.data(), n_rows, out.data());
+    }
+
+    /// explain() of the rows in `x`, whose size must be a multiple of input_dim().
+    [[nodiscard]] std::vector<float> explain(std::span<const float> x) const {
+        return explain(x.data(), rows_in(x.size()));
+    }
+
+    /// explain() of the rows in `x` written into `out`, which must be as long as `x`.
+    void explain(std::span<const float> x, std::span<float> out) const {
+        const std::size_t n_rows = rows_in(x.size());
+        if (out.size() != x.size()) {
+            throw Error(DDAEBM_ERR_SHAPE_MISMATCH,
+                        "ddaebm::Model::explain: output holds " + std::to_string(out.size()) +
+                            " entries for " + std::to_string(x.size()) + " input floats");
+        }
+        explain(x.data(), n_rows, out.data());
     }
 
     /// drift() of the rows in `x`, whose size must be a non-zero multiple of input_dim().

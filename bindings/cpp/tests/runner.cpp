@@ -69,10 +69,12 @@ Fixture load() {
     f.x = read_array<float>(f.path("rows.f32"));
     f.energy = read_array<float>(f.path("energy.f32"));
     f.pvalue = read_array<float>(f.path("pvalue.f32"));
+    f.explain = read_array<float>(f.path("explain.f32"));
     f.is_ood = read_array<std::uint8_t>(f.path("is_ood.u8"));
     f.sample = read_array<float>(f.path("sample.f32"));
     f.drift = read_array<double>(f.path("drift.f64"));
     if (f.x.size() != f.rows * f.dim || f.energy.size() != f.rows || f.pvalue.size() != f.rows ||
+        f.explain.size() != f.rows * f.dim ||
         f.is_ood.size() != f.rows || f.sample.size() != f.sample_rows * f.dim ||
         f.drift.size() != 6) {
         throw std::runtime_error(f.dir + ": array sizes disagree with fixture.txt");

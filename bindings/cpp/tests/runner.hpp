@@ -93,6 +93,7 @@ struct Fixture {
     std::vector<float> x;  // rows × dim, row-major
     std::vector<float> energy;
     std::vector<float> pvalue;
+    std::vector<float> explain;  // explain(): rows × dim attributions
     // drift.f64: drift()'s {p_value, effect, z} of all rows, then of the first rows / 2.
     std::vector<double> drift;
     std::vector<std::uint8_t> is_ood;

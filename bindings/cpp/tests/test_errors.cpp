@@ -46,10 +46,12 @@ DDAEBM_TEST(error_not_whole_rows) {
     CHECK_ERROR(DDAEBM_ERR_SHAPE_MISMATCH, model.screen(x));
     CHECK_ERROR(DDAEBM_ERR_SHAPE_MISMATCH, model.pvalues(x));
     CHECK_ERROR(DDAEBM_ERR_SHAPE_MISMATCH, model.drift(x));
+    CHECK_ERROR(DDAEBM_ERR_SHAPE_MISMATCH, model.explain(x));
     CHECK_ERROR(DDAEBM_ERR_SHAPE_MISMATCH, model.energy(std::span<const float>(x)));
     CHECK_ERROR(DDAEBM_ERR_SHAPE_MISMATCH, model.screen(std::span<const float>(x)));
     CHECK_ERROR(DDAEBM_ERR_SHAPE_MISMATCH, model.pvalues(std::span<const float>(x)));
     CHECK_ERROR(DDAEBM_ERR_SHAPE_MISMATCH, model.drift(std::span<const float>(x)));
+    CHECK_ERROR(DDAEBM_ERR_SHAPE_MISMATCH, model.explain(std::span<const float>(x)));
 }
 
 DDAEBM_TEST(error_output_span_size) {
@@ -63,6 +65,7 @@ DDAEBM_TEST(error_output_span_size) {
         CHECK_ERROR(DDAEBM_ERR_SHAPE_MISMATCH, model.energy(x, std::span<float>(short_out)));
     CHECK(contains(message, std::to_string(f.rows) + " rows"));
     CHECK_ERROR(DDAEBM_ERR_SHAPE_MISMATCH, model.pvalues(x, std::span<float>(long_out)));
+    CHECK_ERROR(DDAEBM_ERR_SHAPE_MISMATCH, model.explain(x, std::span<float>(long_out)));
     CHECK_ERROR(DDAEBM_ERR_SHAPE_MISMATCH,
                 model.screen(x, std::span<float>(short_out), std::span<std::uint8_t>(is_ood)));
     CHECK(short_out == std::vector<float>(f.rows - 1, -1.0F));
@@ -90,6 +93,31 @@ void check_non_finite(float bad) {
                 model.screen(x.data(), f.rows, energy.data(), is_ood.data()));
     CHECK(energy == std::vector<float>(f.rows, -1.0F));
     CHECK(is_ood == std::vector<std::uint8_t>(f.rows, 7));
+}
+
+DDAEBM_TEST(error_explain) {
+    const auto& f = fixture();
+    const auto model = f.open();
+    std::vector<float> x = f.x;
+    x[2 * f.dim + 1] = std::numeric_limits<float>::quiet_NaN();
+    std::vector<float> out(f.rows * f.dim, -1.0F);
+    auto message = CHECK_ERROR(DDAEBM_ERR_NON_FINITE, model.explain(x.data(), f.rows, out.data()));
+    CHECK(message.rfind("ddaebm_explain:", 0) == 0);
+    CHECK(contains(message, "row 2") && contains(message, "column 1"));
+    // A wrong row_len or a NULL output can only come through the C API.
+    message = CHECK_ERROR(
+        DDAEBM_ERR_SHAPE_MISMATCH,
+        ddaebm::check(ddaebm_explain(model.capi(), f.x.data(), f.rows, f.dim + 1, out.data())));
+    CHECK(message.rfind("ddaebm_explain:", 0) == 0);
+    message = CHECK_ERROR(
+        DDAEBM_ERR_NULL_ARGUMENT,
+        ddaebm::check(ddaebm_explain(model.capi(), f.x.data(), f.rows, f.dim, nullptr)));
+    CHECK(message.rfind("ddaebm_explain:", 0) == 0);
+    message = CHECK_ERROR(
+        DDAEBM_ERR_NULL_ARGUMENT,
+        ddaebm::check(ddaebm_explain(nullptr, f.x.data(), f.rows, f.dim, out.data())));
+    CHECK(message.rfind("ddaebm_explain:", 0) == 0);
+    CHECK(out == std::vector<float>(f.rows * f.dim, -1.0F));
 }
 
 DDAEBM_TEST(error_drift) {

@@ -6,6 +6,7 @@
 
 #include <array>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <span>
 #include <string>
@@ -217,6 +218,39 @@ DDAEBM_TEST(pvalues_span) {
     std::vector<float> out(f.rows, kSentinel);
     model.pvalues(x, std::span<float>(out));
     CHECK(bits_equal(out, f.pvalue));
+}
+
+DDAEBM_TEST(explain_pointer) {
+    const auto& f = fixture();
+    const auto model = f.open();
+    CHECK(bits_equal(model.explain(f.x.data(), f.rows), f.explain));
+
+    std::vector<float> out(f.rows * f.dim + 1, kSentinel);
+    model.explain(f.x.data(), f.rows, out.data());
+    CHECK(std::memcmp(out.data(), f.explain.data(), f.explain.size() * sizeof(float)) == 0);
+    CHECK(std::memcmp(&out.back(), &kSentinel, sizeof(float)) == 0);
+    CHECK(model.explain(f.x.data(), 0).empty());
+}
+
+DDAEBM_TEST(explain_vector) {
+    const auto& f = fixture();
+    const auto a = f.open().explain(f.x);
+    CHECK(bits_equal(a, f.explain));
+    for (const float v : a) {
+        CHECK(std::isfinite(v));
+    }
+}
+
+DDAEBM_TEST(explain_span) {
+    const auto& f = fixture();
+    const auto model = f.open();
+    const std::span<const float> x(f.x);
+    CHECK(bits_equal(model.explain(x), f.explain));
+
+    std::vector<float> out(f.rows * f.dim, kSentinel);
+    model.explain(x, std::span<float>(out));
+    CHECK(bits_equal(out, f.explain));
+    CHECK(model.explain(std::span<const float>{}).empty());
 }
 
 DDAEBM_TEST(drift_pointer) {

@@ -43,6 +43,34 @@ def test_scores_are_bit_identical_to_rust(model, rows, fixture_dir):
     assert (bits(p) == bits(np.fromfile(fixture_dir / "pvalue.f32", dtype="<f4"))).all()
 
 
+def test_explain_is_bit_identical_to_rust(model, rows, fixture_dir):
+    a = model.explain(rows)
+    assert a.dtype == np.float32 and a.shape == (len(rows), model.input_dim)
+    want = np.fromfile(fixture_dir / "explain.f32", dtype="<f4").reshape(len(rows), -1)
+    assert (bits(a) == bits(want)).all()
+    assert np.isfinite(a).all()
+    # The same conversions as energy: any float dtype, layout or nested lists.
+    assert (bits(model.explain(np.asfortranarray(rows))) == bits(want)).all()
+    assert (bits(model.explain(rows.tolist())) == bits(want)).all()
+    # A 1-D array is one row; an empty batch gives an empty (0, input_dim) array.
+    assert model.explain(rows[3]).shape == (1, model.input_dim)
+    assert model.explain(np.empty((0, model.input_dim))).shape == (0, model.input_dim)
+
+
+def test_explain_errors(model, rows):
+    with pytest.raises(ddaebm.ShapeMismatchError, match="^ddaebm_explain: row_len is 3 but the model expects 4"):
+        model.explain(rows[:, :3])
+    with pytest.raises(ddaebm.ShapeMismatchError, match="2-D array"):
+        model.explain(rows.reshape(2, -1, model.input_dim))
+    x = rows.copy()
+    x[5, 2] = np.nan
+    with pytest.raises(ddaebm.NonFiniteError, match="^ddaebm_explain: .*row 5, column 2") as e:
+        model.explain(x)
+    assert e.value.status == ddaebm.Status.NON_FINITE
+    # The model stays usable after a failure.
+    assert model.explain(rows).shape == rows.shape
+
+
 @pytest.fixture(scope="session")
 def drift_want(fixture_dir):
     """drift.f64: Rust's (p_value, effect, z) of all rows, then of the first rows / 2."""
@@ -206,6 +234,9 @@ def test_image_energy_is_bit_identical_to_rust(image_model, images, fixture_dir)
     d = image_model.drift(images)
     assert d.batch_rows == len(images) and drift_bits(d) == drift_bits(image_model.drift(flat))
     assert image_model.energy(images[:0]).shape == (0,)
+    attribution = image_model.explain(images[:2])
+    assert attribution.dtype == np.float32 and attribution.shape == (2, flat.shape[1])
+    assert (bits(attribution) == bits(image_model.explain(flat[:2]))).all()
 
 
 def test_image_shapes_are_checked(image_model, model, images, image_shape):

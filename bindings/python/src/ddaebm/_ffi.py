@@ -72,6 +72,7 @@ _SIGNATURES = {
     "ddaebm_energy": (c_uint32, [c_void_p, _BUF, c_size_t, c_size_t, _BUF]),
     "ddaebm_screen": (c_uint32, [c_void_p, _BUF, c_size_t, c_size_t, _BUF, _BUF]),
     "ddaebm_pvalues": (c_uint32, [c_void_p, _BUF, c_size_t, c_size_t, _BUF]),
+    "ddaebm_explain": (c_uint32, [c_void_p, _BUF, c_size_t, c_size_t, _BUF]),
     # The result is a DriftResultStruct, passed by address like the buffers.
     "ddaebm_drift": (c_uint32, [c_void_p, _BUF, c_size_t, c_size_t, _BUF]),
     "ddaebm_sample": (c_uint32, [c_void_p, c_size_t, c_uint64, _BUF, c_size_t]),
