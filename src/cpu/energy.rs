@@ -20,7 +20,7 @@
 use rayon::prelude::*;
 
 use crate::cpu::kernels::{gemm_accumulate, log_sum_exp, sum_of_squares};
-use crate::energy::folded::{DenseLayer, FoldedEnergy, MixtureLevel};
+use crate::energy::folded::{DenseLayer, FoldedEnergy, MixtureLevel, MixtureProduct};
 use crate::error::Result;
 use crate::nn::soft_clip::{soft_clip_bound, soft_clip_value};
 #[cfg(doc)]
@@ -56,12 +56,8 @@ pub struct CpuEnergy {
     mixture: Option<FusedMixture>,
 }
 
-/// The mixture base measure at level 0 as one matrix product:
-/// `log p(x) = logsumexp_j (c_j + Σ_i x_i² (−½/v_ji) + Σ_i x_i μ_ji / v_ji)`.
-///
-/// When every component is spherical (`v_ji = v_j` for all features, as the trainer fits them),
-/// the quadratic term is `‖x‖² · (−½/v_j)` and the product shrinks to `x · (M V⁻¹)ᵀ`, (d × K)
-/// instead of (2d × K): half the multiply-adds.
+/// The mixture base measure at level 0 as one matrix product ([`MixtureProduct`], whose fields
+/// these are, with the component count).
 struct FusedMixture {
     components: usize,
     /// Spherical: (d, K) row-major `μ/v`. Otherwise (2d, K): rows `0..d` hold `−½/v`, rows
@@ -75,36 +71,13 @@ struct FusedMixture {
 
 impl FusedMixture {
     fn new(mixture: &MixtureLevel, d: usize) -> Result<Self> {
-        let (log_weights, means, variances) = mixture;
-        let k = log_weights.len();
-        let is_spherical = variances
-            .chunks_exact(d.max(1))
-            .all(|v| v.iter().all(|&x| x == v[0]));
-        let rows = if is_spherical { d } else { 2 * d };
-        let mut weight = vec![0f32; rows * k];
-        let mut constants = Vec::with_capacity(k);
-        let ln_two_pi = (2.0 * std::f64::consts::PI).ln();
-        for (j, &lw) in log_weights.iter().enumerate() {
-            let mut c = f64::from(lw);
-            for i in 0..d {
-                let (m, v) = (f64::from(means[j * d + i]), f64::from(variances[j * d + i]));
-                if is_spherical {
-                    weight[i * k + j] = (m / v) as f32;
-                } else {
-                    weight[i * k + j] = (-0.5 / v) as f32;
-                    weight[(d + i) * k + j] = (m / v) as f32;
-                }
-                c -= 0.5 * (ln_two_pi + v.ln() + m * m / v);
-            }
-            constants.push(c as f32);
-        }
-        let spherical = is_spherical.then(|| {
-            (0..k)
-                .map(|j| (-0.5 / f64::from(variances[j * d])) as f32)
-                .collect()
-        });
+        let MixtureProduct {
+            weight,
+            constants,
+            spherical,
+        } = MixtureProduct::new(mixture, d);
         Ok(Self {
-            components: k,
+            components: constants.len(),
             weight,
             spherical,
             constants,

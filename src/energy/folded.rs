@@ -29,6 +29,64 @@ pub struct DenseLayer {
 /// (K, d))`, row-major.
 pub type MixtureLevel = (Vec<f32>, Vec<f32>, Vec<f32>);
 
+/// The level-0 mixture's log-density as one matrix product, for every consumer that evaluates
+/// it outside candle (the fused CPU path, the ONNX export):
+/// `log p(x) = logsumexp_j (c_j + Σ_i x_i² (−½/v_ji) + Σ_i x_i μ_ji / v_ji)` with
+/// `c_j = log π_j − ½ Σ_i (ln 2π v_ji + μ_ji² / v_ji)`.
+///
+/// When every component is spherical (`v_ji = v_j` for all features, as the trainer fits them),
+/// the quadratic term is `‖x‖² · (−½/v_j)` and the product shrinks to `x · (M V⁻¹)ᵀ`, (d × K)
+/// instead of (2d × K): half the multiply-adds.
+#[derive(Clone, Debug)]
+pub struct MixtureProduct {
+    /// Spherical: (d, K) row-major `μ/v`. Otherwise (2d, K): rows `0..d` hold `−½/v`, rows
+    /// `d..2d` hold `μ/v`.
+    pub weight: Vec<f32>,
+    /// (K) `c_j`.
+    pub constants: Vec<f32>,
+    /// (K) `−½/v_j` when every component is spherical.
+    pub spherical: Option<Vec<f32>>,
+}
+
+impl MixtureProduct {
+    /// The product of a level's parameters ([`MixtureLevel`]) for rows of `d` features.
+    pub fn new(mixture: &MixtureLevel, d: usize) -> Self {
+        let (log_weights, means, variances) = mixture;
+        let k = log_weights.len();
+        let is_spherical = variances
+            .chunks_exact(d.max(1))
+            .all(|v| v.iter().all(|&x| x == v[0]));
+        let rows = if is_spherical { d } else { 2 * d };
+        let mut weight = vec![0f32; rows * k];
+        let mut constants = Vec::with_capacity(k);
+        let ln_two_pi = (2.0 * std::f64::consts::PI).ln();
+        for (j, &lw) in log_weights.iter().enumerate() {
+            let mut c = f64::from(lw);
+            for i in 0..d {
+                let (m, v) = (f64::from(means[j * d + i]), f64::from(variances[j * d + i]));
+                if is_spherical {
+                    weight[i * k + j] = (m / v) as f32;
+                } else {
+                    weight[i * k + j] = (-0.5 / v) as f32;
+                    weight[(d + i) * k + j] = (m / v) as f32;
+                }
+                c -= 0.5 * (ln_two_pi + v.ln() + m * m / v);
+            }
+            constants.push(c as f32);
+        }
+        let spherical = is_spherical.then(|| {
+            (0..k)
+                .map(|j| (-0.5 / f64::from(variances[j * d])) as f32)
+                .collect()
+        });
+        Self {
+            weight,
+            constants,
+            spherical,
+        }
+    }
+}
+
 /// `f(x, 0) = g(u, 0) + b(x)` as plain arrays: the MLP layers of `g` (last one with one output),
 /// the soft clip width `c` of `u` (0: off), and the base measure `b`.
 #[derive(Clone, Debug)]

@@ -13,7 +13,7 @@
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use ddaebm::energy::folded::{FoldedEnergy, MixtureLevel};
+use ddaebm::energy::folded::{FoldedEnergy, MixtureProduct};
 use ddaebm::nn::soft_clip::soft_clip_bound;
 use ddaebm::Model;
 use prost::Message;
@@ -284,55 +284,6 @@ fn value_info(name: &str, dims: &[Option<usize>]) -> ValueInfoProto {
     }
 }
 
-/// The mixture's log-density as one product, as the fused CPU path computes it:
-/// `log p(x) = logsumexp_j (c_j + [x², x] · w_j)` with `w_j = [−½/v_j ; μ_j/v_j]` and
-/// `c_j = log π_j − ½ Σ_i (log 2π v_ji + μ_ji²/v_ji)`. When every component is spherical (as
-/// the trainer fits them) the quadratic term is `‖x‖² · q_j` with `q_j = −½/v_j` and the product
-/// is `x · (μ_j/v_j)`: half the work.
-struct MixtureProduct {
-    /// (d, K) `μ/v` when spherical, else (2d, K): rows `0..d` hold `−½/v`, rows `d..2d` `μ/v`.
-    weight: Vec<f32>,
-    /// (K) constants `c_j`.
-    constants: Vec<f32>,
-    /// (K) `−½/v_j` when every component is spherical.
-    spherical: Option<Vec<f32>>,
-}
-
-fn mixture_product(mix: &MixtureLevel, d: usize) -> MixtureProduct {
-    let (log_weights, means, variances) = mix;
-    let k = log_weights.len();
-    let spherical = variances
-        .chunks_exact(d.max(1))
-        .all(|v| v.iter().all(|&x| x == v[0]));
-    let rows = if spherical { d } else { 2 * d };
-    let mut weight = vec![0f32; rows * k];
-    let mut constants = vec![0f32; k];
-    let ln_two_pi = (2.0 * std::f64::consts::PI).ln();
-    for j in 0..k {
-        let mut c = f64::from(log_weights[j]);
-        for i in 0..d {
-            let (mu, v) = (f64::from(means[j * d + i]), f64::from(variances[j * d + i]));
-            if spherical {
-                weight[i * k + j] = (mu / v) as f32;
-            } else {
-                weight[i * k + j] = (-0.5 / v) as f32;
-                weight[(d + i) * k + j] = (mu / v) as f32;
-            }
-            c -= 0.5 * (ln_two_pi + v.ln() + mu * mu / v);
-        }
-        constants[j] = c as f32;
-    }
-    MixtureProduct {
-        weight,
-        constants,
-        spherical: spherical.then(|| {
-            (0..k)
-                .map(|j| (-0.5 / f64::from(variances[j * d])) as f32)
-                .collect()
-        }),
-    }
-}
-
 /// The ONNX model of `model`'s level-0 energy. Image models are refused (their convolutional
 /// energy is not exported yet).
 pub fn energy_graph(model: &Model) -> Result<ModelProto> {
@@ -367,7 +318,7 @@ pub fn energy_graph(model: &Model) -> Result<ModelProto> {
             Some(g.node("Mul", &[&norms, &coef], vec![], None))
         }
         (None, Some(mix)) => {
-            let m = mixture_product(mix, d);
+            let m = MixtureProduct::new(mix, d);
             let k = m.constants.len();
             let c = g.constant("mixture_constant", &[k], &m.constants);
             let logits = match &m.spherical {
