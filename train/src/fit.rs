@@ -79,15 +79,23 @@ impl FitConfig {
     /// generator-only iterations (picked for the data when not set) or GCD's DDPM pre-training.
     pub fn total_steps(&self, features: usize) -> usize {
         match &self.method {
-            MethodConfig::Ddaebm => {
-                self.train.steps
-                    + self
-                        .train
-                        .generator_steps
-                        .unwrap_or_else(|| default_generator_steps(self.train.steps, features))
-            }
+            MethodConfig::Ddaebm => self.train.steps + self.generator_steps(features),
             MethodConfig::Gcd(g) => g.pretrain_steps + self.train.steps,
             MethodConfig::Dcd(_) => self.train.steps,
+        }
+    }
+}
+
+impl FitConfig {
+    /// DDAEBM's generator-only iterations on rows of `features` features: `train.generator_steps`,
+    /// or [`default_generator_steps`] when unset; 0 for the other methods (no generator).
+    pub fn generator_steps(&self, features: usize) -> usize {
+        match &self.method {
+            MethodConfig::Ddaebm => self
+                .train
+                .generator_steps
+                .unwrap_or_else(|| default_generator_steps(self.train.steps, features)),
+            _ => 0,
         }
     }
 }
@@ -440,15 +448,8 @@ fn prepare(data: &Matrix, cfg: &FitConfig) -> Result<Prepared> {
     }
     let mut train_config = cfg.train.clone();
     train_config.batch_size = train_config.batch_size.min(train.rows);
-    train_config.generator_steps = match cfg.method {
-        // Only DDAEBM has a generator to train on its own; the record shows what ran.
-        MethodConfig::Ddaebm => Some(
-            train_config
-                .generator_steps
-                .unwrap_or_else(|| default_generator_steps(train_config.steps, data.cols)),
-        ),
-        _ => Some(0),
-    };
+    // Resolved, so that the training record shows what ran.
+    train_config.generator_steps = Some(cfg.generator_steps(data.cols));
     if network.base_components > 0 {
         network.base_components = network
             .base_components

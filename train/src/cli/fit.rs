@@ -99,10 +99,10 @@ pub fn run(args: FitArgs) -> Result<()> {
         });
     }
     let generator_only = match cfg.method {
-        MethodConfig::Ddaebm if cfg.total_steps(data.cols) > cfg.train.steps => format!(
+        MethodConfig::Ddaebm if cfg.generator_steps(data.cols) > 0 => format!(
             " ({} joint, then {} generator-only against the finished energy)",
             cfg.train.steps,
-            cfg.total_steps(data.cols) - cfg.train.steps
+            cfg.generator_steps(data.cols)
         ),
         _ => String::new(),
     };
