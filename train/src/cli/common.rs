@@ -2,7 +2,7 @@
 //! and PNG grids of image rows.
 
 use std::io::IsTerminal;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -68,6 +68,30 @@ pub fn load_rows_for(model: &Model, path: &Path, key: Option<&str>) -> Result<Ma
         );
     }
     Ok(m)
+}
+
+/// The model and rows a scoring subcommand reads (`score`, `drift`, `explain`).
+#[derive(clap::Args)]
+pub struct ModelRows {
+    #[arg(long)]
+    pub model: PathBuf,
+    /// The rows (.npy, .npz, .csv or images).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Array name inside a .npz file.
+    #[arg(long)]
+    pub key: Option<String>,
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+impl ModelRows {
+    /// Opens the model and loads rows of its width.
+    pub fn load(&self) -> Result<(Model, Matrix)> {
+        let model = open_model(&self.model, &self.device)?;
+        let rows = load_rows_for(&model, &self.data, self.key.as_deref())?;
+        Ok((model, rows))
+    }
 }
 
 pub fn open_model(path: &Path, device: &str) -> Result<Model> {

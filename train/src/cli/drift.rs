@@ -1,31 +1,20 @@
 //! `ddaebm-train drift`: whether a whole batch of rows comes from the in-distribution data the
 //! model was calibrated on (the rank-sum test of `docs/method.md#drift`), as JSON.
 
-use std::path::PathBuf;
-
 use anyhow::Result;
 use clap::Args;
 
-use super::common::{load_rows_for, open_model};
+use super::common::ModelRows;
 
-// The arguments of `ddaebm-train drift`.
+// The arguments of `ddaebm-train drift`: the batch is every row of --data.
 #[derive(Args)]
 pub struct DriftArgs {
-    #[arg(long)]
-    pub model: PathBuf,
-    /// The batch to test (every row of the file).
-    #[arg(long)]
-    pub data: PathBuf,
-    /// Array name inside a .npz file.
-    #[arg(long)]
-    pub key: Option<String>,
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
+    #[command(flatten)]
+    pub input: ModelRows,
 }
 
 pub fn run(args: DriftArgs) -> Result<()> {
-    let m = open_model(&args.model, &args.device)?;
-    let rows = load_rows_for(&m, &args.data, args.key.as_deref())?;
+    let (m, rows) = args.input.load()?;
     let t = m.drift(&rows.data, rows.rows)?;
     println!(
         "{}",

@@ -7,28 +7,20 @@ use anyhow::Result;
 use clap::Args;
 use ddaebm_train::data::write_npy;
 
-use super::common::{load_rows_for, open_model};
+use super::common::ModelRows;
 
 // The arguments of `ddaebm-train explain`.
 #[derive(Args)]
 pub struct ExplainArgs {
-    #[arg(long)]
-    pub model: PathBuf,
-    #[arg(long)]
-    pub data: PathBuf,
-    /// Array name inside a .npz file.
-    #[arg(long)]
-    pub key: Option<String>,
+    #[command(flatten)]
+    pub input: ModelRows,
     /// Where the (n, d) attributions go (.npy, f32, energy units).
     #[arg(long)]
     pub out: PathBuf,
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
 }
 
 pub fn run(args: ExplainArgs) -> Result<()> {
-    let m = open_model(&args.model, &args.device)?;
-    let rows = load_rows_for(&m, &args.data, args.key.as_deref())?;
+    let (m, rows) = args.input.load()?;
     let a = m.explain(&rows.data, rows.rows)?;
     write_npy(&args.out, &a, &[rows.rows, m.input_dim()])?;
     eprintln!(

@@ -6,36 +6,21 @@ use anyhow::Result;
 use clap::Args;
 use ddaebm_train::data::write_npy;
 
-use super::common::{load_rows_for, open_model};
+use super::common::ModelRows;
 
 // The arguments of `ddaebm-train score`.
 #[derive(Args)]
 pub struct ScoreArgs {
-    #[arg(long)]
-    pub model: PathBuf,
-    #[arg(long)]
-    pub data: PathBuf,
-    /// Array name inside a .npz file.
-    #[arg(long)]
-    pub key: Option<String>,
+    #[command(flatten)]
+    pub input: ModelRows,
     #[arg(long)]
     pub out: PathBuf,
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
 }
 
 pub fn run(args: ScoreArgs) -> Result<()> {
-    let ScoreArgs {
-        model,
-        data,
-        key,
-        out,
-        device,
-    } = args;
-    let m = open_model(&model, &device)?;
-    let rows = load_rows_for(&m, &data, key.as_deref())?;
+    let (m, rows) = args.input.load()?;
     let e = m.energy(&rows.data, rows.rows)?;
-    write_npy(&out, &e, &[e.len()])?;
-    eprintln!("wrote {} energies to {}", e.len(), out.display());
+    write_npy(&args.out, &e, &[e.len()])?;
+    eprintln!("wrote {} energies to {}", e.len(), args.out.display());
     Ok(())
 }
