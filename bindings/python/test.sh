@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Installs the Python package into a virtual environment under target/ and runs its tests
-# against the shared fixture. Environment (all optional): DDAEBM_LIB_DIR (holds libddaebm.so,
-# default target/debug), DDAEBM_FIXTURE_DIR (default target/bindings-fixture).
+# Builds the Python package's wheel (scripts/build-wheel.sh, from the dev-profile library and
+# trainer in target/debug), installs that wheel into a virtual environment under target/ and
+# runs the tests against the installed package, which loads its bundled library and trainer
+# (no DDAEBM_LIBRARY, no DDAEBM_TRAIN). Environment (optional): DDAEBM_FIXTURE_DIR (default
+# target/bindings-fixture).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-lib_dir=${DDAEBM_LIB_DIR:-$repo/target/debug}
+lib_dir=$repo/target/debug
 fixture=${DDAEBM_FIXTURE_DIR:-$repo/target/bindings-fixture}
 for f in "$lib_dir/libddaebm.so" "$fixture/model.safetensors"; do
     if [ ! -e "$f" ]; then
@@ -35,16 +37,16 @@ fi
 if ! "$venv/bin/python" -c "import sklearn" 2>/dev/null; then
     "$venv/bin/pip" install -q scikit-learn
 fi
-# A real (non-editable) install, as a user would get it.
-"$venv/bin/pip" install -q --no-build-isolation --no-deps --force-reinstall "$here" 2>&1 \
-    | grep -v "^\[notice\]" || true
-"$venv/bin/python" -c "import ddaebm, sys; assert '/site-packages/' in ddaebm.__file__, ddaebm.__file__"
+# The wheel a user would install, not the source tree.
+wheel=$("$repo/scripts/build-wheel.sh" --profile dev --out "$repo/target/bindings/wheel" | tail -1)
+"$venv/bin/pip" install -q --disable-pip-version-check --no-deps --force-reinstall "$wheel"
+unset DDAEBM_LIBRARY DDAEBM_TRAIN
+"$venv/bin/python" -c "import ddaebm; assert '/site-packages/' in ddaebm.__file__, ddaebm.__file__"
 
 log=$repo/target/bindings/python-tests.log
 set +e
-# ddaebm.fit runs the trainer built beside the library (test_fit.py).
-(cd "$repo/target/bindings" && DDAEBM_LIBRARY="$lib_dir/libddaebm.so" DDAEBM_FIXTURE_DIR="$fixture" \
-    DDAEBM_TRAIN="${DDAEBM_TRAIN:-$lib_dir/ddaebm-train}" \
+# The venv's bin/ first on PATH, as an activated venv has it: the ddaebm-train command is there.
+(cd "$repo/target/bindings" && DDAEBM_FIXTURE_DIR="$fixture" PATH="$venv/bin:$PATH" \
     "$venv/bin/python" -m pytest -p no:cacheprovider -v "$here/tests") 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
@@ -53,7 +55,7 @@ failed=$(grep -cE " (FAILED|ERROR)" "$log" || true)
 
 # Lint (package and tests) and strict type checks (package), from the package's folder so that
 # its pyproject.toml settings apply.
-for check in "ruff check ." "mypy src/ddaebm"; do
+for check in "ruff check . ../../examples" "mypy src/ddaebm"; do
     if (cd "$here" && "$venv/bin/${check%% *}" ${check#* } >"$repo/target/bindings/python-check.log" 2>&1); then
         echo "ok - $check"
         passed=$((passed + 1))
@@ -69,7 +71,7 @@ done
 expected="flagged $(awk '$1=="flagged"{print $2}' "$fixture/fixture.txt") of $(awk '$1=="rows"{print $2}' "$fixture/fixture.txt") rows"
 # The whole output first, then its first line: piping into `head -1` would close the pipe while
 # the example may still be writing, and it would fail with EPIPE depending on timing.
-out=$(DDAEBM_LIBRARY="$lib_dir/libddaebm.so" "$venv/bin/python" "$repo/examples/python/screen.py" \
+out=$("$venv/bin/python" "$repo/examples/python/screen.py" \
     "$fixture/model.safetensors" "$fixture/rows.csv" || true)
 got=${out%%$'\n'*}
 if [[ $got == "$expected"* ]]; then

@@ -1,7 +1,8 @@
-"""Fitting from Python: ddaebm.fit runs the trainer (DDAEBM_TRAIN, set by test.sh) and
-ddaebm.Detector behaves as a scikit-learn estimator."""
+"""Fitting from Python: ddaebm.fit runs the trainer (the one the installed wheel bundles, or
+DDAEBM_TRAIN) and ddaebm.Detector behaves as a scikit-learn estimator."""
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -38,8 +39,11 @@ def test_fit_writes_the_file_the_cli_writes(tmp_path: Path):
     # The same run through the command line gives the same model, bit for bit.
     np.save(tmp_path / "x.npy", X)
     cli = tmp_path / "cli.safetensors"
+    # The `ddaebm-train` command on PATH: the wheel's entry point, which runs its bundled trainer.
+    command = shutil.which("ddaebm-train")
+    assert command is not None, "ddaebm-train is not on PATH"
     subprocess.run(
-        [os.environ["DDAEBM_TRAIN"], "fit", "--data", str(tmp_path / "x.npy"), "--out", str(cli),
+        [command, "fit", "--data", str(tmp_path / "x.npy"), "--out", str(cli),
          "--seed", "3", "--steps", "40", "--generator-steps", "40", "--batch-size", "64"],
         check=True, capture_output=True,
     )
@@ -69,14 +73,35 @@ def test_fit_errors_carry_the_trainer_message(tmp_path: Path):
 
 
 def test_the_trainer_is_found_or_the_error_says_how(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
-    assert ddaebm.trainer_path() == Path(os.environ["DDAEBM_TRAIN"])
+    import ddaebm._fit
+
+    monkeypatch.delenv("DDAEBM_TRAIN", raising=False)
+    bundled = ddaebm._fit.bundled_trainer()
+    if bundled is not None:
+        # An installed wheel: its own trainer comes first, whatever PATH holds.
+        assert bundled.parent == Path(ddaebm.__file__).parent / "bin"
+        monkeypatch.setenv("PATH", str(tmp_path))
+        assert ddaebm.trainer_path() == bundled
+    # DDAEBM_TRAIN overrides everything, and a wrong one is reported as such.
     monkeypatch.setenv("DDAEBM_TRAIN", str(tmp_path / "missing"))
     with pytest.raises(ddaebm.TrainerNotFoundError, match="DDAEBM_TRAIN"):
         ddaebm.trainer_path()
     monkeypatch.delenv("DDAEBM_TRAIN")
+    # No bundled trainer: PATH is searched, skipping the package's own entry-point script (which
+    # would only look for a trainer again).
+    monkeypatch.setattr(ddaebm._fit, "bundled_trainer", lambda: None)
+    wrapper = tmp_path / "ddaebm-train"
+    wrapper.write_text("#!/usr/bin/python3\nfrom ddaebm._cli import main\nmain()\n")
+    wrapper.chmod(0o755)
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(ddaebm.TrainerNotFoundError, match="not found"):
         ddaebm.trainer_path()
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "ddaebm-train").write_bytes(b"\x7fELF")
+    (real / "ddaebm-train").chmod(0o755)
+    monkeypatch.setenv("PATH", os.pathsep.join([str(tmp_path), str(real)]))
+    assert ddaebm.trainer_path() == real / "ddaebm-train"
 
 
 def test_detector_follows_the_scikit_learn_conventions(tmp_path: Path):

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ._cli import bundled_trainer, trainer_on_path
 from ._errors import Error, Status
 from ._model import Model
 
@@ -44,12 +45,9 @@ def trainer_path() -> Path:
         if not path.is_file():
             raise TrainerNotFoundError(f"DDAEBM_TRAIN={env} is not a file")
         return path
-    bundled = Path(__file__).with_name("bin") / "ddaebm-train"
-    if bundled.is_file():
-        return bundled
-    found = shutil.which("ddaebm-train")
-    if found:
-        return Path(found)
+    found = bundled_trainer() or trainer_on_path()
+    if found is not None:
+        return found
     raise TrainerNotFoundError(
         "ddaebm-train not found: set DDAEBM_TRAIN to its path or put it on PATH "
         "(cargo build --release -p ddaebm-train builds it)"
