@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds libddaebm.so and the shared fixture (a small fitted model plus the Rust library's own
 # energies, p-values, flags and samples for it), then runs the C, C++, Go and Python binding
-# tests and their examples against them. Called by scripts/test.sh; runs alone too.
+# tests and their examples against them, then the Python wheel and the Spark and Ray examples
+# (scripts/test-wheel.sh). Called by scripts/test.sh; runs alone too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -72,6 +73,13 @@ for lang in c cpp go python; do
     grep -E "^[A-Za-z+]+ tests: [0-9]+ passed, [0-9]+ failed" "target/bindings/$lang.log" \
         | tail -1 >>"$summary" || echo "$lang tests: 0 passed, 1 failed (no summary line)" >>"$summary"
 done
+# The Python wheel in a fresh venv without Rust, and the Spark and Ray examples on it.
+echo "== wheel, Spark and Ray (at ${SECONDS}s)"
+if scripts/test-wheel.sh 2>&1 | tee target/bindings/wheel.log; then :; else
+    failed_suites+=(wheel)
+fi
+grep -E "^Wheel tests: [0-9]+ passed, [0-9]+ failed" target/bindings/wheel.log | tail -1 >>"$summary" \
+    || echo "Wheel tests: 0 passed, 1 failed (no summary line)" >>"$summary"
 echo "== binding summary (at ${SECONDS}s)"
 cat "$summary"
 if [ ${#failed_suites[@]} -gt 0 ]; then

@@ -7,6 +7,7 @@ import struct
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -371,3 +372,41 @@ def test_missing_library_gives_a_clear_error(tmp_path):
     code = "import ddaebm\ntry:\n    ddaebm.Model('x')\nexcept ddaebm.LibraryNotFoundError as e:\n    print(e)\n"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert "DDAEBM_LIBRARY" in out.stdout and "nowhere.so (not found)" in out.stdout
+
+
+def test_an_installed_wheel_loads_its_own_library():
+    if "DDAEBM_LIBRARY" in os.environ:
+        pytest.skip("DDAEBM_LIBRARY chooses the library")
+    package = Path(ddaebm.__file__).resolve().parent
+    if not (package / "libddaebm.so").exists():
+        pytest.skip("a source install without a bundled library")
+    assert Path(ddaebm.library_path()).resolve() == package / "libddaebm.so"
+    assert ddaebm.library_version().split(".")[:2] == ddaebm.__version__.split(".")[:2]
+
+
+def test_shared_model_opens_a_file_once_per_process(fixture_dir, rows, tmp_path):
+    import shutil
+
+    path = tmp_path / "m.safetensors"
+    shutil.copyfile(fixture_dir / "model.safetensors", path)
+    a = ddaebm.shared_model(path, threads=1)
+    assert ddaebm.shared_model(str(path), threads=1) is a
+    assert ddaebm.shared_model(path, threads=2) is not a  # other options, another model
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(ddaebm.shared_model(path, threads=1))) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(m is a for m in results)
+    a.close()
+    b = ddaebm.shared_model(path, threads=1)  # closed: reopened
+    assert b is not a and not b.closed
+    assert (bits(b.energy(rows)) == bits(np.fromfile(fixture_dir / "energy.f32", dtype="<f4"))).all()
+    # A file replaced on disk is opened afresh.
+    shutil.copyfile(fixture_dir / "model.safetensors", tmp_path / "new")
+    os.utime(tmp_path / "new", ns=(0, 10**18))
+    os.replace(tmp_path / "new", path)
+    assert ddaebm.shared_model(path, threads=1) is not b
+    with pytest.raises(FileNotFoundError):
+        ddaebm.shared_model(tmp_path / "missing.safetensors")

@@ -30,7 +30,7 @@ from ._errors import (
     UnsupportedVersionError,
 )
 from ._fit import Detector, TrainerNotFoundError, TrainingError, fit, trainer_path
-from ._model import DriftResult, Model
+from ._model import DriftResult, Model, shared_model
 
 
 def library_version() -> str:
@@ -41,12 +41,21 @@ def library_version() -> str:
     return version.decode()
 
 
+def library_path() -> str:
+    """Path of the loaded shared library (loading it if needed): the one bundled in a wheel,
+    ``DDAEBM_LIBRARY``, or the system's."""
+    from . import _ffi
+
+    return str(_ffi.lib()._name)
+
+
 __all__ = [
     "BadModelError",
     "Detector",
     "TrainerNotFoundError",
     "TrainingError",
     "fit",
+    "library_path",
     "trainer_path",
     "DeviceUnavailableError",
     "DriftResult",
@@ -60,6 +69,7 @@ __all__ = [
     "NullArgumentError",
     "PanicError",
     "ShapeMismatchError",
+    "shared_model",
     "Status",
     "UnsupportedVersionError",
     "library_version",

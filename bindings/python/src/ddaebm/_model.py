@@ -268,3 +268,27 @@ class Model:
             self._release()
         _ffi.check(status)
         return out
+
+
+_shared_lock = threading.Lock()
+_shared: dict[tuple[str, int, int, str, int], Model] = {}
+
+
+def shared_model(path: str | os.PathLike[str], device: str = "cpu", threads: int = 0) -> Model:
+    """The model at ``path``, opened once per process and reused by every later call.
+
+    Meant for code that a data platform runs many times in the same worker process (a Spark
+    pandas UDF or ``mapInPandas`` function, a Ray task): the first call on a worker opens the
+    file, later calls, from any thread, get the same :class:`Model`. A file replaced on disk
+    (another size or modification time) is opened afresh; a shared model someone closed is
+    reopened. Models opened here stay open until the process exits.
+    """
+    resolved = os.path.realpath(os.fspath(path))
+    stat = os.stat(resolved)
+    key = (resolved, stat.st_size, stat.st_mtime_ns, device, threads)
+    with _shared_lock:
+        model = _shared.get(key)
+        if model is None or model.closed:
+            model = Model(resolved, device=device, threads=threads)
+            _shared[key] = model
+        return model
