@@ -216,3 +216,38 @@ fn image_batches_are_scored_in_memory_bounded_chunks() {
     let tail = model.energy(&x[chunk * d..], 7).unwrap();
     assert_eq!(all, [head, tail].concat());
 }
+
+#[test]
+fn image_explanations_are_per_pixel_and_complete() {
+    let (meta, _, model) = build(&image_network());
+    let d = model.input_dim();
+    let n = 4;
+    let mut x = images(n, 3);
+    // Pixels at the reference (the normalisation's mean, a flat grey image) have nothing to
+    // explain: their attribution is exactly zero.
+    let reference = meta.normalization.mean.clone();
+    for row in 0..n {
+        x[row * d + 3] = reference[3];
+        x[row * d + d - 1] = reference[d - 1];
+    }
+    let a = model.explain(&x, n).unwrap();
+    assert_eq!(
+        a.len(),
+        n * d,
+        "one attribution per pixel, channel-major as the rows"
+    );
+    assert!(a.iter().all(|v| v.is_finite()));
+    let e = model.energy(&x, n).unwrap();
+    let e_ref = model.energy(&reference, 1).unwrap()[0];
+    for row in 0..n {
+        let attr = &a[row * d..(row + 1) * d];
+        assert_eq!(attr[3], 0.0);
+        assert_eq!(attr[d - 1], 0.0);
+        let sum: f32 = attr.iter().sum();
+        let gap = e[row] - e_ref;
+        assert!(
+            (sum - gap).abs() <= 2e-3 * gap.abs().max(1.0),
+            "row {row}: attributions sum to {sum}, energy gap {gap}"
+        );
+    }
+}
