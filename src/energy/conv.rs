@@ -6,7 +6,7 @@ use candle_nn::VarBuilder;
 
 use crate::architecture::ImageConfig;
 use crate::error::Result;
-use crate::nn::conv::{image_to_pixels, DownsamplingNet};
+use crate::nn::conv::{image_to_pixels, DownsamplingNet, DownsamplingParts};
 
 /// The energy network's learned part `g(x, k)` for images, `(B, C·H·W)` → `(B, 1)`.
 #[derive(Clone, Debug)]
@@ -26,6 +26,16 @@ impl ConvEnergyBody {
             cfg: cfg.clone(),
             net: DownsamplingNet::new(cfg, sinusoid, num_levels, cfg.channels, 1, vb)?,
         })
+    }
+
+    /// The image shape and pixel scaling.
+    pub fn config(&self) -> &ImageConfig {
+        &self.cfg
+    }
+
+    /// The network at diffusion level `level` as plain arrays.
+    pub fn level_parts(&self, level: usize) -> Result<DownsamplingParts> {
+        self.net.level_parts(level)
     }
 
     pub fn forward(&self, xs: &Tensor, levels: &Tensor) -> Result<Tensor> {

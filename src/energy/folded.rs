@@ -7,9 +7,11 @@
 
 use candle::{DType, Tensor};
 
+use crate::architecture::ImageConfig;
 use crate::energy::base::GaussianBase;
-use crate::energy::{BaseMeasure, EnergyNet};
+use crate::energy::{BaseMeasure, EnergyBody, EnergyNet};
 use crate::error::{Error, Result};
+use crate::nn::conv::DownsamplingParts;
 use crate::nn::prelu::Prelu;
 
 /// One linear layer and the PReLU after it, in host memory.
@@ -152,11 +154,7 @@ impl EnergyNet {
         if layers.last().map(|l| l.out_dim) != Some(1) {
             return Err(Error::bad_model("the energy head must end in one output"));
         }
-        let (gaussian, mixture) = match self.base() {
-            BaseMeasure::None => (None, None),
-            BaseMeasure::Gaussian(g) => (Some(*g), None),
-            BaseMeasure::Mixture(m) => (None, Some(m.level_params(0)?)),
-        };
+        let (gaussian, mixture) = self.level0_base()?;
         Ok(FoldedEnergy {
             layers,
             soft_clip: self.soft_clip_width(),
@@ -164,4 +162,42 @@ impl EnergyNet {
             mixture,
         })
     }
+
+    /// An image model's network at level 0 as plain arrays; an MLP network is an
+    /// [`Error::InvalidArgument`] (see [`EnergyNet::fold_level0`]).
+    pub fn fold_level0_image(&self) -> Result<FoldedImageEnergy> {
+        let EnergyBody::Conv(body) = self.body() else {
+            return Err(Error::InvalidArgument(
+                "not an image model: its MLP folds with fold_level0".into(),
+            ));
+        };
+        let (gaussian, mixture) = self.level0_base()?;
+        Ok(FoldedImageEnergy {
+            image: body.config().clone(),
+            body: body.level_parts(0)?,
+            soft_clip: self.soft_clip_width(),
+            gaussian,
+            mixture,
+        })
+    }
+
+    fn level0_base(&self) -> Result<(Option<GaussianBase>, Option<MixtureLevel>)> {
+        Ok(match self.base() {
+            BaseMeasure::None => (None, None),
+            BaseMeasure::Gaussian(g) => (Some(*g), None),
+            BaseMeasure::Mixture(m) => (None, Some(m.level_params(0)?)),
+        })
+    }
+}
+
+/// An image model's `f(x, 0) = g(u, 0) + b(x)` as plain arrays: the convolutional network `g`
+/// at level 0 (on `u` reshaped to `(C, H, W)` images), the soft clip width `c` of `u` (0: off)
+/// and the base measure `b` on the flat normalised rows.
+#[derive(Clone, Debug)]
+pub struct FoldedImageEnergy {
+    pub image: ImageConfig,
+    pub body: DownsamplingParts,
+    pub soft_clip: f32,
+    pub gaussian: Option<GaussianBase>,
+    pub mixture: Option<MixtureLevel>,
 }

@@ -17,11 +17,60 @@ use candle_nn::{Linear, VarBuilder};
 
 use crate::architecture::ImageConfig;
 use crate::error::{Error, Result};
-use crate::nn::embedding::LevelMlp;
+use crate::nn::embedding::{level_tensor, LevelMlp};
 use crate::nn::linear::linear;
 
 /// GroupNorm's ε.
-const GROUP_NORM_EPS: f64 = 1e-6;
+pub const GROUP_NORM_EPS: f64 = 1e-6;
+
+/// A convolution's weights in host memory, for consumers outside candle (the ONNX export).
+#[derive(Clone, Debug)]
+pub struct ConvParts {
+    /// `(out, in, k, k)` row-major, the ONNX `Conv` layout.
+    pub weight: Vec<f32>,
+    pub bias: Vec<f32>,
+    pub in_channels: usize,
+    pub out_channels: usize,
+    /// 3 (zero padding 1) or 1.
+    pub kernel: usize,
+}
+
+/// A GroupNorm's groups and per-channel affine (ε is [`GROUP_NORM_EPS`]).
+#[derive(Clone, Debug)]
+pub struct NormParts {
+    pub groups: usize,
+    pub weight: Vec<f32>,
+    pub bias: Vec<f32>,
+}
+
+/// A residual block at one diffusion level: the level's per-channel bias is folded into
+/// `conv1`'s bias. Output `(skip(h) + conv2(SiLU(norm2(conv1(SiLU(norm1(h)))))))/√2`.
+#[derive(Clone, Debug)]
+pub struct BlockParts {
+    pub norm1: NormParts,
+    pub conv1: ConvParts,
+    pub norm2: NormParts,
+    pub conv2: ConvParts,
+    /// The 1×1 skip convolution when the channel count changes (else the identity).
+    pub skip: Option<ConvParts>,
+}
+
+/// [`DownsamplingNet`] at one diffusion level as plain arrays: input conv, stages of blocks
+/// (2×2 average pooling before every stage after the first), GroupNorm → SiLU → spatial mean
+/// → linear head.
+#[derive(Clone, Debug)]
+pub struct DownsamplingParts {
+    pub input: ConvParts,
+    pub stages: Vec<Vec<BlockParts>>,
+    pub out_norm: NormParts,
+    /// `(out_features, channels)` row-major.
+    pub head_weight: Vec<f32>,
+    pub head_bias: Vec<f32>,
+}
+
+fn host(t: &Tensor) -> Result<Vec<f32>> {
+    Ok(t.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?)
+}
 
 /// `(B, C·H·W)` rows of images shaped as `cfg` says → pixel-major `(H·W, B, C)` activations
 /// (see [`Grid`]).
@@ -105,6 +154,18 @@ impl Conv {
             bias,
             kernel,
             grid,
+        })
+    }
+
+    /// The weights in host memory.
+    pub fn parts(&self) -> Result<ConvParts> {
+        let (out_channels, in_channels, _, _) = self.weight.dims4()?;
+        Ok(ConvParts {
+            weight: host(&self.weight)?,
+            bias: host(&self.bias)?,
+            in_channels,
+            out_channels,
+            kernel: self.kernel,
         })
     }
 
@@ -220,6 +281,15 @@ impl GroupNorm {
         })
     }
 
+    /// The groups and affine in host memory.
+    pub fn parts(&self) -> Result<NormParts> {
+        Ok(NormParts {
+            groups: self.groups,
+            weight: host(&self.weight)?,
+            bias: host(&self.bias)?,
+        })
+    }
+
     pub fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         let (p, b, c) = xs.dims3()?;
         let x = xs.reshape((p, b, self.groups, c / self.groups))?;
@@ -324,6 +394,29 @@ impl ResBlock {
             } else {
                 None
             },
+        })
+    }
+
+    /// The block at the level whose embedding is `temb` (`(1, embed)`), as plain arrays. Only
+    /// plain (unmodulated) blocks, as in the energy network, have such a form.
+    pub fn level_parts(&self, temb: &Tensor) -> Result<BlockParts> {
+        let plain = |norm: &Norm| match norm {
+            Norm::Plain(n) => n.parts(),
+            Norm::Adaptive { .. } => Err(Error::InvalidArgument(
+                "a latent-modulated block depends on the latent, not only on the level".into(),
+            )),
+        };
+        let mut conv1 = self.conv1.parts()?;
+        let level_bias = host(&self.level_bias.forward(&silu(temb)?)?)?;
+        for (b, l) in conv1.bias.iter_mut().zip(level_bias) {
+            *b += l;
+        }
+        Ok(BlockParts {
+            norm1: plain(&self.norm1)?,
+            conv1,
+            norm2: plain(&self.norm2)?,
+            conv2: self.conv2.parts()?,
+            skip: self.skip.as_ref().map(Conv::parts).transpose()?,
         })
     }
 
@@ -448,6 +541,28 @@ impl DownsamplingNet {
             grids,
             out_norm,
             head,
+        })
+    }
+
+    /// The network at diffusion level `level` as plain arrays (weights copied to host memory).
+    pub fn level_parts(&self, level: usize) -> Result<DownsamplingParts> {
+        let device = self.head.weight().device();
+        let temb = self.level.forward(&level_tensor(level, 1, device)?)?;
+        let stages = self
+            .stages
+            .iter()
+            .map(|blocks| blocks.iter().map(|b| b.level_parts(&temb)).collect())
+            .collect::<Result<Vec<Vec<BlockParts>>>>()?;
+        let out_features = self.head.weight().dim(0)?;
+        Ok(DownsamplingParts {
+            input: self.input.parts()?,
+            stages,
+            out_norm: self.out_norm.parts()?,
+            head_weight: host(self.head.weight())?,
+            head_bias: match self.head.bias() {
+                Some(b) => host(b)?,
+                None => vec![0.0; out_features],
+            },
         })
     }
 

@@ -1,21 +1,26 @@
-//! `ddaebm-train export --onnx`: a vector model's level-0 energy as one ONNX graph
-//! (`docs/onnx.md`).
+//! `ddaebm-train export --onnx`: a model's level-0 energy as one ONNX graph (`docs/onnx.md`).
 //!
 //! The graph computes what [`ddaebm::Model::energy`] computes, from raw rows `x` of shape
 //! `[N, d]` (N dynamic) to energies `[N]`: the normalisation, the input soft clip, the energy
-//! network folded at level 0 ([`ddaebm::EnergyNet::fold_level0`]: x-branch and head layers,
-//! the level embedding folded into the head's first bias) and the base measure (Gaussian or
-//! mixture). The calibrated threshold and the model's identity go into the ONNX metadata.
+//! network at level 0 and the base measure (Gaussian or mixture). A vector model's MLP is
+//! folded ([`ddaebm::EnergyNet::fold_level0`]: x-branch and head layers, the level embedding
+//! folded into the head's first bias); an image model's convolutional network
+//! ([`ddaebm::EnergyNet::fold_level0_image`]) becomes `Conv`, GroupNorm (as
+//! `InstanceNormalization` over the channel groups, then the per-channel affine), SiLU
+//! (`Sigmoid`, `Mul`), `AveragePool` and `ReduceMean` nodes on the rows reshaped to
+//! `[N, C, H, W]`, with each block's level bias folded into its first convolution's bias.
+//! The calibrated threshold and the model's identity go into the ONNX metadata.
 //!
 //! The messages below are the subset of `onnx.proto` (proto2) the graph needs, with ONNX's own
 //! field numbers; prost encodes them.
 
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
-use ddaebm::energy::folded::{FoldedEnergy, MixtureProduct};
+use anyhow::{Context, Result};
+use ddaebm::energy::folded::{DenseLayer, MixtureProduct};
+use ddaebm::nn::conv::{BlockParts, ConvParts, DownsamplingParts, NormParts, GROUP_NORM_EPS};
 use ddaebm::nn::soft_clip::soft_clip_bound;
-use ddaebm::Model;
+use ddaebm::{ImageConfig, Model};
 use prost::Message;
 
 /// ONNX IR version of the written files (ONNX 1.13+; opset 17 needs IR 8).
@@ -284,16 +289,147 @@ fn value_info(name: &str, dims: &[Option<usize>]) -> ValueInfoProto {
     }
 }
 
-/// The ONNX model of `model`'s level-0 energy. Image models are refused (their convolutional
-/// energy is not exported yet).
+/// The learned part `g` of the level-0 energy, in host memory.
+enum Body {
+    Mlp(Vec<DenseLayer>),
+    Image(ImageConfig, Box<DownsamplingParts>),
+}
+
+/// `SiLU(x) = x · sigmoid(x)`.
+fn silu(g: &mut Graph, x: &str) -> String {
+    let s = g.node("Sigmoid", &[x], vec![], None);
+    g.node("Mul", &[x, &s], vec![], None)
+}
+
+/// A same-size convolution (3×3 with zero padding 1, or 1×1) with bias on `[N, C, H, W]`.
+fn conv(g: &mut Graph, x: &str, c: &ConvParts) -> String {
+    let k = c.kernel;
+    let w = g.constant("conv_w", &[c.out_channels, c.in_channels, k, k], &c.weight);
+    let b = g.constant("conv_b", &[c.out_channels], &c.bias);
+    let pad = (k / 2) as i64;
+    g.node(
+        "Conv",
+        &[x, &w, &b],
+        vec![
+            Attr::Ints("kernel_shape", vec![k as i64, k as i64]),
+            Attr::Ints("pads", vec![pad; 4]),
+            Attr::Ints("strides", vec![1, 1]),
+        ],
+        None,
+    )
+}
+
+/// GroupNorm on `[N, C, H, W]`: `InstanceNormalization` of `[N, G, (C/G)·H·W]` (statistics per
+/// image and group, the biased variance, ε as the library's), then the per-channel affine.
+fn group_norm(
+    g: &mut Graph,
+    x: &str,
+    n: &NormParts,
+    channels: usize,
+    h: usize,
+    w: usize,
+) -> String {
+    let grouped_shape = g.int64s("grouped_shape", &[0, n.groups as i64, -1]);
+    let grouped = g.node("Reshape", &[x, &grouped_shape], vec![], None);
+    let ones = g.constant("gn_scale", &[n.groups], &vec![1.0; n.groups]);
+    let zeros = g.constant("gn_shift", &[n.groups], &vec![0.0; n.groups]);
+    let normed = g.node(
+        "InstanceNormalization",
+        &[&grouped, &ones, &zeros],
+        vec![Attr::Float("epsilon", GROUP_NORM_EPS as f32)],
+        None,
+    );
+    let image_shape = g.int64s("image_shape", &[0, channels as i64, h as i64, w as i64]);
+    let image = g.node("Reshape", &[&normed, &image_shape], vec![], None);
+    let weight = g.constant("gn_weight", &[channels, 1, 1], &n.weight);
+    let bias = g.constant("gn_bias", &[channels, 1, 1], &n.bias);
+    let scaled = g.node("Mul", &[&image, &weight], vec![], None);
+    g.node("Add", &[&scaled, &bias], vec![], None)
+}
+
+/// A residual block at `h × w`: `(skip(x) + conv2(SiLU(GN2(conv1(SiLU(GN1(x)))))))/√2`.
+fn res_block(g: &mut Graph, x: &str, b: &BlockParts, h: usize, w: usize) -> String {
+    let a = group_norm(g, x, &b.norm1, b.conv1.in_channels, h, w);
+    let a = silu(g, &a);
+    let a = conv(g, &a, &b.conv1);
+    let a = group_norm(g, &a, &b.norm2, b.conv1.out_channels, h, w);
+    let a = silu(g, &a);
+    let a = conv(g, &a, &b.conv2);
+    let skip = match &b.skip {
+        Some(s) => conv(g, x, s),
+        None => x.to_string(),
+    };
+    let sum = g.node("Add", &[&skip, &a], vec![], None);
+    let scale = g.constant("inv_sqrt2", &[], &[std::f32::consts::FRAC_1_SQRT_2]);
+    g.node("Mul", &[&sum, &scale], vec![], None)
+}
+
+/// An image model's `g(u, 0)`, `[N, C·H·W]` → `[N, 1]`.
+fn image_body(g: &mut Graph, u: &str, cfg: &ImageConfig, p: &DownsamplingParts) -> String {
+    let shape = g.int64s(
+        "input_shape",
+        &[0, cfg.channels as i64, cfg.height as i64, cfg.width as i64],
+    );
+    let mut x = g.node("Reshape", &[u, &shape], vec![], None);
+    x = conv(g, &x, &p.input);
+    let (mut h, mut w) = (cfg.height, cfg.width);
+    let mut channels = p.input.out_channels;
+    for (i, blocks) in p.stages.iter().enumerate() {
+        if i > 0 {
+            x = g.node(
+                "AveragePool",
+                &[&x],
+                vec![
+                    Attr::Ints("kernel_shape", vec![2, 2]),
+                    Attr::Ints("strides", vec![2, 2]),
+                ],
+                None,
+            );
+            (h, w) = (h / 2, w / 2);
+        }
+        for block in blocks {
+            x = res_block(g, &x, block, h, w);
+            channels = block.conv2.out_channels;
+        }
+    }
+    x = group_norm(g, &x, &p.out_norm, channels, h, w);
+    x = silu(g, &x);
+    let pooled = g.node(
+        "ReduceMean",
+        &[&x],
+        vec![Attr::Ints("axes", vec![2, 3]), Attr::Int("keepdims", 0)],
+        None,
+    );
+    let out = p.head_bias.len();
+    // (out, C) stored → (C, out) for MatMul.
+    let mut wt = vec![0f32; channels * out];
+    for o in 0..out {
+        for c in 0..channels {
+            wt[c * out + o] = p.head_weight[o * channels + c];
+        }
+    }
+    let wt = g.constant("head_w", &[channels, out], &wt);
+    let b = g.constant("head_b", &[out], &p.head_bias);
+    let prod = g.node("MatMul", &[&pooled, &wt], vec![], None);
+    g.node("Add", &[&prod, &b], vec![], None)
+}
+
+/// The ONNX model of `model`'s level-0 energy, for vector and image models.
 pub fn energy_graph(model: &Model) -> Result<ModelProto> {
     let meta = model.metadata();
-    if meta.network.image.is_some() {
-        bail!(
-            "only vector models export to ONNX (image models' convolutional energy does not yet)"
-        );
-    }
-    let folded: FoldedEnergy = model.energy_net().fold_level0()?;
+    let net = model.energy_net();
+    let (soft_clip_width, gaussian, mixture, body) = if meta.network.image.is_some() {
+        let f = net.fold_level0_image()?;
+        (
+            f.soft_clip,
+            f.gaussian,
+            f.mixture,
+            Body::Image(f.image, Box::new(f.body)),
+        )
+    } else {
+        let f = net.fold_level0()?;
+        (f.soft_clip, f.gaussian, f.mixture, Body::Mlp(f.layers))
+    };
     let d = model.input_dim();
     let norm = &meta.normalization;
     let mut g = Graph::default();
@@ -305,7 +441,7 @@ pub fn energy_graph(model: &Model) -> Result<ModelProto> {
 
     // The base measure's share of the energy, `−b(x)` (none without one).
     let squares = g.node("Mul", &[&xn, &xn], vec![], None);
-    let base = match (&folded.gaussian, &folded.mixture) {
+    let base = match (&gaussian, &mixture) {
         (Some(gauss), _) => {
             let axes = g.int64s("axes", &[1]);
             let norms = g.node(
@@ -358,35 +494,36 @@ pub fn energy_graph(model: &Model) -> Result<ModelProto> {
 
     // The soft clip u = x / √(1 + (x/c)²), on the input clamped as the library clamps it.
     let mut h = xn.clone();
-    if folded.soft_clip > 0.0 {
-        let bound = soft_clip_bound(folded.soft_clip) as f32;
+    if soft_clip_width > 0.0 {
+        let bound = soft_clip_bound(soft_clip_width) as f32;
         let lo = g.constant("clip_min", &[], &[-bound]);
         let hi = g.constant("clip_max", &[], &[bound]);
         let clamped = g.node("Clip", &[&xn, &lo, &hi], vec![], None);
         let sq = g.node("Mul", &[&clamped, &clamped], vec![], None);
-        let inv_c2 = g.constant(
-            "inv_c2",
-            &[],
-            &[1.0 / (folded.soft_clip * folded.soft_clip)],
-        );
+        let inv_c2 = g.constant("inv_c2", &[], &[1.0 / (soft_clip_width * soft_clip_width)]);
         let scaled = g.node("Mul", &[&sq, &inv_c2], vec![], None);
         let one = g.constant("one", &[], &[1.0]);
         let s = g.node("Add", &[&scaled, &one], vec![], None);
         let root = g.node("Sqrt", &[&s], vec![], None);
         h = g.node("Div", &[&clamped, &root], vec![], None);
     }
-    for (i, layer) in folded.layers.iter().enumerate() {
-        let w = g.constant(
-            &format!("w{i}"),
-            &[layer.in_dim, layer.out_dim],
-            &layer.weight,
-        );
-        let b = g.constant(&format!("b{i}"), &[layer.out_dim], &layer.bias);
-        let prod = g.node("MatMul", &[&h, &w], vec![], None);
-        h = g.node("Add", &[&prod, &b], vec![], None);
-        if let Some(slope) = layer.slope {
-            // max(v, slope·v) with slope in [0, 1]: LeakyReLU.
-            h = g.node("LeakyRelu", &[&h], vec![Attr::Float("alpha", slope)], None);
+    match &body {
+        Body::Image(cfg, parts) => h = image_body(&mut g, &h, cfg, parts),
+        Body::Mlp(layers) => {
+            for (i, layer) in layers.iter().enumerate() {
+                let w = g.constant(
+                    &format!("w{i}"),
+                    &[layer.in_dim, layer.out_dim],
+                    &layer.weight,
+                );
+                let b = g.constant(&format!("b{i}"), &[layer.out_dim], &layer.bias);
+                let prod = g.node("MatMul", &[&h, &w], vec![], None);
+                h = g.node("Add", &[&prod, &b], vec![], None);
+                if let Some(slope) = layer.slope {
+                    // max(v, slope·v) with slope in [0, 1]: LeakyReLU.
+                    h = g.node("LeakyRelu", &[&h], vec![Attr::Float("alpha", slope)], None);
+                }
+            }
         }
     }
     let axes = g.int64s("axes", &[1]);

@@ -35,9 +35,10 @@
 //! - `dcd_model.safetensors`: a DCD model (Langevin sampler on the energy, 5 steps per level)
 //!   fitted briefly on the same kind of rows; `dcd_energy.f32` (its energies of `rows.f32`) and
 //!   `dcd_sample.f32` (`Model::sample(sample_rows, sample_seed)`), as for the GCD model;
-//! - `model.onnx`, `gcd_model.onnx`, `dcd_model.onnx`: the three vector models' energies
+//! - `model.onnx`, `gcd_model.onnx`, `dcd_model.onnx`, `image_model.onnx`: the models' energies
 //!   exported by `ddaebm-train export --onnx` (ONNX Runtime must give `energy.f32`,
-//!   `gcd_energy.f32` and `dcd_energy.f32` for `rows.f32`, to the tolerance of `docs/onnx.md`);
+//!   `gcd_energy.f32` and `dcd_energy.f32` for `rows.f32`, and `image_energy.f32` for
+//!   `image_rows.f32`, to the tolerance of `docs/onnx.md`);
 //! - `fixture.txt`: `key value` lines: `rows`, `dim`, `sample_rows`, `sample_seed`, `flagged`,
 //!   `threshold`, `calibration_rows` (the model's calibration energies, as `Model::drift`
 //!   reports them), `image_channels`, `image_height`, `image_width`, `image_rows`.
@@ -334,7 +335,7 @@ pub fn write(dir: &Path) -> Result<()> {
         ..DcdConfig::default()
     });
     write_method_fixture(&dir, &rows, &device, "dcd", 37, dcd)?;
-    for name in ["model", "gcd_model", "dcd_model"] {
+    for name in ["model", "gcd_model", "dcd_model", "image_model"] {
         let model = Model::open(dir.join(format!("{name}.safetensors")), &device)?;
         ddaebm_train::onnx::export(&model, &dir.join(format!("{name}.onnx")))?;
     }

@@ -1,5 +1,6 @@
 """The ONNX export (`ddaebm-train export --onnx`, docs/onnx.md) run by ONNX Runtime gives the
-library's energies: the fixture's three vector models, one per training method."""
+library's energies: the fixture's three vector models, one per training method, and its image
+model."""
 
 import numpy as np
 import onnx
@@ -13,11 +14,19 @@ TOLERANCE = 1e-4
 
 
 @pytest.mark.parametrize(
-    "model_name, energies",
-    [("model", "energy"), ("gcd_model", "gcd_energy"), ("dcd_model", "dcd_energy")],
+    "model_name, energies, inputs",
+    [
+        ("model", "energy", "rows"),
+        ("gcd_model", "gcd_energy", "rows"),
+        ("dcd_model", "dcd_energy", "rows"),
+        ("image_model", "image_energy", "image_rows"),
+    ],
 )
-def test_onnx_runtime_gives_the_library_energies(fixture_dir, rows, model_name, energies):
+def test_onnx_runtime_gives_the_library_energies(fixture_dir, info, model_name, energies, inputs):
     path = fixture_dir / f"{model_name}.onnx"
+    flat = np.fromfile(fixture_dir / f"{inputs}.f32", dtype="<f4")
+    n = int(info["rows"] if inputs == "rows" else info["image_rows"])
+    rows = flat.reshape(n, -1)
     proto = onnx.load(path)
     onnx.checker.check_model(proto, full_check=True)
     props = {p.key: p.value for p in proto.metadata_props}

@@ -45,8 +45,8 @@ pub enum Command {
     /// Per-feature attributions of every row's energy (integrated gradients from the training
     /// rows' mean) as an (n, d) f32 .npy: which features made a row an outlier.
     Explain(explain::ExplainArgs),
-    /// Export the model's energy to another format: an ONNX graph of a vector model's level-0
-    /// energy, with the calibrated threshold in its metadata.
+    /// Export the model's energy to another format: an ONNX graph of the level-0 energy (vector
+    /// and image models), with the calibrated threshold in its metadata.
     Export(export::ExportArgs),
     /// Print the model's metadata as JSON.
     Inspect(inspect::InspectArgs),
