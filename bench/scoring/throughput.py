@@ -151,6 +151,31 @@ def torch_energies(ref: NumpyEnergy, threads: int) -> dict:
     return out
 
 
+def ort_c_harness(tmp: Path) -> tuple[Path, Path]:
+    """bench/scoring/ort_c.c (ONNX Runtime's C API, loaded with dlopen) and the libonnxruntime.so
+    the onnxruntime Python wheel ships, so that both ONNX Runtime columns run the same build."""
+    import onnxruntime
+
+    libs = sorted((Path(onnxruntime.__file__).parent / "capi").glob("libonnxruntime.so*"))
+    if not libs:
+        raise SystemExit("the onnxruntime package has no capi/libonnxruntime.so*")
+    exe = tmp / "ort_c"
+    subprocess.run(["cc", "-O2", str(Path(__file__).with_name("ort_c.c")), "-ldl", "-o", str(exe)], check=True)
+    return exe, libs[0]
+
+
+def ort_c(exe: Path, lib: Path, mode: str, *args) -> str:
+    out = subprocess.run([str(exe), mode, str(lib), *map(str, args)], check=True, capture_output=True, text=True)
+    return out.stdout
+
+
+def c_latency_us(exe: Path, model: Path, calls: int) -> tuple[float, float]:
+    """p50 and p99 of single-row ddaebm_energy calls through the C ABI (bench/scoring/latency.c)."""
+    out = subprocess.run([str(exe), str(model), str(calls)], check=True, capture_output=True, text=True)
+    p50, p99, *_ = out.stdout.split()
+    return float(p50), float(p99)
+
+
 def c_rows_per_second(exe: Path, model: Path, rows: Path, batch: int, seconds: float) -> float:
     out = subprocess.run([str(exe), str(model), str(rows), str(batch), str(seconds)],
                          check=True, capture_output=True, text=True)
@@ -175,6 +200,11 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         harness = build_c_harness(tmp)
+        latency_exe = tmp / "latency"
+        subprocess.run(["cc", "-O2", f"-I{REPO / 'include'}", str(Path(__file__).with_name("latency.c")),
+                        f"-L{RELEASE}", "-lddaebm", "-lpthread", f"-Wl,-rpath,{RELEASE}", "-o",
+                        str(latency_exe)], check=True)
+        ort_exe, ort_lib = ort_c_harness(tmp)
         for d in [int(v) for v in args.dims.split(",")]:
             path, train = fit_model(d, tmp)
             ref = NumpyEnergy(path)
@@ -193,6 +223,11 @@ def main(argv=None) -> int:
                 e = fn(x_all[:4096])
                 errs[name] = float(np.max(np.abs(e_dd - e) / np.maximum(1, np.abs(e_dd))))
                 assert errs[name] < 1e-4, f"{name} and ddaebm energies disagree: {errs[name]}"
+            onnx_path = tmp / (path.stem + ".onnx")  # written by onnx_session above
+            ort_c(ort_exe, ort_lib, "energy", onnx_path, tmp / "rows.f32", d, 4096, tmp / "ort_c.f32", threads)
+            e = np.fromfile(tmp / "ort_c.f32", dtype=np.float32)
+            errs["onnxruntime_c"] = float(np.max(np.abs(e_dd - e) / np.maximum(1, np.abs(e_dd))))
+            assert errs["onnxruntime_c"] < 1e-4, f"ONNX Runtime (C) and ddaebm disagree: {errs['onnxruntime_c']}"
             fl = flops_per_row(ref)
             for b in BATCHES:
                 x = np.ascontiguousarray(x_all[:b])
@@ -200,6 +235,8 @@ def main(argv=None) -> int:
                 r_dd = rows_per_second(model.energy, x, args.seconds)
                 r_np = rows_per_second(ref, x, args.seconds)
                 r_peer = {name: rows_per_second(fn, x, args.seconds) for name, fn in peers.items()}
+                r_peer["onnxruntime_c"] = float(ort_c(ort_exe, ort_lib, "throughput", onnx_path, tmp / "rows.f32", d,
+                                                      b, args.seconds, threads))
                 r_ort = r_peer["onnxruntime"]
                 r_if = rows_per_second(forest.decision_function, x, args.seconds) if b >= 64 else None
                 row = {"d": d, "batch": b, "ddaebm_c_rows_s": r_c, "ddaebm_rows_s": r_dd,
@@ -221,10 +258,16 @@ def main(argv=None) -> int:
             lat = {"d": d}
             for name, fn in [("ddaebm", model.energy), *peers.items()]:
                 lat[name + "_p50_us"], lat[name + "_p99_us"] = single_row_latency_us(fn, row)
+            lat["ddaebm_c_p50_us"], lat["ddaebm_c_p99_us"] = c_latency_us(latency_exe, path, 20000)
+            c50, c99, _ = ort_c(ort_exe, ort_lib, "latency", onnx_path, tmp / "rows.f32", d, 20000, threads).split()
+            lat["onnxruntime_c_p50_us"], lat["onnxruntime_c_p99_us"] = float(c50), float(c99)
             results["latency"].append(lat)
             print(f"d={d:4} single row (Python, p50 / p99 us): "
                   + ", ".join(f"{name} {lat[name + '_p50_us']:.1f} / {lat[name + '_p99_us']:.1f}"
                               for name in ["ddaebm", *peers]), flush=True)
+            print(f"d={d:4} single row (C, p50 / p99 us): ddaebm {lat['ddaebm_c_p50_us']:.1f} / "
+                  f"{lat['ddaebm_c_p99_us']:.1f}, onnxruntime {lat['onnxruntime_c_p50_us']:.1f} / "
+                  f"{lat['onnxruntime_c_p99_us']:.1f}", flush=True)
             model.close()
     args.out.write_text(json.dumps(results, indent=1) + "\n")
     print(f"wrote {args.out}")
