@@ -17,6 +17,8 @@
 //! differs, so results agree to float rounding: tested) and is used by [`crate::Model`] on the
 //! CPU. Blocks of [`BLOCK_ROWS`] rows are scored in parallel on the caller's rayon pool.
 
+use std::sync::OnceLock;
+
 use rayon::prelude::*;
 
 use crate::cpu::kernels::{gemm_accumulate, log_sum_exp, sum_of_squares};
@@ -54,6 +56,9 @@ pub struct CpuEnergy {
     layers: Vec<DenseLayer>,
     widest: usize,
     mixture: Option<FusedMixture>,
+    /// Each layer's weight as (out, in) row-major, for the input gradient's backward products;
+    /// made on the first gradient call (scoring never needs them).
+    transposed: OnceLock<Vec<Vec<f32>>>,
 }
 
 /// The mixture base measure at level 0 as one matrix product ([`MixtureProduct`], whose fields
@@ -67,6 +72,9 @@ struct FusedMixture {
     spherical: Option<Vec<f32>>,
     /// (K): `log w_j − ½ Σ_i (ln 2π v_ji + μ_ji² / v_ji)`.
     constants: Vec<f32>,
+    /// `weight` transposed, (K, width) row-major: the responsibilities times it give the
+    /// gradient of every logit, summed.
+    weight_t: Vec<f32>,
 }
 
 impl FusedMixture {
@@ -76,12 +84,88 @@ impl FusedMixture {
             constants,
             spherical,
         } = MixtureProduct::new(mixture, d);
+        let k = constants.len();
         Ok(Self {
-            components: constants.len(),
+            components: k,
+            weight_t: transpose(&weight, weight.len() / k.max(1), k),
             weight,
             spherical,
             constants,
         })
+    }
+
+    /// The logits `c_j + features · W` of the `m` rows (m × K), as
+    /// [`Self::negative_log_density`] forms them.
+    fn logits(&self, features: &[f32], norms: &[f32], m: usize) -> Vec<f32> {
+        let (k, width) = (self.components, self.weight.len() / self.components);
+        let mut logits = Vec::with_capacity(m * k);
+        match &self.spherical {
+            Some(q) => {
+                for &n in &norms[..m] {
+                    logits.extend(self.constants.iter().zip(q).map(|(&c, &q)| c + n * q));
+                }
+            }
+            None => {
+                for _ in 0..m {
+                    logits.extend_from_slice(&self.constants);
+                }
+            }
+        }
+        // SAFETY: logits holds m×k, features m×width and the weight width×k values, row-major
+        // and in bounds; the three are distinct allocations.
+        unsafe { gemm_accumulate(m, k, width, &mut logits, features, &self.weight) };
+        logits
+    }
+
+    /// Adds `∂(−log p)/∂x` of the `m` rows `x` (m × d) to `grad`: with responsibilities
+    /// `r = softmax(logits)`, `∇ log p = Σ_j r_j ∇ logit_j`, and `∇ logit_j = 2 q_j x + w_j`
+    /// (spherical) or `2 a_j ⊙ x + b_j` (rows `a` = `−½/v`, `b` = `μ/v` of the weight).
+    fn add_negative_log_density_gradient(
+        &self,
+        x: &[f32],
+        features: &[f32],
+        norms: &[f32],
+        m: usize,
+        grad: &mut [f32],
+    ) {
+        let d = x.len() / m.max(1);
+        let (k, width) = (self.components, self.weight.len() / self.components);
+        let mut r = self.logits(features, norms, m);
+        for row in r.chunks_exact_mut(k) {
+            let lse = log_sum_exp(row);
+            for v in row.iter_mut() {
+                *v = (*v - lse).exp();
+            }
+        }
+        // Σ_j r_j W[i, j] for every feature column i: (m × K) · (K × width).
+        let mut mixed = vec![0f32; m * width];
+        // SAFETY: mixed holds m×width, r m×k and weight_t k×width values, row-major, in
+        // bounds and distinct.
+        unsafe { gemm_accumulate(m, width, k, &mut mixed, &r, &self.weight_t) };
+        for row in 0..m {
+            let (xr, gr) = (
+                &x[row * d..(row + 1) * d],
+                &mut grad[row * d..(row + 1) * d],
+            );
+            let mr = &mixed[row * width..(row + 1) * width];
+            match &self.spherical {
+                Some(q) => {
+                    let rq: f32 = r[row * k..(row + 1) * k]
+                        .iter()
+                        .zip(q)
+                        .map(|(a, b)| a * b)
+                        .sum();
+                    for ((g, &xi), &w) in gr.iter_mut().zip(xr).zip(mr) {
+                        *g -= 2.0 * rq * xi + w;
+                    }
+                }
+                None => {
+                    for i in 0..d {
+                        gr[i] -= 2.0 * mr[i] * xr[i] + mr[d + i];
+                    }
+                }
+            }
+        }
     }
 
     /// Values per row of the features [`Self::negative_log_density`] reads: `x` when spherical,
@@ -111,27 +195,23 @@ impl FusedMixture {
     /// norms are `norms` (read only when spherical).
     #[inline(always)]
     fn negative_log_density(&self, features: &[f32], norms: &[f32], m: usize, out: &mut [f32]) {
-        let (k, width) = (self.components, self.weight.len() / self.components);
-        let mut logits = Vec::with_capacity(m * k);
-        match &self.spherical {
-            Some(q) => {
-                for &n in &norms[..m] {
-                    logits.extend(self.constants.iter().zip(q).map(|(&c, &q)| c + n * q));
-                }
-            }
-            None => {
-                for _ in 0..m {
-                    logits.extend_from_slice(&self.constants);
-                }
-            }
-        }
-        // SAFETY: logits holds m×k, features m×width and the weight width×k values, row-major
-        // and in bounds; the three are distinct allocations.
-        unsafe { gemm_accumulate(m, k, width, &mut logits, features, &self.weight) };
+        let k = self.components;
+        let logits = self.logits(features, norms, m);
         for (e, row) in out.iter_mut().zip(logits.chunks_exact(k)) {
             *e = -log_sum_exp(row);
         }
     }
+}
+
+/// `(rows, cols)` row-major → `(cols, rows)` row-major.
+fn transpose(w: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut t = vec![0f32; rows * cols];
+    for r in 0..rows {
+        for c in 0..cols {
+            t[c * rows + r] = w[r * cols + c];
+        }
+    }
+    t
 }
 
 impl CpuEnergy {
@@ -155,7 +235,114 @@ impl CpuEnergy {
                 .as_ref()
                 .map(|mix| FusedMixture::new(mix, mean.len()))
                 .transpose()?,
+            transposed: OnceLock::new(),
         })
+    }
+
+    /// `∂E/∂x` of the level-0 energy at the *normalised* points `xn` (row-major, `dim` values
+    /// each) into `grad` (the same shape): the backward pass of [`Self::energies`] written out,
+    /// a matrix product per layer with the transposed weights, a selection per PReLU, the soft
+    /// clip's slope and the base measure's gradient in closed form. The same function as the
+    /// candle path's input gradient ([`crate::energy::grad`]), to float rounding (tested).
+    pub fn normalized_input_gradients(&self, xn: &[f32], grad: &mut [f32]) {
+        let d = self.dim;
+        let transposed = self.transposed.get_or_init(|| {
+            self.layers
+                .iter()
+                .map(|l| transpose(&l.weight, l.in_dim, l.out_dim))
+                .collect()
+        });
+        let rows = block_rows(xn.len() / d, rayon::current_num_threads());
+        xn.par_chunks(rows * d)
+            .zip(grad.par_chunks_mut(rows * d))
+            .for_each(|(x, g)| self.gradient_block(x, g, transposed));
+    }
+
+    fn gradient_block(&self, xn: &[f32], grad: &mut [f32], transposed: &[Vec<f32>]) {
+        let d = self.dim;
+        let m = xn.len() / d;
+        let inv_c2 = if self.clip > 0.0 {
+            1.0 / (self.clip * self.clip)
+        } else {
+            0.0
+        };
+        // The soft clip and its slope 1 / (s √s), s = 1 + n²/c² on the clamped value n.
+        let mut u = xn.to_vec();
+        let mut clip_slope = vec![1f32; m * d];
+        if self.clip > 0.0 {
+            for (v, sl) in u.iter_mut().zip(clip_slope.iter_mut()) {
+                let n = v.clamp(-self.clip_bound, self.clip_bound);
+                let s = n * n * inv_c2 + 1.0;
+                let root = s.sqrt();
+                *v = n / root;
+                *sl = 1.0 / (s * root);
+            }
+        }
+        // Forward through the layers, keeping every layer's output before its PReLU.
+        let mut pre: Vec<Vec<f32>> = Vec::with_capacity(self.layers.len());
+        let mut h = u;
+        for layer in &self.layers {
+            let n = layer.out_dim;
+            let mut out = Vec::with_capacity(m * n);
+            for _ in 0..m {
+                out.extend_from_slice(&layer.bias);
+            }
+            // SAFETY: out holds m×n, h m×in and the weight in×n values, row-major, in bounds
+            // and distinct.
+            unsafe { gemm_accumulate(m, n, layer.in_dim, &mut out, &h, &layer.weight) };
+            let mut next = out.clone();
+            if let Some(slope) = layer.slope {
+                for v in &mut next {
+                    *v = v.max(slope * *v);
+                }
+            }
+            pre.push(out);
+            h = next;
+        }
+        // Backward: E = −g + base, so ∂E/∂(g's output) = −1.
+        let mut g = vec![-1f32; m * self.layers.last().map_or(1, |l| l.out_dim)];
+        for (i, layer) in self.layers.iter().enumerate().rev() {
+            if let Some(slope) = layer.slope {
+                for (gv, &p) in g.iter_mut().zip(&pre[i]) {
+                    if p < 0.0 {
+                        *gv *= slope;
+                    }
+                }
+            }
+            let mut below = vec![0f32; m * layer.in_dim];
+            // SAFETY: below holds m×in, g m×out and the transposed weight out×in values,
+            // row-major, in bounds and distinct.
+            unsafe {
+                gemm_accumulate(
+                    m,
+                    layer.in_dim,
+                    layer.out_dim,
+                    &mut below,
+                    &g,
+                    &transposed[i],
+                )
+            };
+            g = below;
+        }
+        for ((out, &gu), &sl) in grad.iter_mut().zip(&g).zip(&clip_slope) {
+            *out = gu * sl;
+        }
+        // The base measure: + coefficient·‖x‖² (Gaussian), or −log p(x) (mixture).
+        if self.base_coefficient != 0.0 {
+            for (out, &x) in grad.iter_mut().zip(xn) {
+                *out += 2.0 * self.base_coefficient * x;
+            }
+        }
+        if let Some(mixture) = &self.mixture {
+            let width = mixture.feature_width(d);
+            let mut features = vec![0f32; m * width];
+            let mut norms = vec![0f32; m];
+            for (r, row) in xn.chunks_exact(d).enumerate() {
+                norms[r] = sum_of_squares(row);
+                mixture.features(row, &mut features[r * width..(r + 1) * width]);
+            }
+            mixture.add_negative_log_density_gradient(xn, &features, &norms, m, grad);
+        }
     }
 
     /// Energies `E = −f(x, 0)` of the raw rows `x` (row-major, `dim` values each) into `out`
@@ -265,9 +452,9 @@ mod tests {
         compare_mixture(cfg, rows, false)
     }
 
-    /// As [`compare`]; with `spherical`, each mixture component's variance is the same for
-    /// every feature (the fast path), otherwise it varies per feature.
-    fn compare_mixture(cfg: &NetworkConfig, rows: usize, spherical: bool) -> f32 {
+    /// A random energy network for `cfg`; with `spherical`, each mixture component's variance
+    /// is the same for every feature (the fast path), otherwise it varies per feature.
+    fn random_net(cfg: &NetworkConfig, spherical: bool) -> (VarMap, EnergyNet) {
         let dev = Device::Cpu;
         let vm = VarMap::new();
         let net = EnergyNet::new(cfg, 4, VarBuilder::from_varmap(&vm, DType::F32, &dev)).unwrap();
@@ -300,6 +487,14 @@ mod tests {
                 data[name].set(&value).unwrap();
             }
         }
+        (vm, net)
+    }
+
+    /// As [`compare`]; `spherical` as in [`random_net`].
+    fn compare_mixture(cfg: &NetworkConfig, rows: usize, spherical: bool) -> f32 {
+        let dev = Device::Cpu;
+        let (_vm, net) = random_net(cfg, spherical);
+        let d = cfg.input_dim;
         let mean: Vec<f32> = (0..d).map(|i| i as f32 * 0.1 - 0.5).collect();
         let std: Vec<f32> = (0..d).map(|i| 0.5 + (i % 3) as f32).collect();
         let x: Vec<f32> = (0..rows * d)
@@ -332,6 +527,56 @@ mod tests {
             .zip(&want)
             .map(|(g, w)| (g - w).abs() / w.abs().max(1.0))
             .fold(0.0, f32::max)
+    }
+
+    /// The fused input gradient against candle's ([`crate::energy::grad`]) at level 0.
+    fn compare_gradient(cfg: &NetworkConfig, rows: usize, spherical: bool) -> f32 {
+        let dev = Device::Cpu;
+        let (_vm, net) = random_net(cfg, spherical);
+        let d = cfg.input_dim;
+        let xn: Vec<f32> = (0..rows * d)
+            .map(|i| ((i * 7919) % 1013) as f32 / 150.0 - 3.3)
+            .collect();
+        let xs = Tensor::from_slice(&xn, (rows, d), &dev).unwrap();
+        let levels = level_tensor(0, rows, &dev).unwrap();
+        let (_, _, grad_f) =
+            crate::energy::grad::log_density_ratio_and_input_grad(&net, &xs, &levels).unwrap();
+        let want: Vec<f32> = grad_f
+            .neg()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let (mean, std) = (vec![0f32; d], vec![1f32; d]);
+        let fused = CpuEnergy::new(&net.fold_level0().unwrap(), &mean, &std).unwrap();
+        let mut got = vec![f32::NAN; rows * d];
+        fused.normalized_input_gradients(&xn, &mut got);
+        let scale = want.iter().fold(1f32, |m, w| m.max(w.abs()));
+        got.iter()
+            .zip(&want)
+            .map(|(g, w)| (g - w).abs() / scale)
+            .fold(0.0, f32::max)
+    }
+
+    #[test]
+    fn the_input_gradient_agrees_with_the_candle_network() {
+        let mut cfg = NetworkConfig::toy(5);
+        cfg.head_widths = vec![64, 32];
+        for rows in [1, 3, BLOCK_ROWS + 17] {
+            let err = compare_gradient(&cfg, rows, false);
+            assert!(err < 1e-5, "plain MLP, {rows} rows: {err}");
+        }
+        cfg.base_std = 0.7;
+        cfg.input_soft_clip = 2.0;
+        let err = compare_gradient(&cfg, 50, false);
+        assert!(err < 1e-5, "Gaussian base and soft clip: {err}");
+        cfg.base_std = 0.0;
+        cfg.base_components = 5;
+        for spherical in [false, true] {
+            let err = compare_gradient(&cfg, 40, spherical);
+            assert!(err < 1e-5, "mixture, spherical {spherical}: {err}");
+        }
     }
 
     #[test]
