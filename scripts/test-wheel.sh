@@ -9,7 +9,7 @@
 #     table built from the binding fixture and compares them with single-process scoring
 #     (bindings/python/tests/wheel/platforms_check.py). Spark needs Java 17 or newer.
 #
-# The wheel is the dev-profile one scripts/build-wheel.sh makes (built here if absent). Called by
+# The wheel is the dev-profile one scripts/build-wheel.sh makes (rebuilt here each run). Called by
 # scripts/test-bindings.sh after the binding suites; ends with "Wheel tests: N passed, M failed".
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,10 +20,8 @@ log=$repo/target/bindings/wheel-tests.log
 mkdir -p target/bindings
 : >"$log"
 
-wheel=$(ls target/bindings/wheel/ddaebm-*manylinux*.whl 2>/dev/null | head -1 || true)
-if true; then  # a few seconds; always from the current sources
-    wheel=$(scripts/build-wheel.sh --profile dev --out target/bindings/wheel | tail -1)
-fi
+# Always from the current sources: a few seconds once the dev build is done.
+wheel=$(scripts/build-wheel.sh --profile dev --out target/bindings/wheel | tail -1)
 echo "wheel: $wheel"
 
 # PATH without any Rust toolchain: the venv's bin/ and the system's directories.

@@ -203,6 +203,30 @@ impl FusedMixture {
     }
 }
 
+/// `dst = src · W + b` for the `m` rows of `src` (m × in) into the first m × out values of
+/// `dst`: the bias pre-loaded, then one matrix product accumulating onto it.
+#[inline(always)]
+fn affine(layer: &DenseLayer, m: usize, src: &[f32], dst: &mut [f32]) {
+    let (k, n) = (layer.in_dim, layer.out_dim);
+    for r in 0..m {
+        dst[r * n..(r + 1) * n].copy_from_slice(&layer.bias);
+    }
+    // SAFETY: dst holds m×n values (the slicing above would have panicked otherwise), the
+    // callers pass src of m×k values and the weight holds k×n, all row-major; dst and src are
+    // distinct buffers and the weights the layer's own.
+    unsafe { gemm_accumulate(m, n, k, dst, src, &layer.weight) };
+}
+
+/// The layer's PReLU `max(v, slope·v)` in place (nothing without one).
+#[inline(always)]
+fn prelu(layer: &DenseLayer, values: &mut [f32]) {
+    if let Some(slope) = layer.slope {
+        for v in values {
+            *v = v.max(slope * *v);
+        }
+    }
+}
+
 /// `(rows, cols)` row-major → `(cols, rows)` row-major.
 fn transpose(w: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     let mut t = vec![0f32; rows * cols];
@@ -282,20 +306,10 @@ impl CpuEnergy {
         let mut pre: Vec<Vec<f32>> = Vec::with_capacity(self.layers.len());
         let mut h = u;
         for layer in &self.layers {
-            let n = layer.out_dim;
-            let mut out = Vec::with_capacity(m * n);
-            for _ in 0..m {
-                out.extend_from_slice(&layer.bias);
-            }
-            // SAFETY: out holds m×n, h m×in and the weight in×n values, row-major, in bounds
-            // and distinct.
-            unsafe { gemm_accumulate(m, n, layer.in_dim, &mut out, &h, &layer.weight) };
+            let mut out = vec![0f32; m * layer.out_dim];
+            affine(layer, m, &h, &mut out);
             let mut next = out.clone();
-            if let Some(slope) = layer.slope {
-                for v in &mut next {
-                    *v = v.max(slope * *v);
-                }
-            }
+            prelu(layer, &mut next);
             pre.push(out);
             h = next;
         }
@@ -416,18 +430,8 @@ impl CpuEnergy {
         }
         let (mut src, mut dst) = (&mut a, &mut b);
         for layer in &self.layers {
-            let (k, n) = (layer.in_dim, layer.out_dim);
-            for r in 0..m {
-                dst[r * n..(r + 1) * n].copy_from_slice(&layer.bias);
-            }
-            // SAFETY: dst holds m×n, src m×k and the weight k×n values, all row-major and
-            // in bounds; the three do not overlap (two distinct buffers and the weights).
-            unsafe { gemm_accumulate(m, n, k, dst, src, &layer.weight) };
-            if let Some(slope) = layer.slope {
-                for v in &mut dst[..m * n] {
-                    *v = v.max(slope * *v);
-                }
-            }
+            affine(layer, m, src, dst);
+            prelu(layer, &mut dst[..m * layer.out_dim]);
             std::mem::swap(&mut src, &mut dst);
         }
         // E = −g + ½‖x‖²/s²  (or −g − log p(x) with the mixture)
